@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/bytes.h"
 #include "eventstore/event_store.h"
 
 namespace {
@@ -68,11 +69,9 @@ int Run(const std::string& data_dir) {
     return 1;
   }
   for (const RecordedEvent& event : *read) {
-    fmt::print(
-        "  position {:>6}  version {}  {:<16} {}  hash {}\n", event.position, event.version,
-        event.event_type, event.payload,
-        EventId::FromBytes(std::string_view(reinterpret_cast<const char*>(event.hash.data()), 16))
-            ->ToString());
+    fmt::print("  position {:>6}  version {}  {:<16} {}  hash {}...\n", event.position,
+               event.version, event.event_type, event.payload,
+               ledger::ToHex(std::span<const uint8_t>(event.hash).first(8)));
   }
   auto report = store.Verify(1, store.HeadPosition());
   if (!report) {
