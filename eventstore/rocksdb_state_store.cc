@@ -1,0 +1,138 @@
+// The RocksDB StateStore. One database with the default column family; batches are RocksDB
+// WriteBatchWithIndex so that a batch can read its own writes.
+#include <fmt/format.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+
+#include "eventstore/state_store.h"
+
+namespace ledger::eventstore {
+
+namespace {
+Error StateIoError(const rocksdb::Status& status, std::string_view context) {
+  return Error{.code = ErrorCode::kIoError,
+               .message = fmt::format("state store {}: {}", context, status.ToString()),
+               .current_version = std::nullopt,
+               .position = 0};
+}
+}  // namespace
+
+struct StateBatch::Impl {
+  rocksdb::DB* db;
+  rocksdb::WriteBatchWithIndex batch{rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true};
+};
+
+StateBatch::StateBatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StateBatch::~StateBatch() = default;
+StateBatch::StateBatch(StateBatch&&) noexcept = default;
+StateBatch& StateBatch::operator=(StateBatch&&) noexcept = default;
+
+void StateBatch::Put(std::string_view key, std::string_view value) {
+  impl_->batch.Put(rocksdb::Slice(key), rocksdb::Slice(value)).PermitUncheckedError();
+  ++write_count_;
+}
+
+void StateBatch::Delete(std::string_view key) {
+  impl_->batch.Delete(rocksdb::Slice(key)).PermitUncheckedError();
+  ++write_count_;
+}
+
+StoreResult<std::optional<std::string>> StateBatch::Get(std::string_view key) {
+  std::string value;
+  rocksdb::Status status = impl_->batch.GetFromBatchAndDB(impl_->db, rocksdb::ReadOptions(),
+                                                          rocksdb::Slice(key), &value);
+  if (status.IsNotFound()) return std::optional<std::string>();
+  if (!status.ok()) return Unexpected(StateIoError(status, "read"));
+  return std::optional<std::string>(std::move(value));
+}
+
+class RocksDbStateStore final : public StateStore {
+ public:
+  explicit RocksDbStateStore(rocksdb::DB* db) : db_(db) {}
+  ~RocksDbStateStore() override {
+    db_->Close().PermitUncheckedError();
+    delete db_;
+  }
+
+  StoreResult<std::optional<std::string>> Get(std::string_view key) override {
+    std::string value;
+    rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key), &value);
+    if (status.IsNotFound()) return std::optional<std::string>();
+    if (!status.ok()) return Unexpected(StateIoError(status, "read"));
+    return std::optional<std::string>(std::move(value));
+  }
+
+  StoreResult<void> Scan(
+      std::string_view begin, std::string_view end, bool reverse,
+      const std::function<bool(std::string_view, std::string_view)>& visitor) override {
+    rocksdb::Slice lower(begin), upper(end);
+    rocksdb::ReadOptions options;
+    options.iterate_lower_bound = &lower;
+    if (!end.empty()) options.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(options));
+    if (reverse) {
+      if (end.empty()) {
+        iterator->SeekToLast();
+      } else {
+        iterator->SeekForPrev(upper);
+        // SeekForPrev lands on `end` itself when it exists; the range excludes it.
+        if (iterator->Valid() && iterator->key() == upper) iterator->Prev();
+      }
+    } else {
+      iterator->Seek(lower);
+    }
+    for (; iterator->Valid(); reverse ? iterator->Prev() : iterator->Next()) {
+      if (!visitor(iterator->key().ToStringView(), iterator->value().ToStringView())) break;
+    }
+    if (!iterator->status().ok()) return Unexpected(StateIoError(iterator->status(), "scan"));
+    return {};
+  }
+
+  StateBatch NewBatch() override {
+    auto impl = std::make_unique<StateBatch::Impl>();
+    impl->db = db_;
+    return StateBatch(std::move(impl));
+  }
+
+  StoreResult<void> Write(StateBatch& batch, bool sync) override {
+    rocksdb::WriteOptions options;
+    options.sync = sync;
+    rocksdb::Status status = db_->Write(options, batch.impl_->batch.GetWriteBatch());
+    if (!status.ok()) return Unexpected(StateIoError(status, "write"));
+    batch.impl_->batch.Clear();
+    batch.write_count_ = 0;
+    return {};
+  }
+
+  StoreResult<void> DeleteRange(std::string_view begin, std::string_view end) override {
+    rocksdb::WriteOptions options;
+    rocksdb::Status status = db_->DeleteRange(options, db_->DefaultColumnFamily(),
+                                              rocksdb::Slice(begin), rocksdb::Slice(end));
+    if (!status.ok()) return Unexpected(StateIoError(status, "delete range"));
+    return {};
+  }
+
+ private:
+  rocksdb::DB* db_;
+};
+
+StoreResult<std::unique_ptr<StateStore>> OpenRocksDbStateStore(const std::string& path) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.max_background_jobs = 2;
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  options.compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = rocksdb::NewLRUCache(128ull << 20);
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status status = rocksdb::DB::Open(options, path, &db);
+  if (!status.ok()) return Unexpected(StateIoError(status, fmt::format("cannot open {}", path)));
+  return std::unique_ptr<StateStore>(std::make_unique<RocksDbStateStore>(db));
+}
+
+}  // namespace ledger::eventstore
