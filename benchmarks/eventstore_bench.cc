@@ -140,6 +140,23 @@ Latency Summarize(std::vector<double>& samples_us) {
   return latency;
 }
 
+// Counts group commits through the store's commit listener, so a case can report how many
+// events one WAL write (and sync) carried: the figure that decides group commit's worth.
+class CommitCounter {
+ public:
+  explicit CommitCounter(EventStore& store)
+      : store_(store), id_(store.AddCommitListener([this](uint64_t) {
+          commits_.fetch_add(1, std::memory_order_relaxed);
+        })) {}
+  ~CommitCounter() { store_.RemoveCommitListener(id_); }
+  uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+
+ private:
+  EventStore& store_;
+  std::atomic<uint64_t> commits_{0};
+  uint64_t id_;
+};
+
 std::unique_ptr<EventStore> OpenStore(const std::string& path, const Settings& settings) {
   eventstore::RocksDbOptions options;
   options.sync = settings.sync;
@@ -180,6 +197,7 @@ std::string RunAppendOneByOne(std::string_view case_name, EventStore& store, siz
   std::vector<std::vector<double>> latencies_us(threads);
   std::latch ready(static_cast<std::ptrdiff_t>(threads) + 1);
   std::atomic<bool> stop{false};
+  CommitCounter counter(store);
   std::vector<std::thread> appenders;
   for (size_t t = 0; t < threads; ++t) {
     appenders.emplace_back([&, t] {
@@ -216,9 +234,11 @@ std::string RunAppendOneByOne(std::string_view case_name, EventStore& store, siz
   return fmt::format(
       R"({{"case":"{}","sync":{},"threads":{},"stream_events":{},"events":{},"seconds":{:.3f},)"
       R"("events_per_second":{:.0f},"latency_us_p50":{:.0f},"latency_us_p99":{:.0f},)"
-      R"("latency_us_max":{:.0f}}})",
+      R"("latency_us_max":{:.0f},"commits":{},"events_per_commit":{:.2f}}})",
       case_name, settings.sync, threads, settings.stream_events, events, elapsed_s,
-      static_cast<double>(events) / elapsed_s, latency.p50_us, latency.p99_us, latency.max_us);
+      static_cast<double>(events) / elapsed_s, latency.p50_us, latency.p99_us, latency.max_us,
+      counter.commits(),
+      static_cast<double>(events) / static_cast<double>(std::max<uint64_t>(counter.commits(), 1)));
 }
 
 // Fills the log to `replay_events` with batch appends; returns a JSON line for the fill.
