@@ -1,0 +1,526 @@
+#include "domain/decide.h"
+
+#include <algorithm>
+#include <set>
+#include <string_view>
+
+#include "base/bytes.h"
+#include "domain/limits.h"
+#include "domain/money.h"
+
+namespace ledger::domain {
+namespace {
+
+Unexpected<Rejection> Reject(RejectionCode code, std::string detail) {
+  return Unexpected(Rejection{code, std::move(detail)});
+}
+
+// A text field of a command, named as the API names it ("lines[2].sku").
+struct TextField {
+  std::string name;
+  std::string_view value;
+  bool required = false;
+};
+
+// Over all fields: first any required one empty, then any not UTF-8, then any too long, so that
+// the answer does not depend on the order fields are listed in within one rule.
+std::optional<Rejection> CheckTexts(const std::vector<TextField>& fields) {
+  for (const TextField& field : fields) {
+    if (field.required && field.value.empty()) {
+      return Rejection{RejectionCode::kMissingField, field.name + " is required"};
+    }
+  }
+  for (const TextField& field : fields) {
+    if (!IsValidUtf8(field.value)) {
+      return Rejection{RejectionCode::kInvalidText, field.name + " is not valid UTF-8"};
+    }
+  }
+  for (const TextField& field : fields) {
+    if (field.value.size() > kTextBytesMax) {
+      return Rejection{RejectionCode::kLimitExceeded,
+                       field.name + " is longer than " + std::to_string(kTextBytesMax) + " bytes"};
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Rejection> CheckTime(std::string_view name, int64_t at_us) {
+  if (at_us >= 0 && at_us <= kTimeUsMax) return std::nullopt;
+  return Rejection{RejectionCode::kInvalidTime,
+                   std::string(name) + " = " + std::to_string(at_us) + " is out of range"};
+}
+
+std::optional<Rejection> CheckFailureKind(FailureKind kind) {
+  if (IsValidFailureKind(kind)) return std::nullopt;
+  return Rejection{RejectionCode::kInvalidFailureKind,
+                   "kind " + std::to_string(static_cast<unsigned>(kind))};
+}
+
+std::optional<Rejection> CheckStream(const OrderState& state, std::string_view order_number) {
+  if (state.order_number.empty() || state.order_number == order_number) return std::nullopt;
+  return Rejection{RejectionCode::kStreamMismatch, "the command names " +
+                                                       std::string(order_number) +
+                                                       ", the stream holds " + state.order_number};
+}
+
+std::string FormatAmount(int64_t minor_units, std::string_view currency_code) {
+  const std::optional<Currency> currency = FindCurrency(currency_code);
+  const std::string amount = currency ? FormatMinorUnits(minor_units, *currency)
+                                      : std::to_string(minor_units) + " minor units";
+  return amount + " " + std::string(currency_code);
+}
+
+// Stream, order and line checks shared by the line commands, in order of precedence.
+Result<const LineState*, Rejection> FindLineFor(const OrderState& state,
+                                                std::string_view order_number,
+                                                std::string_view line_id) {
+  if (std::optional<Rejection> rejection = CheckStream(state, order_number)) {
+    return Unexpected(std::move(*rejection));
+  }
+  if (!state.placed()) return Reject(RejectionCode::kOrderNotFound, std::string(order_number));
+  const LineState* line = state.FindLine(line_id);
+  if (line == nullptr) return Reject(RejectionCode::kUnknownLine, std::string(line_id));
+  return line;
+}
+
+std::string LineDetail(const LineState& line) {
+  return "line " + line.line.line_id + " is " + std::string(LineStatusName(line.status));
+}
+
+// ---- PlaceOrder ----
+
+std::vector<TextField> PlacementTexts(const PlaceOrder& command) {
+  const Address& address = command.billing_address;
+  std::vector<TextField> fields = {
+      {"partner", command.partner, true},
+      {"user.username", command.user.username, true},
+      {"user.email", command.user.email},
+      {"currency", command.currency, true},
+      {"shipping_method", command.shipping_method},
+      {"billing_address.first_name", address.first_name},
+      {"billing_address.last_name", address.last_name},
+      {"billing_address.line1", address.line1},
+      {"billing_address.line2", address.line2},
+      {"billing_address.city", address.city},
+      {"billing_address.state", address.state},
+      {"billing_address.postcode", address.postcode},
+      {"billing_address.country", address.country},
+  };
+  for (size_t i = 0; i < command.lines.size(); ++i) {
+    const Line& line = command.lines[i];
+    const std::string prefix = "lines[" + std::to_string(i) + "].";
+    fields.push_back({prefix + "line_id", line.line_id, true});
+    fields.push_back({prefix + "product_type", line.product_type, true});
+    fields.push_back({prefix + "sku", line.sku});
+    fields.push_back({prefix + "title", line.title});
+    for (size_t j = 0; j < line.attributes.size(); ++j) {
+      const std::string attribute = prefix + "attributes[" + std::to_string(j) + "].";
+      fields.push_back({attribute + "name", line.attributes[j].name, true});
+      fields.push_back({attribute + "value", line.attributes[j].value});
+    }
+  }
+  return fields;
+}
+
+std::optional<Rejection> CheckPlacementCounts(const PlaceOrder& command) {
+  if (command.lines.size() > kLinesMax) {
+    return Rejection{
+        RejectionCode::kLimitExceeded,
+        std::to_string(command.lines.size()) + " lines, at most " + std::to_string(kLinesMax)};
+  }
+  for (const Line& line : command.lines) {
+    if (line.attributes.size() > kAttributesPerLineMax) {
+      return Rejection{RejectionCode::kLimitExceeded,
+                       "line " + line.line_id + " has " + std::to_string(line.attributes.size()) +
+                           " attributes, at most " + std::to_string(kAttributesPerLineMax)};
+    }
+    if (line.quantity > kQuantityMax) {
+      return Rejection{RejectionCode::kLimitExceeded,
+                       "line " + line.line_id + " quantity " + std::to_string(line.quantity) +
+                           ", at most " + std::to_string(kQuantityMax)};
+    }
+  }
+  return std::nullopt;
+}
+
+// The rules about the basket's shape, from kMissingField to kDuplicateLineId.
+std::optional<Rejection> CheckPlacementShape(const PlaceOrder& command) {
+  if (std::optional<Rejection> rejection = CheckTexts(PlacementTexts(command))) return rejection;
+  if (std::optional<Rejection> rejection = CheckPlacementCounts(command)) return rejection;
+  if (std::optional<Rejection> rejection = CheckTime("placed_at_us", command.placed_at_us)) {
+    return rejection;
+  }
+  if (!FindCurrency(command.currency)) {
+    return Rejection{RejectionCode::kUnknownCurrency, command.currency};
+  }
+  if (command.lines.empty()) return Rejection{RejectionCode::kEmptyBasket, ""};
+  std::set<std::string_view> line_ids;
+  for (const Line& line : command.lines) {
+    if (!line_ids.insert(line.line_id).second) {
+      return Rejection{RejectionCode::kDuplicateLineId, line.line_id};
+    }
+  }
+  return std::nullopt;
+}
+
+// The rules about amounts, from kNonPositiveQuantity to kTotalMismatch.
+std::optional<Rejection> CheckPlacementAmounts(const PlaceOrder& command) {
+  for (const Line& line : command.lines) {
+    if (line.quantity <= 0) {
+      return Rejection{RejectionCode::kNonPositiveQuantity,
+                       "line " + line.line_id + " quantity " + std::to_string(line.quantity)};
+    }
+  }
+  for (const Line& line : command.lines) {
+    if (line.unit_price_minor < 0) {
+      return Rejection{RejectionCode::kNegativeAmount, "line " + line.line_id + " unit price"};
+    }
+  }
+  if (command.shipping_charge_minor < 0) {
+    return Rejection{RejectionCode::kNegativeAmount, "shipping charge"};
+  }
+  if (command.total_minor < 0) return Rejection{RejectionCode::kNegativeAmount, "total"};
+
+  auto too_large = [](std::optional<int64_t> amount) {
+    return !amount || *amount > kAmountMinorMax;
+  };
+  if (too_large(command.total_minor)) return Rejection{RejectionCode::kAmountOverflow, "total"};
+  std::optional<int64_t> sum = command.shipping_charge_minor;
+  if (too_large(sum)) return Rejection{RejectionCode::kAmountOverflow, "shipping charge"};
+  for (const Line& line : command.lines) {
+    const std::optional<int64_t> line_amount =
+        CheckedMultiply(line.quantity, line.unit_price_minor);
+    if (too_large(line_amount)) {
+      return Rejection{RejectionCode::kAmountOverflow, "line " + line.line_id + " amount"};
+    }
+    sum = CheckedAdd(*sum, *line_amount);
+    if (too_large(sum)) return Rejection{RejectionCode::kAmountOverflow, "sum of the lines"};
+  }
+  if (*sum != command.total_minor) {
+    return Rejection{RejectionCode::kTotalMismatch,
+                     "total " + FormatAmount(command.total_minor, command.currency) +
+                         ", lines plus shipping " + FormatAmount(*sum, command.currency)};
+  }
+  return std::nullopt;
+}
+
+std::optional<Rejection> CheckPayment(const OrderState& state, const PlaceOrder& command) {
+  if (command.total_minor == 0) return std::nullopt;  // Free orders skip payment.
+  if (state.captures.empty()) {
+    return Rejection{RejectionCode::kPaymentMissing,
+                     "total " + FormatAmount(command.total_minor, command.currency)};
+  }
+  const bool any_in_currency =
+      std::any_of(state.captures.begin(), state.captures.end(),
+                  [&](const CaptureRecord& c) { return c.amount.currency == command.currency; });
+  if (!any_in_currency) {
+    return Rejection{
+        RejectionCode::kCurrencyMismatch,
+        "order in " + command.currency + ", captures in " + state.captures.front().amount.currency};
+  }
+  const int64_t captured_minor = CapturedMinor(state, command.currency);
+  if (captured_minor < command.total_minor) {
+    return Rejection{RejectionCode::kPaymentShort,
+                     "captured " + FormatAmount(captured_minor, command.currency) + ", total " +
+                         FormatAmount(command.total_minor, command.currency)};
+  }
+  return std::nullopt;
+}
+
+OrderCreated MakeOrderCreated(const PlaceOrder& command, std::string order_number) {
+  return OrderCreated{
+      .order_number = std::move(order_number),
+      .user = command.user,
+      .lines = command.lines,
+      .shipping_method = command.shipping_method,
+      .shipping_charge_minor = command.shipping_charge_minor,
+      .billing_address = command.billing_address,
+      .total_minor = command.total_minor,
+      .currency = command.currency,
+      .partner = command.partner,
+      .basket_id = command.basket_id,
+      .placed_at_us = command.placed_at_us,
+  };
+}
+
+// Whether a placement repeats `placed`: the same content, whenever it was sent.
+bool SamePlacement(OrderCreated placed, const OrderCreated& candidate) {
+  placed.placed_at_us = candidate.placed_at_us;
+  return placed == candidate;
+}
+
+// ---- Line commands ----
+
+std::vector<TextField> CodeTexts(const std::vector<std::string>& codes) {
+  std::vector<TextField> fields;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    fields.push_back({"codes[" + std::to_string(i) + "]", codes[i], true});
+  }
+  return fields;
+}
+
+std::optional<Rejection> CheckCodes(const std::vector<std::string>& codes) {
+  if (codes.size() > kCodesPerLineMax) {
+    return Rejection{RejectionCode::kLimitExceeded, std::to_string(codes.size()) + " codes"};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int64_t NextRetryAtUs(uint32_t attempt, bool retryable, int64_t failed_at_us) {
+  if (!retryable || attempt == 0 || attempt > kAutomaticRetriesMax) return 0;
+  return failed_at_us + (kFirstRetryDelayUs << (attempt - 1));
+}
+
+Decision Decide(const OrderState& state, const Command& command) {
+  return std::visit([&state](const auto& c) { return Decide(state, c); }, command);
+}
+
+Decision Decide(const OrderState& state, const CapturePayment& command) {
+  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
+  if (auto rejection = CheckTexts({{"processor", command.processor, true},
+                                   {"reference", command.reference, true},
+                                   {"amount.currency", command.amount.currency, true},
+                                   {"card_type", command.card_type},
+                                   {"card_last_digits", command.card_last_digits}})) {
+    return Unexpected(*rejection);
+  }
+  if (auto rejection = CheckTime("captured_at_us", command.captured_at_us)) {
+    return Unexpected(*rejection);
+  }
+  if (!FindCurrency(command.amount.currency)) {
+    return Reject(RejectionCode::kUnknownCurrency, command.amount.currency);
+  }
+  if (command.amount.minor_units <= 0) {
+    return Reject(RejectionCode::kCaptureNotPositive, std::to_string(command.amount.minor_units));
+  }
+  if (command.amount.minor_units > kAmountMinorMax) {
+    return Reject(RejectionCode::kAmountOverflow, "captured amount");
+  }
+  if (auto rejection = CheckStream(state, command.order_number)) return Unexpected(*rejection);
+
+  for (const CaptureRecord& capture : state.captures) {
+    if (capture.processor != command.processor || capture.reference != command.reference) {
+      continue;
+    }
+    if (capture.amount == command.amount && capture.card_type == command.card_type &&
+        capture.card_last_digits == command.card_last_digits) {
+      return std::vector<Event>{};  // The processor reported it again.
+    }
+    return Reject(RejectionCode::kCaptureReferenceReused,
+                  command.processor + " " + command.reference + " captured " +
+                      FormatAmount(capture.amount.minor_units, capture.amount.currency));
+  }
+  if (state.captures.size() >= kCapturesMax) {
+    return Reject(RejectionCode::kLimitExceeded,
+                  "the order has " + std::to_string(kCapturesMax) + " captures already");
+  }
+  return std::vector<Event>{PaymentCaptured{
+      .order_number = command.order_number,
+      .processor = command.processor,
+      .reference = command.reference,
+      .amount = command.amount,
+      .card_type = command.card_type,
+      .card_last_digits = command.card_last_digits,
+      .captured_at_us = command.captured_at_us,
+      .excess = state.placed(),
+  }};
+}
+
+Decision Decide(const OrderState& state, const PlaceOrder& command) {
+  Result<std::string, Rejection> order_number = ResolveOrderNumber(command);
+  if (!order_number) return Unexpected(order_number.error());
+  if (auto rejection = CheckPlacementShape(command)) return Unexpected(*rejection);
+  if (auto rejection = CheckPlacementAmounts(command)) return Unexpected(*rejection);
+  if (auto rejection = CheckStream(state, *order_number)) return Unexpected(*rejection);
+
+  OrderCreated created = MakeOrderCreated(command, *order_number);
+  if (std::optional<OrderCreated> placed = PlacedOrder(state)) {
+    if (SamePlacement(std::move(*placed), created)) return std::vector<Event>{};
+    return Reject(RejectionCode::kDuplicateOrderAttempt,
+                  "there is already an order with number " + *order_number);
+  }
+  if (auto rejection = CheckPayment(state, command)) return Unexpected(*rejection);
+  return std::vector<Event>{std::move(created), PostCheckout{*order_number, command.synchronous}};
+}
+
+Decision Decide(const OrderState& state, const RecordLineFulfilled& command) {
+  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
+  std::vector<TextField> texts = CodeTexts(command.codes);
+  texts.insert(texts.begin(), {{"line_id", command.line_id, true},
+                               {"module", command.module, true},
+                               {"external_reference", command.external_reference}});
+  if (auto rejection = CheckTexts(texts)) return Unexpected(*rejection);
+  if (auto rejection = CheckCodes(command.codes)) return Unexpected(*rejection);
+  if (auto rejection = CheckTime("fulfilled_at_us", command.fulfilled_at_us)) {
+    return Unexpected(*rejection);
+  }
+  Result<const LineState*, Rejection> found =
+      FindLineFor(state, command.order_number, command.line_id);
+  if (!found) return Unexpected(found.error());
+  const LineState& line = **found;
+
+  if (line.status == LineStatus::kComplete) return std::vector<Event>{};  // Fulfilled once only.
+  if (!IsFulfillable(line.status)) return Reject(RejectionCode::kLineRevoked, LineDetail(line));
+  return std::vector<Event>{LineFulfilled{
+      .order_number = command.order_number,
+      .line_id = command.line_id,
+      .module = command.module,
+      .attempt = line.attempts + 1,
+      .external_reference = command.external_reference,
+      .codes = command.codes,
+      .fulfilled_at_us = command.fulfilled_at_us,
+  }};
+}
+
+Decision Decide(const OrderState& state, const RecordFulfillmentFailed& command) {
+  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
+  if (auto rejection = CheckTexts({{"line_id", command.line_id, true},
+                                   {"module", command.module, true},
+                                   {"message", command.message}})) {
+    return Unexpected(*rejection);
+  }
+  if (auto rejection = CheckTime("failed_at_us", command.failed_at_us)) {
+    return Unexpected(*rejection);
+  }
+  if (auto rejection = CheckFailureKind(command.kind)) return Unexpected(*rejection);
+  Result<const LineState*, Rejection> found =
+      FindLineFor(state, command.order_number, command.line_id);
+  if (!found) return Unexpected(found.error());
+  const LineState& line = **found;
+
+  if (line.status == LineStatus::kComplete) {
+    return Reject(RejectionCode::kLineAlreadyComplete, LineDetail(line));
+  }
+  if (!IsFulfillable(line.status)) return Reject(RejectionCode::kLineRevoked, LineDetail(line));
+  if (line.attempts >= kAttemptsMax) {
+    return Reject(RejectionCode::kLimitExceeded, "line " + line.line.line_id + " has failed " +
+                                                     std::to_string(kAttemptsMax) + " times");
+  }
+  const uint32_t attempt = line.attempts + 1;
+  return std::vector<Event>{FulfillmentFailed{
+      .order_number = command.order_number,
+      .line_id = command.line_id,
+      .module = command.module,
+      .attempt = attempt,
+      .kind = command.kind,
+      .message = command.message,
+      .retryable = command.retryable,
+      .next_retry_at_us = NextRetryAtUs(attempt, command.retryable, command.failed_at_us),
+      .failed_at_us = command.failed_at_us,
+  }};
+}
+
+Decision Decide(const OrderState& state, const RequestFulfillmentRetry& command) {
+  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
+  std::vector<TextField> texts = {{"requested_by", command.requested_by, true},
+                                  {"reason", command.reason}};
+  for (size_t i = 0; i < command.line_ids.size(); ++i) {
+    texts.push_back({"line_ids[" + std::to_string(i) + "]", command.line_ids[i], true});
+  }
+  if (auto rejection = CheckTexts(texts)) return Unexpected(*rejection);
+  if (command.line_ids.size() > kLinesMax) {
+    return Reject(RejectionCode::kLimitExceeded,
+                  std::to_string(command.line_ids.size()) + " line ids");
+  }
+  if (auto rejection = CheckTime("requested_at_us", command.requested_at_us)) {
+    return Unexpected(*rejection);
+  }
+  if (auto rejection = CheckStream(state, command.order_number)) return Unexpected(*rejection);
+  if (!state.placed()) return Reject(RejectionCode::kOrderNotFound, command.order_number);
+
+  std::vector<std::string> line_ids;
+  if (command.line_ids.empty()) {
+    line_ids = FulfillableLines(state);
+    if (line_ids.empty()) {
+      return Reject(
+          RejectionCode::kNothingToFulfill,
+          "order " + command.order_number + " is " + std::string(OrderStatusName(state.status)));
+    }
+  } else {
+    for (const std::string& line_id : command.line_ids) {
+      const LineState* line = state.FindLine(line_id);
+      if (line == nullptr) return Reject(RejectionCode::kUnknownLine, line_id);
+      if (!IsFulfillable(line->status)) {
+        return Reject(RejectionCode::kLineNotFulfillable, LineDetail(*line));
+      }
+      // A line named twice is retried once.
+      if (std::find(line_ids.begin(), line_ids.end(), line_id) == line_ids.end()) {
+        line_ids.push_back(line_id);
+      }
+    }
+  }
+  return std::vector<Event>{FulfillmentRetryRequested{
+      .order_number = command.order_number,
+      .requested_by = command.requested_by,
+      .reason = command.reason,
+      .line_ids = std::move(line_ids),
+      .automatic = command.automatic,
+      .requested_at_us = command.requested_at_us,
+  }};
+}
+
+Decision Decide(const OrderState& state, const RecordLineRevoked& command) {
+  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
+  if (auto rejection = CheckTexts({{"line_id", command.line_id, true},
+                                   {"module", command.module, true},
+                                   {"refund_reference", command.refund_reference}})) {
+    return Unexpected(*rejection);
+  }
+  if (auto rejection = CheckTime("revoked_at_us", command.revoked_at_us)) {
+    return Unexpected(*rejection);
+  }
+  Result<const LineState*, Rejection> found =
+      FindLineFor(state, command.order_number, command.line_id);
+  if (!found) return Unexpected(found.error());
+  const LineState& line = **found;
+
+  if (line.status == LineStatus::kRevoked) return std::vector<Event>{};  // Revoked once only.
+  if (line.status != LineStatus::kComplete && line.status != LineStatus::kRevocationError) {
+    return Reject(RejectionCode::kLineNotFulfilled, LineDetail(line));
+  }
+  return std::vector<Event>{LineRevoked{
+      .order_number = command.order_number,
+      .line_id = command.line_id,
+      .module = command.module,
+      .refund_reference = command.refund_reference,
+      .revoked_at_us = command.revoked_at_us,
+  }};
+}
+
+Decision Decide(const OrderState& state, const RecordRevocationFailed& command) {
+  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
+  if (auto rejection = CheckTexts({{"line_id", command.line_id, true},
+                                   {"module", command.module, true},
+                                   {"message", command.message},
+                                   {"refund_reference", command.refund_reference}})) {
+    return Unexpected(*rejection);
+  }
+  if (auto rejection = CheckTime("failed_at_us", command.failed_at_us)) {
+    return Unexpected(*rejection);
+  }
+  if (auto rejection = CheckFailureKind(command.kind)) return Unexpected(*rejection);
+  Result<const LineState*, Rejection> found =
+      FindLineFor(state, command.order_number, command.line_id);
+  if (!found) return Unexpected(found.error());
+  const LineState& line = **found;
+
+  if (line.status == LineStatus::kRevoked) {
+    return Reject(RejectionCode::kLineRevoked, LineDetail(line));
+  }
+  if (line.status != LineStatus::kComplete && line.status != LineStatus::kRevocationError) {
+    return Reject(RejectionCode::kLineNotFulfilled, LineDetail(line));
+  }
+  return std::vector<Event>{RevocationFailed{
+      .order_number = command.order_number,
+      .line_id = command.line_id,
+      .module = command.module,
+      .kind = command.kind,
+      .message = command.message,
+      .refund_reference = command.refund_reference,
+      .failed_at_us = command.failed_at_us,
+  }};
+}
+
+}  // namespace ledger::domain

@@ -1,0 +1,119 @@
+// OrderState: what an order's stream says, folded from its events by Evolve. Every reader of the
+// log (the command service, projections, auditors, the process manager) folds with this one
+// function, so they all agree on what an order is.
+//
+// Evolve applies facts; it does not judge them. Decide (domain/decide.h) only produces events
+// Evolve can apply; an event that cannot apply (a line the order does not have, a transition the
+// rules forbid) means the log was written by a bug, and Evolve stops the process with an
+// assertion rather than fold it into a wrong state.
+//
+// Thread safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "domain/events.h"
+#include "domain/status.h"
+
+namespace ledger::domain {
+
+// One captured payment, as recorded.
+struct CaptureRecord {
+  std::string processor;
+  std::string reference;
+  Money amount;
+  std::string card_type;
+  std::string card_last_digits;
+  int64_t captured_at_us = 0;
+  bool excess = false;
+
+  friend bool operator==(const CaptureRecord&, const CaptureRecord&) = default;
+};
+
+// One basket line and how far its fulfillment (and revocation) got.
+struct LineState {
+  Line line;
+  LineStatus status = LineStatus::kOpen;
+  // Fulfillment attempts recorded (fulfilled or failed); the next attempt is attempts + 1.
+  uint32_t attempts = 0;
+  // The module that last reported on the line.
+  std::string module;
+  // The last failure, fulfillment or revocation; kept after a later success, for support.
+  std::optional<FailureKind> last_error_kind;
+  std::string last_error_message;
+  // When the process manager should retry automatically; 0 when no retry is scheduled.
+  int64_t next_retry_at_us = 0;
+  // A retry was requested and no outcome has been recorded since.
+  bool retry_requested = false;
+  std::string external_reference;
+  std::vector<std::string> codes;
+  std::string refund_reference;
+
+  friend bool operator==(const LineState&, const LineState&) = default;
+};
+
+// Amounts in the order's currency; all zero until the order is placed.
+struct OrderAmounts {
+  int64_t total_minor = 0;
+  // Every capture in the order's currency, before or after placement.
+  int64_t captured_minor = 0;
+  // What the customer still owes: total - captured when positive. Zero for any placed order,
+  // since placement requires the total to be covered; kept so that readers need not know that.
+  int64_t due_minor = 0;
+  // Money to hand back: captured - total when positive (excess captures, overpayment).
+  int64_t overpaid_minor = 0;
+  // Quantity x unit price of every revoked line (a refund covers whole lines, not shipping).
+  int64_t refunded_minor = 0;
+
+  friend bool operator==(const OrderAmounts&, const OrderAmounts&) = default;
+};
+
+struct OrderState {
+  // Empty until the first event; then the order number every event of the stream carries.
+  std::string order_number;
+  // Events folded so far: the stream's next version.
+  uint64_t events_applied = 0;
+  std::vector<CaptureRecord> captures;
+  // The placement, once OrderCreated is folded. Lines are in `lines` below, not here.
+  std::optional<OrderCreated> placement;
+  bool post_checkout_requested = false;
+  bool post_checkout_synchronous = false;
+  std::vector<LineState> lines;
+  // Meaningful once placed.
+  OrderStatus status = OrderStatus::kOpen;
+  OrderAmounts amounts;
+  uint32_t retry_requests = 0;
+
+  bool placed() const { return placement.has_value(); }
+  // The line with this id, or nullptr.
+  const LineState* FindLine(std::string_view line_id) const;
+
+  friend bool operator==(const OrderState&, const OrderState&) = default;
+};
+
+// Applies one event to the state. Asserts that the event can apply (see the header comment).
+OrderState Evolve(OrderState state, const Event& event);
+
+// Folds events from the empty state.
+OrderState Fold(std::span<const Event> events);
+
+// The placement content as OrderCreated carries it (lines included): what a repeated PlaceOrder
+// is compared with. nullopt before placement.
+std::optional<OrderCreated> PlacedOrder(const OrderState& state);
+
+// The sum of every capture in `currency` (placed or not, excess or not).
+int64_t CapturedMinor(const OrderState& state, std::string_view currency);
+
+// The ids of the lines a fulfillment run may touch: Open or in a fulfillment error, in basket
+// order. Never Complete, Revoked or Revocation Error lines. Empty before placement.
+std::vector<std::string> FulfillableLines(const OrderState& state);
+
+// The fulfillable lines whose automatic retry is due at `now_us`.
+std::vector<std::string> LinesDueForRetry(const OrderState& state, int64_t now_us);
+
+}  // namespace ledger::domain
