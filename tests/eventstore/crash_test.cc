@@ -1,0 +1,204 @@
+// Crash test: a child process (eventstore_crash_appender) appends batches to the RocksDB store in
+// a loop and acknowledges each append that returned success on a pipe; the test kills it with
+// SIGKILL at random moments, reopens the store and checks that
+//   - every acknowledged append is there, at the positions it was told, with its content;
+//   - no batch is partial, acknowledged or not (each event names its batch and its size);
+//   - positions are gapless from 1, versions gapless in each stream, and Verify is ok;
+// then the next round's child appends on the same directory.
+//
+// Half the rounds kill at a random time after the start (which may fall inside open and
+// recovery), half at a random time after the first acknowledgement (inside the append loop).
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "tests/eventstore/crash_batch.h"
+#include "tests/eventstore/store_test_support.h"
+
+extern char** environ;
+
+namespace ledger::eventstore::testing {
+namespace {
+
+struct Ack {
+  uint64_t round = 0;
+  uint64_t batch = 0;
+  uint64_t first_position = 0;
+  uint64_t last_position = 0;
+};
+
+// One run of the child, from spawn to SIGKILL, and what it acknowledged.
+struct ChildRun {
+  std::vector<Ack> acks;
+  std::string error;  // What the child reported, or why the run went wrong.
+  bool killed = false;
+};
+
+// Starts the child with its acknowledgements on fd 3; kills it once `kill_after` has passed
+// since the start (or since its first acknowledgement when `after_first_ack`), reading the pipe
+// all along so the child never blocks on it.
+ChildRun RunChild(const std::string& data_dir, uint64_t round, std::chrono::milliseconds kill_after,
+                  bool after_first_ack) {
+  ChildRun run;
+  int fds[2];
+  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+  posix_spawn_file_actions_t actions;
+  REQUIRE(posix_spawn_file_actions_init(&actions) == 0);
+  // dup2 clears close-on-exec on the copy: the child gets the write end as fd 3, nothing else.
+  REQUIRE(posix_spawn_file_actions_adddup2(&actions, fds[1], 3) == 0);
+  const std::string round_text = std::to_string(round);
+  std::vector<char*> argv = {
+      const_cast<char*>(LEDGER_CRASH_APPENDER), const_cast<char*>(data_dir.c_str()),
+      const_cast<char*>(round_text.c_str()), const_cast<char*>("3"), nullptr};
+  pid_t child = 0;
+  const int spawned =
+      posix_spawn(&child, LEDGER_CRASH_APPENDER, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  REQUIRE(spawned == 0);
+
+  // A child that never acknowledges is stuck; this bounds the wait for the first ack.
+  constexpr std::chrono::seconds kFirstAckPatience(30);
+  auto deadline =
+      std::chrono::steady_clock::now() + (after_first_ack ? kFirstAckPatience : kill_after);
+  bool deadline_is_final = !after_first_ack;
+  std::string buffer;
+  bool child_closed_pipe = false;
+  while (true) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      if (deadline_is_final) break;
+      run.error = "the child acknowledged nothing in time";
+      break;
+    }
+    pollfd poll_fd{.fd = fds[0], .events = POLLIN, .revents = 0};
+    const auto wait_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
+    const int ready = ::poll(&poll_fd, 1, static_cast<int>(wait_ms));
+    if (ready <= 0) continue;  // Timed out (checked above) or interrupted.
+    char chunk[4096];
+    const ssize_t got = ::read(fds[0], chunk, sizeof chunk);
+    if (got <= 0) {
+      child_closed_pipe = true;  // The child exited on its own: it reported why.
+      break;
+    }
+    buffer.append(chunk, static_cast<size_t>(got));
+    if (!deadline_is_final && buffer.find('\n') != std::string::npos) {
+      deadline = std::chrono::steady_clock::now() + kill_after;
+      deadline_is_final = true;
+    }
+  }
+  ::kill(child, SIGKILL);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  run.killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  // Whatever the child wrote before it died is still in the pipe.
+  if (!child_closed_pipe) {
+    char chunk[4096];
+    ssize_t got = 0;
+    while ((got = ::read(fds[0], chunk, sizeof chunk)) > 0) {
+      buffer.append(chunk, static_cast<size_t>(got));
+    }
+  }
+  ::close(fds[0]);
+
+  std::istringstream lines(buffer);
+  std::string line;
+  while (std::getline(lines, line)) {
+    Ack ack;
+    unsigned long long values[4] = {};
+    if (std::sscanf(line.c_str(), "ack %llu %llu %llu %llu", &values[0], &values[1], &values[2],
+                    &values[3]) == 4) {
+      run.acks.push_back(Ack{.round = values[0],
+                             .batch = values[1],
+                             .first_position = values[2],
+                             .last_position = values[3]});
+    } else {
+      run.error += line;
+    }
+  }
+  if (!buffer.empty() && buffer.back() != '\n') run.error += " (a torn acknowledgement line)";
+  return run;
+}
+
+// Checks that every event of the log belongs to a whole batch: its events at consecutive
+// positions, in order, in the right stream, with the right content.
+void CheckWholeBatches(const std::vector<RecordedEvent>& log) {
+  size_t i = 0;
+  while (i < log.size()) {
+    const auto name = ParseCrashPayload(log[i].payload);
+    INFO("position " << log[i].position);
+    REQUIRE(name.has_value());
+    REQUIRE(name->event == 0);
+    const auto batch = CrashBatch(name->round, name->batch);
+    REQUIRE(name->count == batch.size());
+    REQUIRE(i + batch.size() <= log.size());
+    for (size_t e = 0; e < batch.size(); ++e) {
+      INFO("event " << e << " of round " << name->round << " batch " << name->batch);
+      REQUIRE(SameContent(log[i + e], CrashStream(name->batch), batch[e]));
+    }
+    i += batch.size();
+  }
+}
+
+TEST_CASE(
+    "after SIGKILL at random moments every acknowledged append is whole and the log "
+    "verifies",
+    "[crash]") {
+  TempDir dir("crash");
+  const std::string data_dir = dir.Child("store");
+  const size_t rounds = 24;
+  const std::random_device::result_type seed = std::random_device()();
+  CAPTURE(seed);
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<int> since_start_ms(2, IsSanitized() ? 400 : 150);
+  std::uniform_int_distribution<int> since_first_ack_ms(0, 60);
+
+  std::vector<Ack> acknowledged;  // Over all rounds: none may ever go missing.
+  size_t kills = 0;
+  for (uint64_t round = 0; round < rounds; ++round) {
+    CAPTURE(round);
+    const bool after_first_ack = round % 2 == 1;
+    const std::chrono::milliseconds kill_after(after_first_ack ? since_first_ack_ms(random)
+                                                               : since_start_ms(random));
+    const ChildRun run = RunChild(data_dir, round, kill_after, after_first_ack);
+    INFO("child: " << run.error);
+    REQUIRE(run.error.empty());
+    REQUIRE(run.killed);
+    ++kills;
+    for (const Ack& ack : run.acks) {
+      REQUIRE(ack.round == round);
+      acknowledged.push_back(ack);
+    }
+
+    auto store = MustOpenRocksDb(data_dir);
+    const auto log = CheckLogInvariants(*store);
+    CheckWholeBatches(log);
+    for (const Ack& ack : acknowledged) {
+      INFO("acknowledged round " << ack.round << " batch " << ack.batch << " at "
+                                 << ack.first_position << ".." << ack.last_position);
+      const auto batch = CrashBatch(ack.round, ack.batch);
+      REQUIRE(ack.last_position - ack.first_position + 1 == batch.size());
+      REQUIRE(ack.last_position <= log.size());
+      for (size_t e = 0; e < batch.size(); ++e) {
+        REQUIRE(SameContent(log[ack.first_position - 1 + e], CrashStream(ack.batch), batch[e]));
+      }
+    }
+  }
+  CHECK(kills >= 20);
+  // The kills must have landed among appends, not only before the first one.
+  CHECK(acknowledged.size() >= rounds / 2);
+}
+
+}  // namespace
+}  // namespace ledger::eventstore::testing
