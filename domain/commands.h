@@ -23,82 +23,82 @@ namespace ledger::domain {
 
 // A payment processor reports a successful capture. May arrive before the order exists.
 struct CapturePayment {
-  std::string order_number;
-  std::string processor;
-  std::string reference;  // The processor's transaction id.
-  Money amount;
-  std::string card_type;         // Optional.
-  std::string card_last_digits;  // Optional.
+  std::string order_number{};
+  std::string processor{};
+  std::string reference{};  // The processor's transaction id.
+  Money amount{};
+  std::string card_type{};         // Optional.
+  std::string card_last_digits{};  // Optional.
   int64_t captured_at_us = 0;
 };
 
 // Place an order from a basket, after its payment was captured (or for free).
 struct PlaceOrder {
   // Given by the caller, or nullopt to generate `<PARTNER>-<basket id + 100000>`.
-  std::optional<std::string> order_number;
+  std::optional<std::string> order_number{};
   std::string partner;    // Partner short code, e.g. "edx" (upper-cased in generated numbers).
   int64_t basket_id = 0;  // Required (> 0) only when the order number is generated.
-  User user;
-  std::vector<Line> lines;
-  std::string shipping_method;
+  User user{};
+  std::vector<Line> lines{};
+  std::string shipping_method{};
   int64_t shipping_charge_minor = 0;
-  Address billing_address;
+  Address billing_address{};
   int64_t total_minor = 0;
-  std::string currency;
+  std::string currency{};
   int64_t placed_at_us = 0;
   bool synchronous = false;  // Copied into PostCheckout: whether the caller waits for fulfillment.
 };
 
 // A fulfillment module fulfilled a line.
 struct RecordLineFulfilled {
-  std::string order_number;
-  std::string line_id;
-  std::string module;
-  std::string external_reference;  // Optional: the entitlement uuid, ...
-  std::vector<std::string> codes;  // Optional: enrollment codes minted.
+  std::string order_number{};
+  std::string line_id{};
+  std::string module{};
+  std::string external_reference{};  // Optional: the entitlement uuid, ...
+  std::vector<std::string> codes{};  // Optional: enrollment codes minted.
   int64_t fulfilled_at_us = 0;
 };
 
 // A fulfillment module failed to fulfill a line. The domain numbers the attempt and schedules
 // the next automatic retry (domain/limits.h) when `retryable`.
 struct RecordFulfillmentFailed {
-  std::string order_number;
-  std::string line_id;
-  std::string module;
+  std::string order_number{};
+  std::string line_id{};
+  std::string module{};
   FailureKind kind = FailureKind::kUnknown;
-  std::string message;  // What the partner system said, for support to read.
+  std::string message{};  // What the partner system said, for support to read.
   bool retryable = false;
   int64_t failed_at_us = 0;
 };
 
 // Someone (staff, the owner, or the process manager's backoff) asks to fulfill lines again.
 struct RequestFulfillmentRetry {
-  std::string order_number;
-  std::string requested_by;
-  std::string reason;
+  std::string order_number{};
+  std::string requested_by{};
+  std::string reason{};
   // The lines to retry; empty means every fulfillable line (never Complete or Revoked ones).
-  std::vector<std::string> line_ids;
+  std::vector<std::string> line_ids{};
   bool automatic = false;
   int64_t requested_at_us = 0;
 };
 
 // A refund revoked a line through its module.
 struct RecordLineRevoked {
-  std::string order_number;
-  std::string line_id;
-  std::string module;
-  std::string refund_reference;
+  std::string order_number{};
+  std::string line_id{};
+  std::string module{};
+  std::string refund_reference{};
   int64_t revoked_at_us = 0;
 };
 
 // A module failed to revoke a line.
 struct RecordRevocationFailed {
-  std::string order_number;
-  std::string line_id;
-  std::string module;
+  std::string order_number{};
+  std::string line_id{};
+  std::string module{};
   FailureKind kind = FailureKind::kUnknown;
-  std::string message;
-  std::string refund_reference;
+  std::string message{};
+  std::string refund_reference{};
   int64_t failed_at_us = 0;
 };
 

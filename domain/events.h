@@ -36,52 +36,52 @@ bool IsValidFailureKind(FailureKind kind);
 
 struct User {
   int64_t id = 0;
-  std::string username;
-  std::string email;
+  std::string username{};
+  std::string email{};
 
   friend bool operator==(const User&, const User&) = default;
 };
 
 struct Attribute {
-  std::string name;  // e.g. "course_key", "certificate_type", "id_verification_required".
-  std::string value;
+  std::string name{};  // e.g. "course_key", "certificate_type", "id_verification_required".
+  std::string value{};
 
   friend bool operator==(const Attribute&, const Attribute&) = default;
 };
 
 struct Address {
-  std::string first_name;
-  std::string last_name;
-  std::string line1;
-  std::string line2;
-  std::string city;
-  std::string state;
-  std::string postcode;
-  std::string country;  // ISO 3166-1 alpha-2.
+  std::string first_name{};
+  std::string last_name{};
+  std::string line1{};
+  std::string line2{};
+  std::string city{};
+  std::string state{};
+  std::string postcode{};
+  std::string country{};  // ISO 3166-1 alpha-2.
 
   friend bool operator==(const Address&, const Address&) = default;
 };
 
 struct Line {
-  std::string line_id;
-  std::string product_type;  // See domain/status.h: "Seat", "Course Entitlement", ...
-  std::string sku;
-  std::string title;
+  std::string line_id{};
+  std::string product_type{};  // See domain/status.h: "Seat", "Course Entitlement", ...
+  std::string sku{};
+  std::string title{};
   int64_t quantity = 0;
   int64_t unit_price_minor = 0;  // Minor units of the order's currency.
-  std::vector<Attribute> attributes;
+  std::vector<Attribute> attributes{};
 
   friend bool operator==(const Line&, const Line&) = default;
 };
 
 struct PaymentCaptured {
   static constexpr std::string_view kTypeName = "PaymentCaptured";
-  std::string order_number;
-  std::string processor;  // e.g. "cybersource", "paypal".
-  std::string reference;  // The processor's transaction id.
-  Money amount;
-  std::string card_type;
-  std::string card_last_digits;
+  std::string order_number{};
+  std::string processor{};  // e.g. "cybersource", "paypal".
+  std::string reference{};  // The processor's transaction id.
+  Money amount{};
+  std::string card_type{};
+  std::string card_last_digits{};
   int64_t captured_at_us = 0;
   // True when the order already existed: money to hand back.
   bool excess = false;
@@ -91,15 +91,15 @@ struct PaymentCaptured {
 
 struct OrderCreated {
   static constexpr std::string_view kTypeName = "OrderCreated";
-  std::string order_number;
-  User user;
-  std::vector<Line> lines;
-  std::string shipping_method;
+  std::string order_number{};
+  User user{};
+  std::vector<Line> lines{};
+  std::string shipping_method{};
   int64_t shipping_charge_minor = 0;  // Minor units of `currency`.
-  Address billing_address;
+  Address billing_address{};
   int64_t total_minor = 0;  // Minor units of `currency`.
-  std::string currency;
-  std::string partner;    // Partner short code, e.g. "EDX".
+  std::string currency{};
+  std::string partner{};  // Partner short code, e.g. "EDX".
   int64_t basket_id = 0;  // 0 when the caller gave no basket id.
   int64_t placed_at_us = 0;
 
@@ -108,7 +108,7 @@ struct OrderCreated {
 
 struct PostCheckout {
   static constexpr std::string_view kTypeName = "PostCheckout";
-  std::string order_number;
+  std::string order_number{};
   bool synchronous = false;  // Whether the placing call waits for the outcome.
 
   friend bool operator==(const PostCheckout&, const PostCheckout&) = default;
@@ -116,25 +116,25 @@ struct PostCheckout {
 
 struct LineFulfilled {
   static constexpr std::string_view kTypeName = "LineFulfilled";
-  std::string order_number;
-  std::string line_id;
-  std::string module;
-  uint32_t attempt = 0;            // From 1.
-  std::string external_reference;  // e.g. the entitlement uuid.
-  std::vector<std::string> codes;  // Enrollment codes minted for the line.
-  int64_t fulfilled_at_us = 0;     // Not yet in events.capnp.
+  std::string order_number{};
+  std::string line_id{};
+  std::string module{};
+  uint32_t attempt = 0;              // From 1.
+  std::string external_reference{};  // e.g. the entitlement uuid.
+  std::vector<std::string> codes{};  // Enrollment codes minted for the line.
+  int64_t fulfilled_at_us = 0;       // Not yet in events.capnp.
 
   friend bool operator==(const LineFulfilled&, const LineFulfilled&) = default;
 };
 
 struct FulfillmentFailed {
   static constexpr std::string_view kTypeName = "FulfillmentFailed";
-  std::string order_number;
-  std::string line_id;
-  std::string module;
+  std::string order_number{};
+  std::string line_id{};
+  std::string module{};
   uint32_t attempt = 0;  // From 1.
   FailureKind kind = FailureKind::kUnknown;
-  std::string message;
+  std::string message{};
   bool retryable = false;
   int64_t next_retry_at_us = 0;  // 0 when no automatic retry follows.
   int64_t failed_at_us = 0;      // Not yet in events.capnp.
@@ -144,12 +144,12 @@ struct FulfillmentFailed {
 
 struct FulfillmentRetryRequested {
   static constexpr std::string_view kTypeName = "FulfillmentRetryRequested";
-  std::string order_number;
-  std::string requested_by;
-  std::string reason;
-  std::vector<std::string> line_ids;  // Always explicit: never "all", never empty.
-  bool automatic = false;             // True when the process manager's backoff asked for it.
-  int64_t requested_at_us = 0;        // Not yet in events.capnp.
+  std::string order_number{};
+  std::string requested_by{};
+  std::string reason{};
+  std::vector<std::string> line_ids{};  // Always explicit: never "all", never empty.
+  bool automatic = false;               // True when the process manager's backoff asked for it.
+  int64_t requested_at_us = 0;          // Not yet in events.capnp.
 
   friend bool operator==(const FulfillmentRetryRequested&,
                          const FulfillmentRetryRequested&) = default;
@@ -157,10 +157,10 @@ struct FulfillmentRetryRequested {
 
 struct LineRevoked {
   static constexpr std::string_view kTypeName = "LineRevoked";
-  std::string order_number;
-  std::string line_id;
-  std::string module;
-  std::string refund_reference;
+  std::string order_number{};
+  std::string line_id{};
+  std::string module{};
+  std::string refund_reference{};
   int64_t revoked_at_us = 0;  // Not yet in events.capnp.
 
   friend bool operator==(const LineRevoked&, const LineRevoked&) = default;
@@ -168,12 +168,12 @@ struct LineRevoked {
 
 struct RevocationFailed {
   static constexpr std::string_view kTypeName = "RevocationFailed";
-  std::string order_number;
-  std::string line_id;
-  std::string module;
+  std::string order_number{};
+  std::string line_id{};
+  std::string module{};
   FailureKind kind = FailureKind::kUnknown;
-  std::string message;
-  std::string refund_reference;
+  std::string message{};
+  std::string refund_reference{};
   int64_t failed_at_us = 0;  // Not yet in events.capnp.
 
   friend bool operator==(const RevocationFailed&, const RevocationFailed&) = default;

@@ -18,7 +18,7 @@ namespace ledger::domain {
 
 // One row of ISO 4217: the alphabetic code and how many digits follow the decimal point.
 struct Currency {
-  std::string_view code;
+  std::string_view code{};
   int minor_digits = 2;
 };
 
@@ -31,7 +31,7 @@ std::optional<Currency> FindCurrency(std::string_view code);
 
 struct Money {
   int64_t minor_units = 0;
-  std::string currency;  // ISO 4217 code, e.g. "USD".
+  std::string currency{};  // ISO 4217 code, e.g. "USD".
 
   friend bool operator==(const Money&, const Money&) = default;
 };

@@ -24,11 +24,11 @@ namespace ledger::domain {
 
 // One captured payment, as recorded.
 struct CaptureRecord {
-  std::string processor;
-  std::string reference;
-  Money amount;
-  std::string card_type;
-  std::string card_last_digits;
+  std::string processor{};
+  std::string reference{};
+  Money amount{};
+  std::string card_type{};
+  std::string card_last_digits{};
   int64_t captured_at_us = 0;
   bool excess = false;
 
@@ -37,22 +37,22 @@ struct CaptureRecord {
 
 // One basket line and how far its fulfillment (and revocation) got.
 struct LineState {
-  Line line;
+  Line line{};
   LineStatus status = LineStatus::kOpen;
   // Fulfillment attempts recorded (fulfilled or failed); the next attempt is attempts + 1.
   uint32_t attempts = 0;
   // The module that last reported on the line.
-  std::string module;
+  std::string module{};
   // The last failure, fulfillment or revocation; kept after a later success, for support.
-  std::optional<FailureKind> last_error_kind;
-  std::string last_error_message;
+  std::optional<FailureKind> last_error_kind{};
+  std::string last_error_message{};
   // When the process manager should retry automatically; 0 when no retry is scheduled.
   int64_t next_retry_at_us = 0;
   // A retry was requested and no outcome has been recorded since.
   bool retry_requested = false;
-  std::string external_reference;
-  std::vector<std::string> codes;
-  std::string refund_reference;
+  std::string external_reference{};
+  std::vector<std::string> codes{};
+  std::string refund_reference{};
 
   friend bool operator==(const LineState&, const LineState&) = default;
 };
@@ -75,18 +75,18 @@ struct OrderAmounts {
 
 struct OrderState {
   // Empty until the first event; then the order number every event of the stream carries.
-  std::string order_number;
+  std::string order_number{};
   // Events folded so far: the stream's next version.
   uint64_t events_applied = 0;
-  std::vector<CaptureRecord> captures;
+  std::vector<CaptureRecord> captures{};
   // The placement, once OrderCreated is folded. Lines are in `lines` below, not here.
-  std::optional<OrderCreated> placement;
+  std::optional<OrderCreated> placement{};
   bool post_checkout_requested = false;
   bool post_checkout_synchronous = false;
-  std::vector<LineState> lines;
+  std::vector<LineState> lines{};
   // Meaningful once placed.
   OrderStatus status = OrderStatus::kOpen;
-  OrderAmounts amounts;
+  OrderAmounts amounts{};
   uint32_t retry_requests = 0;
 
   bool placed() const { return placement.has_value(); }

@@ -121,7 +121,7 @@ bool IsOrderTransitionAllowed(OrderStatus from, OrderStatus to) {
     case OrderStatus::kOpen:
       return to == OrderStatus::kComplete || to == OrderStatus::kFulfillmentError;
     case OrderStatus::kFulfillmentError:
-      return to == OrderStatus::kComplete;
+      return to == OrderStatus::kComplete || to == OrderStatus::kOpen;
     case OrderStatus::kComplete:
       return to == OrderStatus::kRefunded;
     case OrderStatus::kRefunded:

@@ -4,7 +4,10 @@
 // Line:  Open -> Complete | any fulfillment error;  fulfillment error -> Complete | any
 //        fulfillment error;  Complete -> Revoked | Revocation Error;  Revocation Error -> Revoked.
 // Order: derived from its lines (DeriveOrderStatus), so it moves Open -> Complete | Fulfillment
-//        Error, Fulfillment Error -> Complete, Complete -> Refunded.
+//        Error, Fulfillment Error -> Complete | Open, Complete -> Refunded. Fulfillment Error ->
+//        Open is not in the list but follows from its derivation rule: when the only
+//        failed line completes while another line has not been attempted yet, no line is in
+//        error and not all are complete.
 // Staying in the same status is always allowed: it is a no-op, never an error.
 //
 // Thread safety: plain values and pure functions.

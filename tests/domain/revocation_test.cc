@@ -1,0 +1,132 @@
+// Revocation of fulfilled lines after a refund, as Given / When / Then.
+#include <catch2/catch.hpp>
+
+#include "domain/decide.h"
+#include "tests/domain/test_support.h"
+
+namespace ledger::domain {
+namespace {
+
+using testing::Failed;
+using testing::Fulfilled;
+using testing::History;
+using testing::Only;
+using testing::RevocationFailedCommand;
+using testing::Revoked;
+
+History CompleteHistory() {
+  return History::Given({testing::Capture("txn-1", 14900), testing::StandardPlacement(),
+                         Fulfilled("1"), Fulfilled("2")});
+}
+
+SCENARIO("revoking every line refunds the order", "[revocation]") {
+  GIVEN("a Complete order") {
+    History history = CompleteHistory();
+    WHEN("line 1 is revoked") {
+      Decision decision = history.When(Revoked("1"));
+      THEN("the line is Revoked, its price refunded, the order still Complete") {
+        const auto& revoked = Only<LineRevoked>(decision);
+        CHECK(revoked.refund_reference == "refund-1");
+        CHECK(revoked.revoked_at_us == testing::kT0Us + 4'000'000);
+        CHECK(history.line("1").status == LineStatus::kRevoked);
+        CHECK(history.line("1").refund_reference == "refund-1");
+        CHECK(history.state().amounts.refunded_minor == 4900);
+        CHECK(history.state().status == OrderStatus::kComplete);
+      }
+      AND_WHEN("line 2 is revoked too") {
+        REQUIRE(history.When(Revoked("2")).has_value());
+        THEN("the order is Refunded, all of it") {
+          CHECK(history.state().status == OrderStatus::kRefunded);
+          CHECK(history.state().amounts.refunded_minor == 14900);
+          CHECK(FulfillableLines(history.state()).empty());
+        }
+      }
+    }
+  }
+}
+
+SCENARIO("a revoked line is never revoked twice", "[revocation]") {
+  GIVEN("a Revoked line") {
+    History history = CompleteHistory();
+    REQUIRE(history.When(Revoked("1")).has_value());
+    WHEN("it is revoked again (a re-approved refund)") {
+      Decision decision = history.When(Revoked("1"));
+      THEN("no-op: no event, nothing refunded twice") {
+        REQUIRE(decision.has_value());
+        CHECK(decision->empty());
+        CHECK(history.state().amounts.refunded_minor == 4900);
+      }
+    }
+    WHEN("a revocation failure is reported for it") {
+      THEN("line_revoked") {
+        CHECK(history.Rejected(RevocationFailedCommand("1")).code == RejectionCode::kLineRevoked);
+      }
+    }
+    WHEN("it is fulfilled or fails fulfillment") {
+      THEN("line_revoked") {
+        CHECK(history.Rejected(Fulfilled("1")).code == RejectionCode::kLineRevoked);
+        CHECK(history.Rejected(Failed("1", FailureKind::kServer)).code ==
+              RejectionCode::kLineRevoked);
+      }
+    }
+    WHEN("a retry names it") {
+      THEN("line_not_fulfillable") {
+        CHECK(history.Rejected(testing::Retry({"1"})).code == RejectionCode::kLineNotFulfillable);
+      }
+    }
+  }
+}
+
+SCENARIO("a failed revocation can be revoked later", "[revocation]") {
+  GIVEN("a Complete order") {
+    History history = CompleteHistory();
+    WHEN("revoking line 1 fails") {
+      Decision decision = history.When(RevocationFailedCommand("1"));
+      THEN("the line is in Revocation Error with why; the order is not fulfillable again") {
+        CHECK(Only<RevocationFailed>(decision).kind == FailureKind::kNetwork);
+        CHECK(history.line("1").status == LineStatus::kRevocationError);
+        CHECK(history.line("1").last_error_message == "LMS unreachable");
+        CHECK(history.state().status == OrderStatus::kComplete);
+        CHECK(FulfillableLines(history.state()).empty());
+        CHECK(history.state().amounts.refunded_minor == 0);
+      }
+      AND_WHEN("it fails again") {
+        REQUIRE(history.When(RevocationFailedCommand("1")).has_value());
+        THEN("the status stays Revocation Error") {
+          CHECK(history.line("1").status == LineStatus::kRevocationError);
+        }
+      }
+      AND_WHEN("the next revocation succeeds") {
+        REQUIRE(history.When(Revoked("1")).has_value());
+        THEN("Revocation Error -> Revoked") {
+          CHECK(history.line("1").status == LineStatus::kRevoked);
+          CHECK(history.state().amounts.refunded_minor == 4900);
+        }
+      }
+      AND_WHEN("it is fulfilled again") {
+        THEN("line_revoked: a line being refunded is not fulfilled") {
+          CHECK(history.Rejected(Fulfilled("1")).code == RejectionCode::kLineRevoked);
+        }
+      }
+    }
+  }
+}
+
+SCENARIO("a line that was never fulfilled cannot be revoked", "[revocation]") {
+  GIVEN("an Open line and a failed line") {
+    History history =
+        History::Given({testing::Capture("txn-1", 14900), testing::StandardPlacement(),
+                        Failed("2", FailureKind::kServer)});
+    THEN("line_not_fulfilled for revocation and revocation failure alike") {
+      CHECK(history.Rejected(Revoked("1")).code == RejectionCode::kLineNotFulfilled);
+      CHECK(history.Rejected(Revoked("2")).code == RejectionCode::kLineNotFulfilled);
+      CHECK(history.Rejected(RevocationFailedCommand("1")).code ==
+            RejectionCode::kLineNotFulfilled);
+      CHECK(history.Rejected(RevocationFailedCommand("2")).code ==
+            RejectionCode::kLineNotFulfilled);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ledger::domain
