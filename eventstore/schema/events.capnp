@@ -91,6 +91,7 @@ struct LineFulfilled {
   attempt @3 :UInt32;        # From 1.
   externalReference @4 :Text;  # e.g. the entitlement uuid.
   codes @5 :List(Text);      # Enrollment codes minted for the line.
+  fulfilledAtUs @6 :Int64;
 }
 
 struct FulfillmentFailed {
@@ -102,6 +103,7 @@ struct FulfillmentFailed {
   message @5 :Text;
   retryable @6 :Bool;
   nextRetryAtUs @7 :Int64;   # 0 when no automatic retry follows.
+  failedAtUs @8 :Int64;
 }
 
 struct FulfillmentRetryRequested {
@@ -110,6 +112,7 @@ struct FulfillmentRetryRequested {
   reason @2 :Text;
   lineIds @3 :List(Text);
   automatic @4 :Bool;        # True when the process manager's backoff asked for it.
+  requestedAtUs @5 :Int64;
 }
 
 struct LineRevoked {
@@ -117,6 +120,7 @@ struct LineRevoked {
   lineId @1 :Text;
   module @2 :Text;
   refundReference @3 :Text;
+  revokedAtUs @4 :Int64;
 }
 
 struct RevocationFailed {
@@ -126,4 +130,5 @@ struct RevocationFailed {
   kind @3 :FailureKind;
   message @4 :Text;
   refundReference @5 :Text;
+  failedAtUs @6 :Int64;
 }
