@@ -4,7 +4,9 @@
 //   - every acknowledged append is there, at the positions it was told, with its content;
 //   - no batch is partial, acknowledged or not (each event names its batch and its size);
 //   - positions are gapless from 1, versions gapless in each stream, and Verify is ok;
-// then the next round's child appends on the same directory.
+// then the next round's child appends on the same directory, after retrying the previous round's
+// batches: a retry of an append that was committed must return its original positions, so no
+// batch is ever in the log twice.
 //
 // Half the rounds kill at a random time after the start (which may fall inside open and
 // recovery), half at a random time after the first acknowledgement (inside the append loop).
@@ -20,6 +22,7 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "tests/eventstore/crash_batch.h"
@@ -45,9 +48,10 @@ struct ChildRun {
 };
 
 // Starts the child with its acknowledgements on fd 3; kills it once `kill_after` has passed
-// since the start (or since its first acknowledgement when `after_first_ack`), reading the pipe
-// all along so the child never blocks on it.
-ChildRun RunChild(const std::string& data_dir, uint64_t round, std::chrono::milliseconds kill_after,
+// since the start (or since its first acknowledgement of a batch of this round, after its
+// retries, when `after_first_ack`), reading the pipe all along so the child never blocks on it.
+ChildRun RunChild(const std::string& data_dir, uint64_t round, uint64_t retry_round,
+                  uint64_t retry_batches, std::chrono::milliseconds kill_after,
                   bool after_first_ack) {
   ChildRun run;
   int fds[2];
@@ -56,10 +60,12 @@ ChildRun RunChild(const std::string& data_dir, uint64_t round, std::chrono::mill
   REQUIRE(posix_spawn_file_actions_init(&actions) == 0);
   // dup2 clears close-on-exec on the copy: the child gets the write end as fd 3, nothing else.
   REQUIRE(posix_spawn_file_actions_adddup2(&actions, fds[1], 3) == 0);
-  const std::string round_text = std::to_string(round);
-  std::vector<char*> argv = {
-      const_cast<char*>(LEDGER_CRASH_APPENDER), const_cast<char*>(data_dir.c_str()),
-      const_cast<char*>(round_text.c_str()), const_cast<char*>("3"), nullptr};
+  std::vector<std::string> arguments = {LEDGER_CRASH_APPENDER,       data_dir,
+                                        std::to_string(round),       "3",
+                                        std::to_string(retry_round), std::to_string(retry_batches)};
+  std::vector<char*> argv;
+  for (std::string& argument : arguments) argv.push_back(argument.data());
+  argv.push_back(nullptr);
   pid_t child = 0;
   const int spawned =
       posix_spawn(&child, LEDGER_CRASH_APPENDER, &actions, nullptr, argv.data(), environ);
@@ -93,7 +99,7 @@ ChildRun RunChild(const std::string& data_dir, uint64_t round, std::chrono::mill
       break;
     }
     buffer.append(chunk, static_cast<size_t>(got));
-    if (!deadline_is_final && buffer.find('\n') != std::string::npos) {
+    if (!deadline_is_final && buffer.find(fmt::format("ack {} ", round)) != std::string::npos) {
       deadline = std::chrono::steady_clock::now() + kill_after;
       deadline_is_final = true;
     }
@@ -134,6 +140,7 @@ ChildRun RunChild(const std::string& data_dir, uint64_t round, std::chrono::mill
 // Checks that every event of the log belongs to a whole batch: its events at consecutive
 // positions, in order, in the right stream, with the right content.
 void CheckWholeBatches(const std::vector<RecordedEvent>& log) {
+  std::set<std::pair<uint64_t, uint64_t>> batches_seen;
   size_t i = 0;
   while (i < log.size()) {
     const auto name = ParseCrashPayload(log[i].payload);
@@ -142,6 +149,8 @@ void CheckWholeBatches(const std::vector<RecordedEvent>& log) {
     REQUIRE(name->event == 0);
     const auto batch = CrashBatch(name->round, name->batch);
     REQUIRE(name->count == batch.size());
+    INFO("round " << name->round << " batch " << name->batch);
+    REQUIRE(batches_seen.emplace(name->round, name->batch).second);
     REQUIRE(i + batch.size() <= log.size());
     for (size_t e = 0; e < batch.size(); ++e) {
       INFO("event " << e << " of round " << name->round << " batch " << name->batch);
@@ -164,36 +173,66 @@ TEST_CASE(
   std::uniform_int_distribution<int> since_start_ms(2, IsSanitized() ? 400 : 150);
   std::uniform_int_distribution<int> since_first_ack_ms(0, 60);
 
-  std::vector<Ack> acknowledged;  // Over all rounds: none may ever go missing.
+  // Over all rounds, (round, batch) -> (first, last position): none may ever go missing or move.
+  std::map<std::pair<uint64_t, uint64_t>, std::pair<uint64_t, uint64_t>> acknowledged;
+  size_t acknowledged_in_previous_round = 0;
   size_t kills = 0;
   for (uint64_t round = 0; round < rounds; ++round) {
     CAPTURE(round);
     const bool after_first_ack = round % 2 == 1;
     const std::chrono::milliseconds kill_after(after_first_ack ? since_first_ack_ms(random)
                                                                : since_start_ms(random));
-    const ChildRun run = RunChild(data_dir, round, kill_after, after_first_ack);
+    // Retries the previous round's acknowledged batches and the two after them (which the kill
+    // may have caught before, during or after their commit).
+    const uint64_t retry_round = round == 0 ? 0 : round - 1;
+    const uint64_t retry_batches = round == 0 ? 0 : acknowledged_in_previous_round + 2;
+    const ChildRun run =
+        RunChild(data_dir, round, retry_round, retry_batches, kill_after, after_first_ack);
     INFO("child: " << run.error);
     REQUIRE(run.error.empty());
     REQUIRE(run.killed);
     ++kills;
+    acknowledged_in_previous_round = 0;
     for (const Ack& ack : run.acks) {
-      REQUIRE(ack.round == round);
-      acknowledged.push_back(ack);
+      REQUIRE((ack.round == round || (round > 0 && ack.round == retry_round)));
+      const auto positions = std::make_pair(ack.first_position, ack.last_position);
+      const auto [entry, inserted] =
+          acknowledged.emplace(std::make_pair(ack.round, ack.batch), positions);
+      if (!inserted) {
+        INFO("round " << ack.round << " batch " << ack.batch << " retried");
+        CHECK(entry->second == positions);
+      }
+      if (ack.round == round) ++acknowledged_in_previous_round;
     }
 
     auto store = MustOpenRocksDb(data_dir);
     const auto log = CheckLogInvariants(*store);
     CheckWholeBatches(log);
-    for (const Ack& ack : acknowledged) {
-      INFO("acknowledged round " << ack.round << " batch " << ack.batch << " at "
-                                 << ack.first_position << ".." << ack.last_position);
-      const auto batch = CrashBatch(ack.round, ack.batch);
-      REQUIRE(ack.last_position - ack.first_position + 1 == batch.size());
-      REQUIRE(ack.last_position <= log.size());
+    for (const auto& [batch_name, positions] : acknowledged) {
+      const auto [ack_round, ack_batch] = batch_name;
+      const auto [first, last] = positions;
+      INFO("acknowledged round " << ack_round << " batch " << ack_batch << " at " << first << ".."
+                                 << last);
+      const auto batch = CrashBatch(ack_round, ack_batch);
+      REQUIRE(last - first + 1 == batch.size());
+      REQUIRE(last <= log.size());
       for (size_t e = 0; e < batch.size(); ++e) {
-        REQUIRE(SameContent(log[ack.first_position - 1 + e], CrashStream(ack.batch), batch[e]));
+        REQUIRE(SameContent(log[first - 1 + e], CrashStream(ack_batch), batch[e]));
       }
     }
+    // Retried now, after recovery, this round's acknowledged appends return their original
+    // positions and write nothing.
+    for (const Ack& ack : run.acks) {
+      if (ack.round != round) continue;
+      INFO("retrying round " << ack.round << " batch " << ack.batch);
+      const AppendResult replay =
+          MustAppend(*store, CrashStream(ack.batch), ExpectedVersion::NoStream(),
+                     CrashBatch(ack.round, ack.batch));
+      CHECK(replay.idempotent_replay);
+      CHECK(replay.first_position == ack.first_position);
+      CHECK(replay.last_position == ack.last_position);
+    }
+    CHECK(store->HeadPosition() == log.size());
   }
   CHECK(kills >= 20);
   // The kills must have landed among appends, not only before the first one.

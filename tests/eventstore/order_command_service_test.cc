@@ -1,0 +1,330 @@
+// The command service against the real RocksDB store: commands become events in the order's
+// stream, rejections write nothing, repeats are idempotent, racing writers keep the log
+// consistent, and folding the stored events always gives the state the service returned.
+#include "eventstore/order_command_service.h"
+
+#include <catch2/catch.hpp>
+#include <random>
+#include <thread>
+
+#include "store_test_support.h"
+
+namespace ledger::eventstore {
+namespace {
+
+using testing::RocksDbHarness;
+
+constexpr int64_t kT0 = 1'790'000'000'000'000;
+const EventMetadata kMetadata{.correlation_id = {}, .causation_id = {}, .actor = "test"};
+
+domain::CapturePayment Capture(std::string order_number, int64_t amount_minor,
+                               std::string reference = "tx-1") {
+  return domain::CapturePayment{.order_number = std::move(order_number),
+                                .processor = "cybersource",
+                                .reference = std::move(reference),
+                                .amount = {.minor_units = amount_minor, .currency = "USD"},
+                                .card_type = "visa",
+                                .card_last_digits = "1111",
+                                .captured_at_us = kT0};
+}
+
+domain::Line SeatLine(std::string line_id, int64_t unit_price_minor) {
+  return domain::Line{.line_id = std::move(line_id),
+                      .product_type = "Seat",
+                      .sku = "SEAT-" + std::to_string(unit_price_minor),
+                      .title = "Seat in Demo Course",
+                      .quantity = 1,
+                      .unit_price_minor = unit_price_minor,
+                      .attributes = {{.name = "course_key", .value = "course-v1:edX+Demo+2026"},
+                                     {.name = "certificate_type", .value = "verified"}}};
+}
+
+domain::PlaceOrder Place(std::string order_number, std::vector<domain::Line> lines) {
+  int64_t total = 0;
+  for (const auto& line : lines) total += line.quantity * line.unit_price_minor;
+  return domain::PlaceOrder{.order_number = std::move(order_number),
+                            .partner = "EDX",
+                            .basket_id = 0,
+                            .user = {.id = 7, .username = "ada", .email = "ada@example.com"},
+                            .lines = std::move(lines),
+                            .shipping_method = "No shipping required",
+                            .shipping_charge_minor = 0,
+                            .billing_address = {.first_name = "Ada",
+                                                .last_name = "Lovelace",
+                                                .line1 = "1 Main St",
+                                                .line2 = "",
+                                                .city = "London",
+                                                .state = "",
+                                                .postcode = "N1",
+                                                .country = "GB"},
+                            .total_minor = total,
+                            .currency = "USD",
+                            .placed_at_us = kT0 + 1,
+                            .synchronous = false};
+}
+
+CommandOutcome MustHandle(OrderCommandService& service, const domain::Command& command) {
+  auto result = service.Handle(command, kMetadata);
+  INFO(domain::CommandTypeName(command));
+  if (!result) FAIL(result.error().ToString());
+  return std::move(result).value();
+}
+
+std::vector<std::string> StreamTypes(EventStore& store, std::string_view order_number) {
+  auto events =
+      store.ReadStream(domain::OrderStreamName(order_number), Direction::kForward, 0, 1000);
+  REQUIRE(events.has_value());
+  std::vector<std::string> types;
+  for (const auto& event : *events) types.push_back(event.event_type);
+  return types;
+}
+
+TEST_CASE(
+    "Given a captured payment, When the order is placed, Then OrderCreated and PostCheckout "
+    "follow the capture in the order's stream",
+    "[command_service]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  MustHandle(service, Capture("EDX-100042", 4900));
+
+  const CommandOutcome placed = MustHandle(service, Place("EDX-100042", {SeatLine("1", 4900)}));
+
+  CHECK(placed.order_number == "EDX-100042");
+  REQUIRE(placed.events.size() == 2);
+  CHECK(placed.last_position == placed.first_position + 1);
+  CHECK(placed.order.stream_version == 2u);
+  CHECK(placed.order.state.placed());
+  CHECK(placed.order.state.status == domain::OrderStatus::kOpen);
+  CHECK(StreamTypes(harness.store(), "EDX-100042") ==
+        std::vector<std::string>{"PaymentCaptured", "OrderCreated", "PostCheckout"});
+}
+
+TEST_CASE(
+    "Given no payment, When a paid order is placed, Then it is rejected and nothing is "
+    "written",
+    "[command_service]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  auto result = service.Handle(Place("EDX-100043", {SeatLine("1", 4900)}), kMetadata);
+  REQUIRE_FALSE(result.has_value());
+  REQUIRE(result.error().rejection.has_value());
+  CHECK(result.error().rejection->code == domain::RejectionCode::kPaymentMissing);
+  CHECK(harness.store().HeadPosition() == 0);
+}
+
+TEST_CASE(
+    "Given a placed order, When the same placement and capture arrive again, Then the "
+    "answer is the same and the log does not grow",
+    "[command_service]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  MustHandle(service, Capture("EDX-100044", 4900));
+  const CommandOutcome first = MustHandle(service, Place("EDX-100044", {SeatLine("1", 4900)}));
+  const uint64_t head = harness.store().HeadPosition();
+
+  const CommandOutcome again = MustHandle(service, Place("EDX-100044", {SeatLine("1", 4900)}));
+  const CommandOutcome capture_again = MustHandle(service, Capture("EDX-100044", 4900));
+
+  CHECK(again.idempotent_repeat);
+  CHECK(again.events.empty());
+  CHECK(again.order.state == first.order.state);
+  CHECK(capture_again.idempotent_repeat);
+  CHECK(harness.store().HeadPosition() == head);
+}
+
+TEST_CASE(
+    "Given a placed order, When a different basket is placed under its number, Then it is "
+    "a duplicate order attempt",
+    "[command_service]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  MustHandle(service, Capture("EDX-100045", 9800));
+  MustHandle(service, Place("EDX-100045", {SeatLine("1", 4900)}));
+  auto result = service.Handle(Place("EDX-100045", {SeatLine("1", 9800)}), kMetadata);
+  REQUIRE_FALSE(result.has_value());
+  REQUIRE(result.error().rejection.has_value());
+  CHECK(result.error().rejection->code == domain::RejectionCode::kDuplicateOrderAttempt);
+}
+
+TEST_CASE("Load as of a position gives the order as it was then", "[command_service]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  const CommandOutcome captured = MustHandle(service, Capture("EDX-100046", 4900));
+  MustHandle(service, Place("EDX-100046", {SeatLine("1", 4900)}));
+
+  auto before = service.Load("EDX-100046", captured.last_position);
+  REQUIRE(before.has_value());
+  CHECK_FALSE(before->state.placed());
+  CHECK(before->stream_version == 0u);
+  auto now = service.Load("EDX-100046");
+  REQUIRE(now.has_value());
+  CHECK(now->state.placed());
+}
+
+TEST_CASE("Writers racing to place the same order leave exactly one placement",
+          "[command_service][concurrency]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  MustHandle(service, Capture("EDX-100047", 4900));
+
+  constexpr int kThreads = 8;
+  std::vector<std::thread> threads;
+  std::vector<std::optional<CommandResult>> results(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      results[static_cast<size_t>(i)] =
+          service.Handle(Place("EDX-100047", {SeatLine("1", 4900)}), kMetadata);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+
+  int writers = 0;
+  for (const auto& result : results) {
+    REQUIRE(result->has_value());
+    if (!(*result)->idempotent_repeat) ++writers;
+    CHECK((*result)->order.state.placed());
+  }
+  CHECK(writers == 1);
+  CHECK(StreamTypes(harness.store(), "EDX-100047") ==
+        std::vector<std::string>{"PaymentCaptured", "OrderCreated", "PostCheckout"});
+  testing::CheckLogInvariants(harness.store());
+}
+
+TEST_CASE("Writers racing to record outcomes of different lines of one order all land",
+          "[command_service][concurrency]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  constexpr int kLines = 6;
+  std::vector<domain::Line> lines;
+  for (int i = 0; i < kLines; ++i) lines.push_back(SeatLine(std::to_string(i + 1), 1000));
+  MustHandle(service, Capture("EDX-100048", 1000 * kLines));
+  MustHandle(service, Place("EDX-100048", lines));
+
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kLines; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string line_id = std::to_string(i + 1);
+      domain::Command command =
+          i % 2 == 0 ? domain::Command(domain::RecordLineFulfilled{.order_number = "EDX-100048",
+                                                                   .line_id = line_id,
+                                                                   .module = "EnrollmentModule",
+                                                                   .external_reference = "",
+                                                                   .codes = {},
+                                                                   .fulfilled_at_us = kT0 + 10})
+                     : domain::Command(
+                           domain::RecordFulfillmentFailed{.order_number = "EDX-100048",
+                                                           .line_id = line_id,
+                                                           .module = "EnrollmentModule",
+                                                           .kind = domain::FailureKind::kNetwork,
+                                                           .message = "connection refused",
+                                                           .retryable = true,
+                                                           .failed_at_us = kT0 + 10});
+      if (!service.Handle(command, kMetadata)) ++failures;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(failures == 0);
+
+  auto loaded = service.Load("EDX-100048");
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->state.status == domain::OrderStatus::kFulfillmentError);
+  for (int i = 0; i < kLines; ++i) {
+    const auto* line = loaded->state.FindLine(std::to_string(i + 1));
+    REQUIRE(line != nullptr);
+    CHECK(line->status == (i % 2 == 0 ? domain::LineStatus::kComplete
+                                      : domain::LineStatus::kFulfillmentNetworkError));
+  }
+  testing::CheckLogInvariants(harness.store());
+}
+
+// Random commands against a few orders: every answer the service gives equals a fresh fold of
+// what it stored, whether the command was accepted, repeated or rejected.
+TEST_CASE("Folding the stored events always reproduces the state the service returned",
+          "[command_service][property]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  std::mt19937_64 random(20261122);
+  const std::vector<std::string> orders = {"EDX-200001", "EDX-200002", "EDX-200003"};
+  const std::vector<std::string> line_ids = {"1", "2", "3"};
+  auto pick = [&](const auto& items) { return items[random() % items.size()]; };
+  const size_t steps = testing::Scaled(600, 150);
+  int64_t now = kT0;
+  size_t accepted = 0;
+
+  for (size_t step = 0; step < steps; ++step) {
+    now += 1000;
+    const std::string order = pick(orders);
+    const std::string line = pick(line_ids);
+    domain::Command command;
+    switch (random() % 7) {
+      case 0:
+        command = Capture(order, static_cast<int64_t>(1000 + random() % 3 * 1000),
+                          "tx-" + std::to_string(random() % 4));
+        break;
+      case 1:
+        command = Place(order, {SeatLine("1", 1000), SeatLine("2", 1000), SeatLine("3", 1000)});
+        break;
+      case 2:
+        command = domain::RecordLineFulfilled{.order_number = order,
+                                              .line_id = line,
+                                              .module = "EnrollmentModule",
+                                              .external_reference = "",
+                                              .codes = {},
+                                              .fulfilled_at_us = now};
+        break;
+      case 3:
+        command = domain::RecordFulfillmentFailed{
+            .order_number = order,
+            .line_id = line,
+            .module = "EnrollmentModule",
+            .kind = static_cast<domain::FailureKind>(1 + random() % 4),
+            .message = "failed at step " + std::to_string(step),
+            .retryable = random() % 2 == 0,
+            .failed_at_us = now};
+        break;
+      case 4:
+        command = domain::RequestFulfillmentRetry{.order_number = order,
+                                                  .requested_by = "ops",
+                                                  .reason = "step " + std::to_string(step),
+                                                  .line_ids = {},
+                                                  .automatic = false,
+                                                  .requested_at_us = now};
+        break;
+      case 5:
+        command = domain::RecordLineRevoked{.order_number = order,
+                                            .line_id = line,
+                                            .module = "EnrollmentModule",
+                                            .refund_reference = "refund-" + line,
+                                            .revoked_at_us = now};
+        break;
+      default:
+        command = domain::RecordRevocationFailed{.order_number = order,
+                                                 .line_id = line,
+                                                 .module = "EnrollmentModule",
+                                                 .kind = domain::FailureKind::kServer,
+                                                 .message = "HTTP 500",
+                                                 .refund_reference = "refund-" + line,
+                                                 .failed_at_us = now};
+        break;
+    }
+    const uint64_t head_before = harness.store().HeadPosition();
+    auto result = service.Handle(command, kMetadata);
+    auto folded = service.Load(order);
+    REQUIRE(folded.has_value());
+    if (result) {
+      ++accepted;
+      CHECK(result->order.state == folded->state);
+      CHECK(result->order.stream_version == folded->stream_version);
+      CHECK(result->idempotent_repeat == (harness.store().HeadPosition() == head_before));
+    } else {
+      REQUIRE(result.error().rejection.has_value());
+      CHECK(harness.store().HeadPosition() == head_before);
+    }
+  }
+  CHECK(accepted > steps / 4);
+  testing::CheckLogInvariants(harness.store());
+}
+
+}  // namespace
+}  // namespace ledger::eventstore
