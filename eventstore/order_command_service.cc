@@ -1,0 +1,118 @@
+#include "eventstore/order_command_service.h"
+
+#include <fmt/format.h>
+
+namespace ledger::eventstore {
+
+namespace {
+
+constexpr size_t kReadPageEvents = 1000;
+
+CommandFailure Rejected(domain::Rejection rejection) {
+  return CommandFailure{.rejection = std::move(rejection), .store_error = std::nullopt};
+}
+
+CommandFailure StoreFailed(Error error) {
+  return CommandFailure{.rejection = std::nullopt, .store_error = std::move(error)};
+}
+
+// Errors that mean another writer changed the stream between our read and our append: reload
+// and decide again. Deterministic ids make a lost race show as an id conflict, not only as a
+// version conflict (two writers recording "attempt 3" of one line with different messages).
+bool IsRace(const Error& error) {
+  return error.code == ErrorCode::kWrongExpectedVersion ||
+         error.code == ErrorCode::kEventIdReused || error.code == ErrorCode::kPartialDuplicate;
+}
+
+}  // namespace
+
+std::string CommandFailure::ToString() const {
+  if (rejection) return rejection->ToString();
+  if (store_error) return store_error->ToString();
+  return "unknown failure";
+}
+
+StoreResult<LoadedOrder> OrderCommandService::Load(std::string_view order_number,
+                                                   uint64_t position_max) {
+  LoadedOrder loaded;
+  const std::string stream = domain::OrderStreamName(order_number);
+  uint64_t next_version = 0;
+  for (;;) {
+    auto page = store_.ReadStream(stream, Direction::kForward, next_version, kReadPageEvents);
+    if (!page) return Unexpected(std::move(page).error());
+    for (const RecordedEvent& record : *page) {
+      if (record.position > position_max) return loaded;
+      auto event = DecodeEvent(record);
+      if (!event) return Unexpected(std::move(event).error());
+      loaded.state = domain::Evolve(std::move(loaded.state), *event);
+      loaded.stream_version = record.version;
+      loaded.position = record.position;
+    }
+    if (page->size() < kReadPageEvents) return loaded;
+    next_version = page->back().version + 1;
+  }
+}
+
+CommandResult OrderCommandService::Handle(const domain::Command& command,
+                                          const EventMetadata& metadata) {
+  auto order_number = domain::ResolveOrderNumber(command);
+  if (!order_number) return Unexpected(Rejected(std::move(order_number).error()));
+  const std::string stream = domain::OrderStreamName(*order_number);
+
+  std::optional<Error> last_race;
+  for (int attempt = 0; attempt < kAttemptsMax; ++attempt) {
+    auto loaded = Load(*order_number);
+    if (!loaded) return Unexpected(StoreFailed(std::move(loaded).error()));
+    auto decision = domain::Decide(loaded->state, command);
+    if (!decision) return Unexpected(Rejected(std::move(decision).error()));
+
+    CommandOutcome outcome{.order_number = *order_number,
+                           .events = {},
+                           .first_position = 0,
+                           .last_position = 0,
+                           .order = {},
+                           .idempotent_repeat = decision->empty()};
+    if (decision->empty()) {
+      outcome.order = std::move(*loaded);
+      return outcome;
+    }
+    std::vector<NewEvent> new_events;
+    new_events.reserve(decision->size());
+    for (const domain::Event& event : *decision) new_events.push_back(ToNewEvent(event, metadata));
+    const ExpectedVersion expected = loaded->stream_version
+                                         ? ExpectedVersion::Exactly(*loaded->stream_version)
+                                         : ExpectedVersion::NoStream();
+    auto appended = store_.Append(stream, expected, new_events);
+    if (!appended) {
+      if (IsRace(appended.error())) {
+        last_race = std::move(appended).error();
+        continue;
+      }
+      return Unexpected(StoreFailed(std::move(appended).error()));
+    }
+    outcome.first_position = appended->first_position;
+    outcome.last_position = appended->last_position;
+    if (appended->idempotent_replay) {
+      // Another writer appended exactly these events first: report the order as the log has it.
+      auto reloaded = Load(*order_number);
+      if (!reloaded) return Unexpected(StoreFailed(std::move(reloaded).error()));
+      outcome.order = std::move(*reloaded);
+      outcome.idempotent_repeat = true;
+      return outcome;
+    }
+    outcome.order.state = std::move(loaded->state);
+    for (const domain::Event& event : *decision) {
+      outcome.order.state = domain::Evolve(std::move(outcome.order.state), event);
+    }
+    outcome.order.stream_version = appended->stream_version;
+    outcome.order.position = appended->last_position;
+    outcome.events = std::move(*decision);
+    return outcome;
+  }
+  Error exhausted = last_race.value_or(Error{});
+  exhausted.message = fmt::format("gave up after {} attempts: other writers kept changing {} ({})",
+                                  kAttemptsMax, stream, exhausted.message);
+  return Unexpected(StoreFailed(std::move(exhausted)));
+}
+
+}  // namespace ledger::eventstore
