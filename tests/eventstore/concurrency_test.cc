@@ -257,6 +257,54 @@ TEMPLATE_TEST_CASE("concurrent retries of the same event ids get the original re
   }
 }
 
+TEMPLATE_TEST_CASE("concurrent appends of one event id with different content store one",
+                   "[concurrency][idempotency]", LEDGER_STORE_HARNESSES) {
+  TestType harness;
+  EventStore& store = harness.store();
+  const size_t batches = Scaled(30, 10);
+  // Thread t's version of batch b: the same ids as every other thread's, its own payloads.
+  auto batch_of = [](size_t t, size_t b) {
+    auto events = MakeEvents(fmt::format("contested/{}", b), 2);
+    for (NewEvent& event : events) event.payload += fmt::format(" as written by thread {}", t);
+    return events;
+  };
+  std::vector<std::vector<std::optional<AppendResult>>> results(
+      kThreads, std::vector<std::optional<AppendResult>>(batches));
+  std::vector<ThreadLog> logs(kThreads);
+  RunThreads([&](size_t t) {
+    for (size_t i = 0; i < batches; ++i) {
+      const size_t b = (i + t * 3) % batches;
+      auto result =
+          store.Append(fmt::format("contested-{}", b % 3), ExpectedVersion::Any(), batch_of(t, b));
+      if (result) {
+        results[t][b] = *result;
+      } else if (result.error().code != ErrorCode::kEventIdReused) {
+        logs[t].problems.push_back(fmt::format("batch {}: {}", b, result.error().ToString()));
+      }
+    }
+  });
+  CheckNoProblems(logs);
+  const auto log = CheckLogInvariants(store);
+  CHECK(log.size() == 2 * batches);
+  for (size_t b = 0; b < batches; ++b) {
+    INFO("batch " << b);
+    std::vector<size_t> winners;
+    for (size_t t = 0; t < kThreads; ++t) {
+      if (results[t][b].has_value()) winners.push_back(t);
+    }
+    // Only the first writer's content is accepted: the others differ from what the log holds.
+    REQUIRE(winners.size() == 1);
+    const AppendResult& result = *results[winners[0]][b];
+    CHECK_FALSE(result.idempotent_replay);
+    const auto events = batch_of(winners[0], b);
+    REQUIRE(result.last_position == result.first_position + 1);
+    for (size_t i = 0; i < events.size(); ++i) {
+      CHECK(SameContent(log[result.first_position - 1 + i], fmt::format("contested-{}", b % 3),
+                        events[i]));
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("readers see a gapless, unchanging log while writers append",
                    "[concurrency][read]", LEDGER_STORE_HARNESSES) {
   TestType harness;
