@@ -1,14 +1,10 @@
 #include "eventstore/event_codec.h"
 
-#include <capnp/message.h>
-#include <capnp/serialize.h>
 #include <fmt/format.h>
-#include <kj/exception.h>
 
-#include <cstring>
 #include <vector>
 
-#include "base/bytes.h"
+#include "eventstore/capnp_message.h"
 #include "eventstore/schema/events.capnp.h"
 
 namespace ledger::eventstore {
@@ -68,8 +64,7 @@ schema::FailureKind ToSchema(domain::FailureKind kind) {
   return static_cast<schema::FailureKind>(static_cast<uint16_t>(kind));
 }
 
-void Encode(capnp::MessageBuilder& message, const domain::PaymentCaptured& event) {
-  auto out = message.initRoot<schema::PaymentCaptured>();
+void Fill(schema::PaymentCaptured::Builder out, const domain::PaymentCaptured& event) {
   out.setOrderNumber(Text(event.order_number));
   out.setProcessor(Text(event.processor));
   out.setReference(Text(event.reference));
@@ -80,8 +75,7 @@ void Encode(capnp::MessageBuilder& message, const domain::PaymentCaptured& event
   out.setExcess(event.excess);
 }
 
-void Encode(capnp::MessageBuilder& message, const domain::OrderCreated& event) {
-  auto out = message.initRoot<schema::OrderCreated>();
+void Fill(schema::OrderCreated::Builder out, const domain::OrderCreated& event) {
   out.setOrderNumber(Text(event.order_number));
   Fill(out.initUser(), event.user);
   auto lines = out.initLines(static_cast<unsigned>(event.lines.size()));
@@ -96,14 +90,12 @@ void Encode(capnp::MessageBuilder& message, const domain::OrderCreated& event) {
   out.setPlacedAtUs(event.placed_at_us);
 }
 
-void Encode(capnp::MessageBuilder& message, const domain::PostCheckout& event) {
-  auto out = message.initRoot<schema::PostCheckout>();
+void Fill(schema::PostCheckout::Builder out, const domain::PostCheckout& event) {
   out.setOrderNumber(Text(event.order_number));
   out.setSynchronous(event.synchronous);
 }
 
-void Encode(capnp::MessageBuilder& message, const domain::LineFulfilled& event) {
-  auto out = message.initRoot<schema::LineFulfilled>();
+void Fill(schema::LineFulfilled::Builder out, const domain::LineFulfilled& event) {
   out.setOrderNumber(Text(event.order_number));
   out.setLineId(Text(event.line_id));
   out.setModule(Text(event.module));
@@ -113,8 +105,7 @@ void Encode(capnp::MessageBuilder& message, const domain::LineFulfilled& event) 
   out.setFulfilledAtUs(event.fulfilled_at_us);
 }
 
-void Encode(capnp::MessageBuilder& message, const domain::FulfillmentFailed& event) {
-  auto out = message.initRoot<schema::FulfillmentFailed>();
+void Fill(schema::FulfillmentFailed::Builder out, const domain::FulfillmentFailed& event) {
   out.setOrderNumber(Text(event.order_number));
   out.setLineId(Text(event.line_id));
   out.setModule(Text(event.module));
@@ -126,8 +117,8 @@ void Encode(capnp::MessageBuilder& message, const domain::FulfillmentFailed& eve
   out.setFailedAtUs(event.failed_at_us);
 }
 
-void Encode(capnp::MessageBuilder& message, const domain::FulfillmentRetryRequested& event) {
-  auto out = message.initRoot<schema::FulfillmentRetryRequested>();
+void Fill(schema::FulfillmentRetryRequested::Builder out,
+          const domain::FulfillmentRetryRequested& event) {
   out.setOrderNumber(Text(event.order_number));
   out.setRequestedBy(Text(event.requested_by));
   out.setReason(Text(event.reason));
@@ -136,8 +127,7 @@ void Encode(capnp::MessageBuilder& message, const domain::FulfillmentRetryReques
   out.setRequestedAtUs(event.requested_at_us);
 }
 
-void Encode(capnp::MessageBuilder& message, const domain::LineRevoked& event) {
-  auto out = message.initRoot<schema::LineRevoked>();
+void Fill(schema::LineRevoked::Builder out, const domain::LineRevoked& event) {
   out.setOrderNumber(Text(event.order_number));
   out.setLineId(Text(event.line_id));
   out.setModule(Text(event.module));
@@ -145,8 +135,7 @@ void Encode(capnp::MessageBuilder& message, const domain::LineRevoked& event) {
   out.setRevokedAtUs(event.revoked_at_us);
 }
 
-void Encode(capnp::MessageBuilder& message, const domain::RevocationFailed& event) {
-  auto out = message.initRoot<schema::RevocationFailed>();
+void Fill(schema::RevocationFailed::Builder out, const domain::RevocationFailed& event) {
   out.setOrderNumber(Text(event.order_number));
   out.setLineId(Text(event.line_id));
   out.setModule(Text(event.module));
@@ -204,7 +193,7 @@ domain::FailureKind FromSchema(schema::FailureKind kind) {
   return static_cast<domain::FailureKind>(static_cast<uint16_t>(kind));
 }
 
-domain::Event Decode(schema::PaymentCaptured::Reader in) {
+domain::PaymentCaptured Read(schema::PaymentCaptured::Reader in) {
   return domain::PaymentCaptured{.order_number = String(in.getOrderNumber()),
                                  .processor = String(in.getProcessor()),
                                  .reference = String(in.getReference()),
@@ -215,7 +204,7 @@ domain::Event Decode(schema::PaymentCaptured::Reader in) {
                                  .excess = in.getExcess()};
 }
 
-domain::Event Decode(schema::OrderCreated::Reader in) {
+domain::OrderCreated Read(schema::OrderCreated::Reader in) {
   domain::OrderCreated event{.order_number = String(in.getOrderNumber()),
                              .user = Read(in.getUser()),
                              .lines = {},
@@ -231,12 +220,12 @@ domain::Event Decode(schema::OrderCreated::Reader in) {
   return event;
 }
 
-domain::Event Decode(schema::PostCheckout::Reader in) {
+domain::PostCheckout Read(schema::PostCheckout::Reader in) {
   return domain::PostCheckout{.order_number = String(in.getOrderNumber()),
                               .synchronous = in.getSynchronous()};
 }
 
-domain::Event Decode(schema::LineFulfilled::Reader in) {
+domain::LineFulfilled Read(schema::LineFulfilled::Reader in) {
   return domain::LineFulfilled{.order_number = String(in.getOrderNumber()),
                                .line_id = String(in.getLineId()),
                                .module = String(in.getModule()),
@@ -246,7 +235,7 @@ domain::Event Decode(schema::LineFulfilled::Reader in) {
                                .fulfilled_at_us = in.getFulfilledAtUs()};
 }
 
-domain::Event Decode(schema::FulfillmentFailed::Reader in) {
+domain::FulfillmentFailed Read(schema::FulfillmentFailed::Reader in) {
   return domain::FulfillmentFailed{.order_number = String(in.getOrderNumber()),
                                    .line_id = String(in.getLineId()),
                                    .module = String(in.getModule()),
@@ -258,7 +247,7 @@ domain::Event Decode(schema::FulfillmentFailed::Reader in) {
                                    .failed_at_us = in.getFailedAtUs()};
 }
 
-domain::Event Decode(schema::FulfillmentRetryRequested::Reader in) {
+domain::FulfillmentRetryRequested Read(schema::FulfillmentRetryRequested::Reader in) {
   return domain::FulfillmentRetryRequested{.order_number = String(in.getOrderNumber()),
                                            .requested_by = String(in.getRequestedBy()),
                                            .reason = String(in.getReason()),
@@ -267,7 +256,7 @@ domain::Event Decode(schema::FulfillmentRetryRequested::Reader in) {
                                            .requested_at_us = in.getRequestedAtUs()};
 }
 
-domain::Event Decode(schema::LineRevoked::Reader in) {
+domain::LineRevoked Read(schema::LineRevoked::Reader in) {
   return domain::LineRevoked{.order_number = String(in.getOrderNumber()),
                              .line_id = String(in.getLineId()),
                              .module = String(in.getModule()),
@@ -275,7 +264,7 @@ domain::Event Decode(schema::LineRevoked::Reader in) {
                              .revoked_at_us = in.getRevokedAtUs()};
 }
 
-domain::Event Decode(schema::RevocationFailed::Reader in) {
+domain::RevocationFailed Read(schema::RevocationFailed::Reader in) {
   return domain::RevocationFailed{.order_number = String(in.getOrderNumber()),
                                   .line_id = String(in.getLineId()),
                                   .module = String(in.getModule()),
@@ -299,8 +288,44 @@ std::optional<std::string> Problem(const domain::Event& event) {
 
 template <typename Schema>
 domain::Event DecodeAs(capnp::MessageReader& message) {
-  return Decode(message.getRoot<Schema>());
+  return domain::Event(Read(message.getRoot<Schema>()));
 }
+
+// The schema struct of each domain event.
+template <typename T>
+struct SchemaOf;
+template <>
+struct SchemaOf<domain::PaymentCaptured> {
+  using Type = schema::PaymentCaptured;
+};
+template <>
+struct SchemaOf<domain::OrderCreated> {
+  using Type = schema::OrderCreated;
+};
+template <>
+struct SchemaOf<domain::PostCheckout> {
+  using Type = schema::PostCheckout;
+};
+template <>
+struct SchemaOf<domain::LineFulfilled> {
+  using Type = schema::LineFulfilled;
+};
+template <>
+struct SchemaOf<domain::FulfillmentFailed> {
+  using Type = schema::FulfillmentFailed;
+};
+template <>
+struct SchemaOf<domain::FulfillmentRetryRequested> {
+  using Type = schema::FulfillmentRetryRequested;
+};
+template <>
+struct SchemaOf<domain::LineRevoked> {
+  using Type = schema::LineRevoked;
+};
+template <>
+struct SchemaOf<domain::RevocationFailed> {
+  using Type = schema::RevocationFailed;
+};
 
 using Decoder = domain::Event (*)(capnp::MessageReader&);
 
@@ -329,17 +354,150 @@ Error PayloadCorrupt(const RecordedEvent& record, std::string_view what) {
                .position = record.position};
 }
 
+void Fill(schema::LineStateSnapshot::Builder out, const domain::LineState& line) {
+  Fill(out.initLine(), line.line);
+  out.setStatus(static_cast<uint8_t>(line.status));
+  out.setAttempts(line.attempts);
+  out.setModule(Text(line.module));
+  out.setHasLastError(line.last_error_kind.has_value());
+  out.setLastErrorKind(ToSchema(line.last_error_kind.value_or(domain::FailureKind::kUnknown)));
+  out.setLastErrorMessage(Text(line.last_error_message));
+  out.setNextRetryAtUs(line.next_retry_at_us);
+  out.setRetryRequested(line.retry_requested);
+  out.setExternalReference(Text(line.external_reference));
+  FillTexts(out.initCodes(static_cast<unsigned>(line.codes.size())), line.codes);
+  out.setRefundReference(Text(line.refund_reference));
+}
+
+domain::LineState Read(schema::LineStateSnapshot::Reader in) {
+  domain::LineState line;
+  line.line = Read(in.getLine());
+  line.status = static_cast<domain::LineStatus>(in.getStatus());
+  line.attempts = in.getAttempts();
+  line.module = String(in.getModule());
+  if (in.getHasLastError()) line.last_error_kind = FromSchema(in.getLastErrorKind());
+  line.last_error_message = String(in.getLastErrorMessage());
+  line.next_retry_at_us = in.getNextRetryAtUs();
+  line.retry_requested = in.getRetryRequested();
+  line.external_reference = String(in.getExternalReference());
+  line.codes = ReadTexts(in.getCodes());
+  line.refund_reference = String(in.getRefundReference());
+  return line;
+}
+
+bool IsKnownStatus(domain::LineStatus status) {
+  for (domain::LineStatus known : domain::AllLineStatuses()) {
+    if (known == status) return true;
+  }
+  return false;
+}
+
+bool IsKnownStatus(domain::OrderStatus status) {
+  for (domain::OrderStatus known : domain::AllOrderStatuses()) {
+    if (known == status) return true;
+  }
+  return false;
+}
+
+std::optional<std::string> SnapshotProblem(const domain::OrderState& state) {
+  if (!IsKnownStatus(state.status)) return "the order status is out of range";
+  for (const domain::LineState& line : state.lines) {
+    if (!IsKnownStatus(line.status)) return "a line status is out of range";
+    if (line.last_error_kind && !domain::IsValidFailureKind(*line.last_error_kind)) {
+      return "a failure kind is out of range";
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::string EncodeOrderState(const domain::OrderState& state) {
+  capnp::MallocMessageBuilder message;
+  auto out = message.initRoot<schema::OrderStateSnapshot>();
+  out.setOrderNumber(Text(state.order_number));
+  out.setEventsApplied(state.events_applied);
+  auto captures = out.initCaptures(static_cast<unsigned>(state.captures.size()));
+  for (unsigned i = 0; i < captures.size(); ++i) {
+    const domain::CaptureRecord& capture = state.captures[i];
+    captures[i].setProcessor(Text(capture.processor));
+    captures[i].setReference(Text(capture.reference));
+    Fill(captures[i].initAmount(), capture.amount);
+    captures[i].setCardType(Text(capture.card_type));
+    captures[i].setCardLastDigits(Text(capture.card_last_digits));
+    captures[i].setCapturedAtUs(capture.captured_at_us);
+    captures[i].setExcess(capture.excess);
+  }
+  out.setHasPlacement(state.placement.has_value());
+  if (state.placement) {
+    domain::OrderCreated placement = *state.placement;
+    placement.lines.clear();
+    Fill(out.initPlacement(), placement);
+  }
+  out.setPostCheckoutRequested(state.post_checkout_requested);
+  out.setPostCheckoutSynchronous(state.post_checkout_synchronous);
+  auto lines = out.initLines(static_cast<unsigned>(state.lines.size()));
+  for (unsigned i = 0; i < lines.size(); ++i) Fill(lines[i], state.lines[i]);
+  out.setStatus(static_cast<uint8_t>(state.status));
+  out.setTotalMinor(state.amounts.total_minor);
+  out.setCapturedMinor(state.amounts.captured_minor);
+  out.setDueMinor(state.amounts.due_minor);
+  out.setOverpaidMinor(state.amounts.overpaid_minor);
+  out.setRefundedMinor(state.amounts.refunded_minor);
+  out.setRetryRequests(state.retry_requests);
+  return internal::MessageBytes(message);
+}
+
+Result<domain::OrderState, Error> DecodeOrderState(std::string_view bytes) {
+  domain::OrderState state;
+  auto problem = internal::ReadMessage(bytes, [&](capnp::MessageReader& message) {
+    auto in = message.getRoot<schema::OrderStateSnapshot>();
+    state.order_number = String(in.getOrderNumber());
+    state.events_applied = in.getEventsApplied();
+    for (auto capture : in.getCaptures()) {
+      state.captures.push_back(
+          domain::CaptureRecord{.processor = String(capture.getProcessor()),
+                                .reference = String(capture.getReference()),
+                                .amount = Read(capture.getAmount()),
+                                .card_type = String(capture.getCardType()),
+                                .card_last_digits = String(capture.getCardLastDigits()),
+                                .captured_at_us = capture.getCapturedAtUs(),
+                                .excess = capture.getExcess()});
+    }
+    if (in.getHasPlacement()) state.placement = Read(in.getPlacement());
+    state.post_checkout_requested = in.getPostCheckoutRequested();
+    state.post_checkout_synchronous = in.getPostCheckoutSynchronous();
+    for (auto line : in.getLines()) state.lines.push_back(Read(line));
+    state.status = static_cast<domain::OrderStatus>(in.getStatus());
+    state.amounts = domain::OrderAmounts{.total_minor = in.getTotalMinor(),
+                                         .captured_minor = in.getCapturedMinor(),
+                                         .due_minor = in.getDueMinor(),
+                                         .overpaid_minor = in.getOverpaidMinor(),
+                                         .refunded_minor = in.getRefundedMinor()};
+    state.retry_requests = in.getRetryRequests();
+    return SnapshotProblem(state);
+  });
+  if (problem) {
+    return Unexpected(Error{.code = ErrorCode::kCorruption,
+                            .message = fmt::format("order snapshot is corrupt: {}", *problem),
+                            .current_version = std::nullopt,
+                            .position = 0});
+  }
+  return state;
+}
 
 std::string EncodeEventPayload(const domain::Event& event) {
   if (auto problem = Problem(event)) {
     LEDGER_ASSERT(false, fmt::format("encoding a malformed event: {}", *problem).c_str());
   }
   capnp::MallocMessageBuilder message;
-  std::visit([&message](const auto& typed) { Encode(message, typed); }, event);
-  auto words = capnp::messageToFlatArray(message);
-  auto bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  std::visit(
+      [&message](const auto& typed) {
+        using Event = std::decay_t<decltype(typed)>;
+        Fill(message.initRoot<typename SchemaOf<Event>::Type>(), typed);
+      },
+      event);
+  return internal::MessageBytes(message);
 }
 
 NewEvent ToNewEvent(const domain::Event& event, const EventMetadata& metadata) {
@@ -360,24 +518,13 @@ StoreResult<domain::Event> DecodeEvent(const RecordedEvent& record) {
         record,
         fmt::format("schema version {} is not {}", record.schema_version, kEventSchemaVersion)));
   }
-  const std::string& payload = record.payload;
-  if (payload.empty() || payload.size() % sizeof(capnp::word) != 0) {
-    return Unexpected(PayloadCorrupt(record, "not a whole number of 8-byte words"));
-  }
-  thread_local std::vector<capnp::word> aligned;
-  aligned.resize(payload.size() / sizeof(capnp::word));
-  std::memcpy(aligned.data(), payload.data(), payload.size());
-  try {
-    capnp::ReaderOptions options;
-    options.traversalLimitInWords = (8u << 20) / sizeof(capnp::word);
-    options.nestingLimit = 16;
-    capnp::FlatArrayMessageReader message(kj::arrayPtr(aligned.data(), aligned.size()), options);
-    domain::Event event = decoder(message);
-    if (auto problem = Problem(event)) return Unexpected(PayloadCorrupt(record, *problem));
-    return event;
-  } catch (const kj::Exception& exception) {
-    return Unexpected(PayloadCorrupt(record, exception.getDescription().cStr()));
-  }
+  std::optional<domain::Event> event;
+  auto problem = internal::ReadMessage(record.payload, [&](capnp::MessageReader& message) {
+    event = decoder(message);
+    return Problem(*event);
+  });
+  if (problem) return Unexpected(PayloadCorrupt(record, *problem));
+  return std::move(*event);
 }
 
 }  // namespace ledger::eventstore

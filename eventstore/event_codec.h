@@ -11,6 +11,7 @@
 #include <string>
 
 #include "domain/events.h"
+#include "domain/order_state.h"
 #include "eventstore/event_store.h"
 
 namespace ledger::eventstore {
@@ -35,5 +36,11 @@ NewEvent ToNewEvent(const domain::Event& event, const EventMetadata& metadata);
 // Decodes the payload of a recorded event. kCorruption (naming the record's position) for an
 // unknown event type, a schema version this build cannot read, or a malformed payload.
 StoreResult<domain::Event> DecodeEvent(const RecordedEvent& record);
+
+// An order's folded state as bytes (schema: OrderStateSnapshot), for projections that keep it.
+// Decoding untrusted bytes gives kCorruption, never a crash; a decoded snapshot is checked for
+// statuses inside their enumerations.
+std::string EncodeOrderState(const domain::OrderState& state);
+Result<domain::OrderState, Error> DecodeOrderState(std::string_view bytes);
 
 }  // namespace ledger::eventstore

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "eventstore/capnp_message.h"
 #include "eventstore/schema/envelope.capnp.h"
 
 namespace ledger::eventstore::internal {
@@ -52,10 +53,6 @@ void AppendSized(std::string& out, std::string_view bytes) {
   out.append(bytes);
 }
 
-// Reading limits for untrusted bytes: a record is at most a few MiB (kPayloadBytesMax plus
-// small fields), so anything that claims more is garbage.
-constexpr uint64_t kTraversalWordsMax = (8ull << 20) / sizeof(capnp::word);
-
 }  // namespace
 
 std::string EncodeRecord(const RecordedEvent& record) {
@@ -89,56 +86,41 @@ std::string EncodeRecord(const RecordedEvent& record) {
 
 Result<void, Error> DecodeRecord(std::string_view bytes, uint64_t expected_position,
                                  RecordedEvent& record) {
-  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
-    return Unexpected(Corrupt(expected_position, fmt::format("{} bytes is not a whole number of "
-                                                             "8-byte words",
-                                                             bytes.size())));
-  }
-  // Cap'n Proto reads words in place; RocksDB's buffers carry no alignment promise, so copy the
-  // record into a word-aligned buffer kept per thread (records are small).
-  thread_local std::vector<capnp::word> aligned;
-  aligned.resize(bytes.size() / sizeof(capnp::word));
-  std::memcpy(aligned.data(), bytes.data(), bytes.size());
-
-  try {
-    capnp::ReaderOptions options;
-    options.traversalLimitInWords = kTraversalWordsMax;
-    options.nestingLimit = 8;
-    capnp::FlatArrayMessageReader message(kj::arrayPtr(aligned.data(), aligned.size()), options);
-    auto envelope = message.getRoot<schema::Envelope>();
-    if (envelope.getPosition() != expected_position) {
-      return Unexpected(Corrupt(
-          expected_position, fmt::format("it says it is at position {}", envelope.getPosition())));
-    }
-    record.position = envelope.getPosition();
-    auto stream = envelope.getStream();
-    record.stream.assign(stream.cStr(), stream.size());
-    record.version = envelope.getVersion();
-    auto event_type = envelope.getEventType();
-    record.event_type.assign(event_type.cStr(), event_type.size());
-    record.recorded_at_us = envelope.getRecordedAtUs();
-    auto actor = envelope.getActor();
-    record.actor.assign(actor.cStr(), actor.size());
-    record.schema_version = envelope.getSchemaVersion();
-    auto payload = envelope.getPayload();
-    record.payload.assign(reinterpret_cast<const char*>(payload.begin()), payload.size());
-    if (!ReadId(envelope.getEventId(), record.event_id) || record.event_id.IsNil()) {
-      return Unexpected(Corrupt(expected_position, "event id is not 16 non-zero bytes"));
-    }
-    if (!ReadId(envelope.getCorrelationId(), record.correlation_id) ||
-        !ReadId(envelope.getCausationId(), record.causation_id)) {
-      return Unexpected(Corrupt(expected_position, "correlation or causation id is not 16 bytes"));
-    }
-    if (!ReadHash(envelope.getPreviousHash(), record.previous_hash) ||
-        !ReadHash(envelope.getHash(), record.hash)) {
-      return Unexpected(Corrupt(expected_position, "a hash is not 32 bytes"));
-    }
-    if (record.stream.empty() || record.event_type.empty()) {
-      return Unexpected(Corrupt(expected_position, "stream or event type is empty"));
-    }
-  } catch (const kj::Exception& exception) {
-    return Unexpected(Corrupt(expected_position, exception.getDescription().cStr()));
-  }
+  auto problem = internal::ReadMessage(
+      bytes, [&](capnp::MessageReader& message) -> std::optional<std::string> {
+        auto envelope = message.getRoot<schema::Envelope>();
+        if (envelope.getPosition() != expected_position) {
+          return fmt::format("it says it is at position {}", envelope.getPosition());
+        }
+        record.position = envelope.getPosition();
+        auto stream = envelope.getStream();
+        record.stream.assign(stream.cStr(), stream.size());
+        record.version = envelope.getVersion();
+        auto event_type = envelope.getEventType();
+        record.event_type.assign(event_type.cStr(), event_type.size());
+        record.recorded_at_us = envelope.getRecordedAtUs();
+        auto actor = envelope.getActor();
+        record.actor.assign(actor.cStr(), actor.size());
+        record.schema_version = envelope.getSchemaVersion();
+        auto payload = envelope.getPayload();
+        record.payload.assign(reinterpret_cast<const char*>(payload.begin()), payload.size());
+        if (!ReadId(envelope.getEventId(), record.event_id) || record.event_id.IsNil()) {
+          return "event id is not 16 non-zero bytes";
+        }
+        if (!ReadId(envelope.getCorrelationId(), record.correlation_id) ||
+            !ReadId(envelope.getCausationId(), record.causation_id)) {
+          return "correlation or causation id is not 16 bytes";
+        }
+        if (!ReadHash(envelope.getPreviousHash(), record.previous_hash) ||
+            !ReadHash(envelope.getHash(), record.hash)) {
+          return "a hash is not 32 bytes";
+        }
+        if (record.stream.empty() || record.event_type.empty()) {
+          return "stream or event type is empty";
+        }
+        return std::nullopt;
+      });
+  if (problem) return Unexpected(Corrupt(expected_position, *problem));
   return {};
 }
 

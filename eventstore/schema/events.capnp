@@ -132,3 +132,39 @@ struct RevocationFailed {
   refundReference @5 :Text;
   failedAtUs @6 :Int64;
 }
+
+# --- Snapshots: an order's folded state (domain::OrderState), stored by projections ---------
+# Same numbering rule as above: fields are only ever added.
+
+struct LineStateSnapshot {
+  line @0 :Line;
+  status @1 :UInt8;          # domain::LineStatus numbers.
+  attempts @2 :UInt32;
+  module @3 :Text;
+  hasLastError @4 :Bool;
+  lastErrorKind @5 :FailureKind;
+  lastErrorMessage @6 :Text;
+  nextRetryAtUs @7 :Int64;
+  retryRequested @8 :Bool;
+  externalReference @9 :Text;
+  codes @10 :List(Text);
+  refundReference @11 :Text;
+}
+
+struct OrderStateSnapshot {
+  orderNumber @0 :Text;
+  eventsApplied @1 :UInt64;
+  captures @2 :List(PaymentCaptured);  # orderNumber left empty: it is the snapshot's.
+  hasPlacement @3 :Bool;
+  placement @4 :OrderCreated;          # lines left empty: they are in `lines`.
+  postCheckoutRequested @5 :Bool;
+  postCheckoutSynchronous @6 :Bool;
+  lines @7 :List(LineStateSnapshot);
+  status @8 :UInt8;                    # domain::OrderStatus numbers.
+  totalMinor @9 :Int64;
+  capturedMinor @10 :Int64;
+  dueMinor @11 :Int64;
+  overpaidMinor @12 :Int64;
+  refundedMinor @13 :Int64;
+  retryRequests @14 :UInt32;
+}

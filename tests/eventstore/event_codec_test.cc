@@ -1,5 +1,7 @@
 #include "eventstore/event_codec.h"
 
+#include "domain/decide.h"
+
 #include <catch2/catch.hpp>
 
 namespace ledger::eventstore {
@@ -159,6 +161,80 @@ TEST_CASE("a payload that cannot be decoded is corruption naming its position", 
     REQUIRE_FALSE(decoded.has_value());
     CHECK(decoded.error().code == ErrorCode::kCorruption);
   }
+}
+
+}  // namespace
+}  // namespace ledger::eventstore
+
+namespace ledger::eventstore {
+namespace {
+
+// Runs commands through the domain and returns the folded state (REQUIREs acceptance).
+domain::OrderState Apply(std::vector<domain::Command> commands) {
+  domain::OrderState state;
+  for (const domain::Command& command : commands) {
+    auto decision = domain::Decide(state, command);
+    REQUIRE(decision.has_value());
+    for (const domain::Event& event : *decision) state = domain::Evolve(std::move(state), event);
+  }
+  return state;
+}
+
+TEST_CASE("an order's folded state survives the snapshot codec unchanged", "[event_codec]") {
+  const domain::OrderCreated order = std::get<domain::OrderCreated>(OneOfEach()[1]);
+  const domain::OrderState state = Apply({
+      domain::CapturePayment{.order_number = order.order_number,
+                             .processor = "cybersource",
+                             .reference = "tx-1",
+                             .amount = {.minor_units = order.total_minor, .currency = "USD"},
+                             .card_type = "visa",
+                             .card_last_digits = "1111",
+                             .captured_at_us = 1},
+      domain::PlaceOrder{.order_number = order.order_number,
+                         .partner = order.partner,
+                         .basket_id = order.basket_id,
+                         .user = order.user,
+                         .lines = order.lines,
+                         .shipping_method = order.shipping_method,
+                         .shipping_charge_minor = order.shipping_charge_minor,
+                         .billing_address = order.billing_address,
+                         .total_minor = order.total_minor,
+                         .currency = order.currency,
+                         .placed_at_us = 2,
+                         .synchronous = true},
+      domain::RecordFulfillmentFailed{.order_number = order.order_number,
+                                      .line_id = "1",
+                                      .module = "EnrollmentModule",
+                                      .kind = domain::FailureKind::kNetwork,
+                                      .message = "connection refused",
+                                      .retryable = true,
+                                      .failed_at_us = 3},
+      domain::RecordLineFulfilled{.order_number = order.order_number,
+                                  .line_id = "2",
+                                  .module = "EnrollmentCodeModule",
+                                  .external_reference = "batch-1",
+                                  .codes = {"AAAA", "BBBB", "CCCC"},
+                                  .fulfilled_at_us = 4},
+      domain::RecordLineRevoked{.order_number = order.order_number,
+                                .line_id = "2",
+                                .module = "EnrollmentCodeModule",
+                                .refund_reference = "refund-1",
+                                .revoked_at_us = 5},
+  });
+  REQUIRE(state.placed());
+  REQUIRE(state.lines.at(0).last_error_kind.has_value());
+
+  auto decoded = DecodeOrderState(EncodeOrderState(state));
+  REQUIRE(decoded.has_value());
+  CHECK(*decoded == state);
+  CHECK(*DecodeOrderState(EncodeOrderState(domain::OrderState{})) == domain::OrderState{});
+}
+
+TEST_CASE("a damaged order snapshot is corruption, never a crash", "[event_codec]") {
+  const std::string bytes = EncodeOrderState(domain::OrderState{});
+  CHECK_FALSE(DecodeOrderState("").has_value());
+  CHECK_FALSE(DecodeOrderState(std::string(16, '\xff')).has_value());
+  CHECK_FALSE(DecodeOrderState(std::string_view(bytes).substr(0, 8)).has_value());
 }
 
 }  // namespace
