@@ -5,59 +5,104 @@
 
 #include "base/assert.h"
 #include "domain/limits.h"
+#include "domain/money.h"
 
 namespace ledger::domain {
 namespace {
 
-// Sums that Decide's limits keep far from overflow; an overflow here means a corrupt log.
-int64_t AddOrDie(int64_t a, int64_t b) {
-  const std::optional<int64_t> sum = CheckedAdd(a, b);
-  LEDGER_ASSERT(sum.has_value(), "amount overflow while folding an order");
-  return *sum;
+// What keeps an event from applying, in words (naming the line where one is involved); nullopt
+// when it applies. TryEvolve adds the event type, version and order number.
+using Problem = std::optional<std::string>;
+
+// The running sum of the captures in `currency`, in log order; nullopt when a partial sum
+// overflows. TryEvolve refuses the capture that would make it overflow, so for the states it
+// returns this is never nullopt.
+std::optional<int64_t> SumCaptures(const OrderState& state, std::string_view currency) {
+  std::optional<int64_t> sum = 0;
+  for (const CaptureRecord& capture : state.captures) {
+    if (capture.amount.currency != currency) continue;
+    sum = CheckedAdd(*sum, capture.amount.minor_units);
+    if (!sum) return std::nullopt;
+  }
+  return sum;
 }
 
-int64_t LineAmountOrDie(const Line& line) {
-  const std::optional<int64_t> amount = CheckedMultiply(line.quantity, line.unit_price_minor);
-  LEDGER_ASSERT(amount.has_value(), "line amount overflow while folding an order");
-  return *amount;
-}
-
-LineState& LineOrDie(OrderState& state, const std::string& line_id) {
-  LEDGER_ASSERT(state.placed(), "a line event before OrderCreated");
+// The line an event changes. A problem before OrderCreated or for a line the order lacks.
+Result<LineState*, std::string> FindLineToChange(OrderState& state, const std::string& line_id) {
+  if (!state.placed()) {
+    return Unexpected("line " + line_id + " comes before the order's OrderCreated");
+  }
   auto it = std::find_if(state.lines.begin(), state.lines.end(),
                          [&](const LineState& line) { return line.line.line_id == line_id; });
-  LEDGER_ASSERT(it != state.lines.end(), "a line event for a line the order does not have");
-  return *it;
+  if (it == state.lines.end()) return Unexpected("the order has no line " + line_id);
+  return &*it;
 }
 
-void SetLineStatus(LineState& line, LineStatus status) {
-  LEDGER_ASSERT(IsLineTransitionAllowed(line.status, status), "a forbidden line transition");
-  line.status = status;
+std::string LineDetail(const LineState& line) {
+  return "line " + line.line.line_id + " is " + std::string(LineStatusName(line.status));
 }
 
-void RecomputeAmounts(OrderState& state) {
-  if (!state.placed()) return;
-  OrderAmounts& amounts = state.amounts;
-  amounts.total_minor = state.placement->total_minor;
-  amounts.captured_minor = CapturedMinor(state, state.placement->currency);
-  amounts.due_minor = std::max<int64_t>(0, amounts.total_minor - amounts.captured_minor);
-  amounts.overpaid_minor = std::max<int64_t>(0, amounts.captured_minor - amounts.total_minor);
-  amounts.refunded_minor = 0;
-  for (const LineState& line : state.lines) {
-    if (line.status == LineStatus::kRevoked) {
-      amounts.refunded_minor = AddOrDie(amounts.refunded_minor, LineAmountOrDie(line.line));
-    }
+Problem SetLineStatus(LineState& line, LineStatus status) {
+  if (!IsLineTransitionAllowed(line.status, status)) {
+    return LineDetail(line) + " and cannot become " + std::string(LineStatusName(status));
   }
+  line.status = status;
+  return std::nullopt;
 }
 
-void Apply(OrderState& state, const PaymentCaptured& e) {
-  LEDGER_ASSERT(state.captures.size() < kCapturesMax, "more captures than kCapturesMax");
+// An attempt must follow the line's last one: none skipped, none repeated.
+Problem CheckAttempt(const LineState& line, uint32_t attempt) {
+  if (attempt == line.attempts + 1) return std::nullopt;
+  return "attempt " + std::to_string(attempt) + " of line " + line.line.line_id +
+         " does not follow attempt " + std::to_string(line.attempts);
+}
+
+// Decide's limits keep every sum far from overflow; an overflow means a damaged log.
+Problem RecomputeAmounts(OrderState& state) {
+  if (!state.placed()) return std::nullopt;
+  OrderAmounts amounts;
+  amounts.total_minor = state.placement->total_minor;
+  const std::optional<int64_t> captured_minor = SumCaptures(state, state.placement->currency);
+  if (!captured_minor) return "the captures in " + state.placement->currency + " overflow";
+  amounts.captured_minor = *captured_minor;
+  const std::optional<int64_t> due_minor =
+      CheckedSubtract(amounts.total_minor, amounts.captured_minor);
+  const std::optional<int64_t> overpaid_minor =
+      CheckedSubtract(amounts.captured_minor, amounts.total_minor);
+  if (!due_minor || !overpaid_minor) {
+    return "the total " + std::to_string(amounts.total_minor) + " and the captured " +
+           std::to_string(amounts.captured_minor) + " minor units differ by more than int64";
+  }
+  amounts.due_minor = std::max<int64_t>(0, *due_minor);
+  amounts.overpaid_minor = std::max<int64_t>(0, *overpaid_minor);
+  for (const LineState& line : state.lines) {
+    if (line.status != LineStatus::kRevoked) continue;
+    const std::optional<int64_t> line_minor =
+        CheckedMultiply(line.line.quantity, line.line.unit_price_minor);
+    if (!line_minor) return "the amount of line " + line.line.line_id + " overflows";
+    const std::optional<int64_t> refunded_minor = CheckedAdd(amounts.refunded_minor, *line_minor);
+    if (!refunded_minor) return "the refunded amount overflows at line " + line.line.line_id;
+    amounts.refunded_minor = *refunded_minor;
+  }
+  state.amounts = amounts;
+  return std::nullopt;
+}
+
+Problem Apply(OrderState& state, const PaymentCaptured& e) {
+  if (state.captures.size() >= kCapturesMax) {
+    return "the order already holds " + std::to_string(kCapturesMax) + " captures, the most";
+  }
+  const std::optional<int64_t> captured_minor = SumCaptures(state, e.amount.currency);
+  if (!captured_minor || !CheckedAdd(*captured_minor, e.amount.minor_units)) {
+    return "the captures in " + e.amount.currency + " overflow";
+  }
   state.captures.push_back(CaptureRecord{e.processor, e.reference, e.amount, e.card_type,
                                          e.card_last_digits, e.captured_at_us, e.excess});
+  return std::nullopt;
 }
 
-void Apply(OrderState& state, const OrderCreated& e) {
-  LEDGER_ASSERT(!state.placed(), "a second OrderCreated in one stream");
+Problem Apply(OrderState& state, const OrderCreated& e) {
+  if (state.placed()) return std::string("the order was created before");
   state.placement = e;
   state.placement->lines.clear();  // They live in state.lines, with their progress.
   state.lines.clear();
@@ -66,63 +111,109 @@ void Apply(OrderState& state, const OrderCreated& e) {
     line_state.line = line;
     state.lines.push_back(std::move(line_state));
   }
+  return std::nullopt;
 }
 
-void Apply(OrderState& state, const PostCheckout& e) {
-  LEDGER_ASSERT(state.placed(), "PostCheckout before OrderCreated");
+Problem Apply(OrderState& state, const PostCheckout& e) {
+  if (!state.placed()) return std::string("it comes before the order's OrderCreated");
   state.post_checkout_requested = true;
   state.post_checkout_synchronous = e.synchronous;
+  return std::nullopt;
 }
 
-void Apply(OrderState& state, const LineFulfilled& e) {
-  LineState& line = LineOrDie(state, e.line_id);
-  LEDGER_ASSERT(IsFulfillable(line.status), "LineFulfilled for a line that is not fulfillable");
-  LEDGER_ASSERT(e.attempt == line.attempts + 1, "LineFulfilled skips or repeats an attempt");
-  SetLineStatus(line, LineStatus::kComplete);
+Problem Apply(OrderState& state, const LineFulfilled& e) {
+  Result<LineState*, std::string> found = FindLineToChange(state, e.line_id);
+  if (!found) return found.error();
+  LineState& line = **found;
+  if (!IsFulfillable(line.status)) return LineDetail(line) + ", not fulfillable";
+  if (Problem problem = CheckAttempt(line, e.attempt)) return problem;
+  if (Problem problem = SetLineStatus(line, LineStatus::kComplete)) return problem;
   line.attempts = e.attempt;
   line.module = e.module;
   line.external_reference = e.external_reference;
   line.codes = e.codes;
   line.next_retry_at_us = 0;
   line.retry_requested = false;
+  return std::nullopt;
 }
 
-void Apply(OrderState& state, const FulfillmentFailed& e) {
-  LineState& line = LineOrDie(state, e.line_id);
-  LEDGER_ASSERT(IsFulfillable(line.status), "FulfillmentFailed for a line that is not fulfillable");
-  LEDGER_ASSERT(e.attempt == line.attempts + 1, "FulfillmentFailed skips or repeats an attempt");
-  SetLineStatus(line, LineStatusForFailure(e.kind));
+Problem Apply(OrderState& state, const FulfillmentFailed& e) {
+  Result<LineState*, std::string> found = FindLineToChange(state, e.line_id);
+  if (!found) return found.error();
+  LineState& line = **found;
+  if (!IsFulfillable(line.status)) return LineDetail(line) + ", not fulfillable";
+  if (Problem problem = CheckAttempt(line, e.attempt)) return problem;
+  if (Problem problem = SetLineStatus(line, LineStatusForFailure(e.kind))) return problem;
   line.attempts = e.attempt;
   line.module = e.module;
   line.last_error_kind = e.kind;
   line.last_error_message = e.message;
   line.next_retry_at_us = e.next_retry_at_us;
   line.retry_requested = false;
+  return std::nullopt;
 }
 
-void Apply(OrderState& state, const FulfillmentRetryRequested& e) {
+Problem Apply(OrderState& state, const FulfillmentRetryRequested& e) {
   for (const std::string& line_id : e.line_ids) {
-    LineState& line = LineOrDie(state, line_id);
-    LEDGER_ASSERT(IsFulfillable(line.status), "a retry of a line that is not fulfillable");
+    Result<LineState*, std::string> found = FindLineToChange(state, line_id);
+    if (!found) return found.error();
+    LineState& line = **found;
+    if (!IsFulfillable(line.status)) return LineDetail(line) + ", not fulfillable";
     line.retry_requested = true;
     line.next_retry_at_us = 0;  // The scheduled retry, if any, is this one.
   }
   ++state.retry_requests;
+  return std::nullopt;
 }
 
-void Apply(OrderState& state, const LineRevoked& e) {
-  LineState& line = LineOrDie(state, e.line_id);
-  SetLineStatus(line, LineStatus::kRevoked);
+Problem Apply(OrderState& state, const LineRevoked& e) {
+  Result<LineState*, std::string> found = FindLineToChange(state, e.line_id);
+  if (!found) return found.error();
+  LineState& line = **found;
+  if (Problem problem = SetLineStatus(line, LineStatus::kRevoked)) return problem;
   line.refund_reference = e.refund_reference;
+  return std::nullopt;
 }
 
-void Apply(OrderState& state, const RevocationFailed& e) {
-  LineState& line = LineOrDie(state, e.line_id);
-  LEDGER_ASSERT(line.status != LineStatus::kRevoked, "RevocationFailed for a revoked line");
-  SetLineStatus(line, LineStatus::kRevocationError);
+Problem Apply(OrderState& state, const RevocationFailed& e) {
+  Result<LineState*, std::string> found = FindLineToChange(state, e.line_id);
+  if (!found) return found.error();
+  LineState& line = **found;
+  if (line.status == LineStatus::kRevoked) return LineDetail(line) + " already";
+  if (Problem problem = SetLineStatus(line, LineStatus::kRevocationError)) return problem;
   line.last_error_kind = e.kind;
   line.last_error_message = e.message;
   line.refund_reference = e.refund_reference;
+  return std::nullopt;
+}
+
+// Folds the event into `state` in place; the problem, if any, leaves `state` half changed, and
+// TryEvolve discards it.
+Problem ApplyEvent(OrderState& state, const Event& event) {
+  const std::string& order_number = EventOrderNumber(event);
+  if (!state.order_number.empty() && state.order_number != order_number) {
+    return "the stream holds order " + state.order_number;
+  }
+  state.order_number = order_number;
+
+  const bool was_placed = state.placed();
+  const OrderStatus previous_status = state.status;
+  if (Problem problem = std::visit([&state](const auto& e) { return Apply(state, e); }, event)) {
+    return problem;
+  }
+  if (state.placed()) {
+    std::vector<LineStatus> statuses;
+    statuses.reserve(state.lines.size());
+    for (const LineState& line : state.lines) statuses.push_back(line.status);
+    state.status = DeriveOrderStatus(statuses);
+    if (was_placed && !IsOrderTransitionAllowed(previous_status, state.status)) {
+      return "the order is " + std::string(OrderStatusName(previous_status)) +
+             " and cannot become " + std::string(OrderStatusName(state.status));
+    }
+  }
+  if (Problem problem = RecomputeAmounts(state)) return problem;
+  ++state.events_applied;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -133,26 +224,30 @@ const LineState* OrderState::FindLine(std::string_view line_id) const {
   return it == lines.end() ? nullptr : &*it;
 }
 
-OrderState Evolve(OrderState state, const Event& event) {
-  const std::string& order_number = EventOrderNumber(event);
-  LEDGER_ASSERT(state.order_number.empty() || state.order_number == order_number,
-                "an event of another order in this stream");
-  state.order_number = order_number;
-
-  const bool was_placed = state.placed();
-  const OrderStatus previous_status = state.status;
-  std::visit([&state](const auto& e) { Apply(state, e); }, event);
-
-  if (state.placed()) {
-    std::vector<LineStatus> statuses;
-    statuses.reserve(state.lines.size());
-    for (const LineState& line : state.lines) statuses.push_back(line.status);
-    state.status = DeriveOrderStatus(statuses);
-    LEDGER_ASSERT(!was_placed || IsOrderTransitionAllowed(previous_status, state.status),
-                  "a forbidden order transition");
+Result<OrderState, FoldError> TryEvolve(OrderState state, const Event& event) {
+  const uint64_t version = state.events_applied;
+  if (Problem problem = ApplyEvent(state, event)) {
+    return Unexpected(FoldError{std::string(EventTypeName(event)) + " at version " +
+                                std::to_string(version) + " of order " + EventOrderNumber(event) +
+                                " cannot apply: " + *problem});
   }
-  RecomputeAmounts(state);
-  ++state.events_applied;
+  return state;
+}
+
+OrderState Evolve(OrderState state, const Event& event) {
+  Result<OrderState, FoldError> evolved = TryEvolve(std::move(state), event);
+  // The message is evaluated only when the assertion fails, when there is an error to read.
+  LEDGER_ASSERT(evolved.has_value(), evolved.error().problem.c_str());
+  return std::move(evolved).value();
+}
+
+Result<OrderState, FoldError> TryFold(std::span<const Event> events) {
+  OrderState state;
+  for (const Event& event : events) {
+    Result<OrderState, FoldError> evolved = TryEvolve(std::move(state), event);
+    if (!evolved) return Unexpected(std::move(evolved).error());
+    state = std::move(evolved).value();
+  }
   return state;
 }
 
@@ -171,13 +266,9 @@ std::optional<OrderCreated> PlacedOrder(const OrderState& state) {
 }
 
 int64_t CapturedMinor(const OrderState& state, std::string_view currency) {
-  int64_t captured_minor = 0;
-  for (const CaptureRecord& capture : state.captures) {
-    if (capture.amount.currency == currency) {
-      captured_minor = AddOrDie(captured_minor, capture.amount.minor_units);
-    }
-  }
-  return captured_minor;
+  const std::optional<int64_t> captured_minor = SumCaptures(state, currency);
+  LEDGER_ASSERT(captured_minor.has_value(), "captures overflow in a state TryEvolve returned");
+  return *captured_minor;
 }
 
 std::vector<std::string> FulfillableLines(const OrderState& state) {

@@ -3,9 +3,11 @@
 // function, so they all agree on what an order is.
 //
 // Evolve applies facts; it does not judge them. Decide (domain/decide.h) only produces events
-// Evolve can apply; an event that cannot apply (a line the order does not have, a transition the
-// rules forbid) means the log was written by a bug, and Evolve stops the process with an
-// assertion rather than fold it into a wrong state.
+// that apply; an event that cannot apply (a line the order does not have, a transition the rules
+// forbid, a second OrderCreated, ...) was written by a bug or edited in by hand. The rules for
+// what applies live in one place, TryEvolve, which reports such an event as a FoldError: readers
+// of stored logs use it and turn the error into a corruption report. Evolve is TryEvolve with an
+// assertion, for the command path, where Decide's own events failing to apply is a bug.
 //
 // Thread safety: plain values and pure functions.
 #pragma once
@@ -17,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
 #include "domain/events.h"
 #include "domain/status.h"
 
@@ -96,17 +99,39 @@ struct OrderState {
   friend bool operator==(const OrderState&, const OrderState&) = default;
 };
 
-// Applies one event to the state. Asserts that the event can apply (see the header comment).
+// Why an event cannot apply to an order's state. A value: readers of a stored log report it (as
+// corruption, naming the record's position), they never crash on it.
+struct FoldError {
+  // One sentence for humans, naming the event type, its version in the stream, the order number
+  // and, where one is involved, the line: "LineFulfilled at version 3 of order EDX-100009 cannot
+  // apply: the order has no line 9". Never parsed.
+  std::string problem{};
+
+  friend bool operator==(const FoldError&, const FoldError&) = default;
+};
+
+// Applies one event to `state` (the empty state or one TryEvolve returned). A FoldError when the
+// event cannot apply: another order's number, a second OrderCreated, a line event before
+// OrderCreated or for a line the order does not have, a forbidden line or order transition, an
+// attempt skipped or repeated, more than kCapturesMax captures, or amounts whose sums overflow.
+Result<OrderState, FoldError> TryEvolve(OrderState state, const Event& event);
+
+// TryEvolve for events Decide produced: asserts that the event applies (see the header comment).
+// The same state as TryEvolve for every event that applies.
 OrderState Evolve(OrderState state, const Event& event);
 
-// Folds events from the empty state.
+// Folds events from the empty state with TryEvolve; the first FoldError stops the fold.
+Result<OrderState, FoldError> TryFold(std::span<const Event> events);
+
+// Folds events from the empty state with Evolve.
 OrderState Fold(std::span<const Event> events);
 
 // The placement content as OrderCreated carries it (lines included): what a repeated PlaceOrder
 // is compared with. nullopt before placement.
 std::optional<OrderCreated> PlacedOrder(const OrderState& state);
 
-// The sum of every capture in `currency` (placed or not, excess or not).
+// The sum of every capture in `currency` (placed or not, excess or not). TryEvolve keeps every
+// such sum within int64 for the states it returns.
 int64_t CapturedMinor(const OrderState& state, std::string_view currency);
 
 // The ids of the lines a fulfillment run may touch: Open or in a fulfillment error, in basket
