@@ -160,6 +160,13 @@ struct VerifyReport {
   Hash256 last_hash{};  // The hash of the last record checked.
 };
 
+struct ScanOptions {
+  // Check each record against its own hash (a flipped byte anywhere is kCorruption). Turning it
+  // off saves a SHA-256 per event, for replays of a log that Verify has just walked; records
+  // that do not decode are reported either way.
+  bool verify_hashes = true;
+};
+
 // Progress of a long walk of the log: (events done, events in all).
 using ProgressCallback = std::function<void(uint64_t done, uint64_t total)>;
 
@@ -172,8 +179,9 @@ class Subscription {
   virtual ~Subscription() = default;
 
   // Waits up to `timeout` for events after the last one delivered and returns at most
-  // `max_count` of them in position order. Empty when the timeout passed or after Close().
-  // kCorruption when a record cannot be read; the subscription stays at the event before it.
+  // `max_count` of them in position order. Empty when the timeout passed, after Close(), or
+  // when max_count is 0. The events before a record that cannot be read are delivered first;
+  // the next call then gives kCorruption naming it, and the subscription stays before it.
   virtual StoreResult<std::vector<RecordedEvent>> Next(size_t max_count,
                                                        std::chrono::milliseconds timeout) = 0;
   // The position of the last event delivered (the starting point before the first one).
@@ -212,15 +220,18 @@ class EventStore {
                                                              uint64_t from_version,
                                                              size_t max_count) = 0;
 
-  // Up to `max_count` events of the whole log from `from_position` (inclusive).
+  // Up to `max_count` events of the whole log from `from_position` (inclusive). When a record
+  // cannot be read (it fails to decode or its hash), the page ends before it; a page that would
+  // start with it is kCorruption naming its position.
   virtual StoreResult<LogPage> ReadAll(uint64_t from_position, size_t max_count) = 0;
 
   // Calls `visitor` for each event at positions [from_position, to_position] in order, without
   // building a page: the fast path for replays. The event passed is valid only during the call;
-  // returning false stops the walk. Returns the number of events visited.
-  virtual StoreResult<uint64_t> ScanAll(
-      uint64_t from_position, uint64_t to_position,
-      const std::function<bool(const RecordedEvent&)>& visitor) = 0;
+  // returning false stops the walk. Returns the number of events visited. A record that cannot
+  // be read ends the walk with kCorruption after the events before it were visited.
+  virtual StoreResult<uint64_t> ScanAll(uint64_t from_position, uint64_t to_position,
+                                        const std::function<bool(const RecordedEvent&)>& visitor,
+                                        const ScanOptions& options = {}) = 0;
 
   // The event with this id, nullopt when the log has none.
   virtual StoreResult<std::optional<RecordedEvent>> ReadEvent(const EventId& event_id) = 0;

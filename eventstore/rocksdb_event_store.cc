@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
@@ -38,6 +39,9 @@ constexpr char kStreamHeadFamily[] = "stream_heads";
 constexpr char kEventIdFamily[] = "event_ids";
 constexpr char kFormatKey[] = "format";
 constexpr char kFormatValue[] = "orderledger-log-1";
+// The last committed position (8 bytes big-endian) and its hash (32 bytes), written in the same
+// batch as the records: on open, the log must end exactly there (see FORMAT.md).
+constexpr char kHeadKey[] = "head";
 
 constexpr size_t kScanProgressEvery = 1 << 16;
 
@@ -161,7 +165,8 @@ class RocksDbEventStore final : public EventStore {
                                                      size_t max_count) override;
   StoreResult<LogPage> ReadAll(uint64_t from_position, size_t max_count) override;
   StoreResult<uint64_t> ScanAll(uint64_t from_position, uint64_t to_position,
-                                const std::function<bool(const RecordedEvent&)>& visitor) override;
+                                const std::function<bool(const RecordedEvent&)>& visitor,
+                                const ScanOptions& options) override;
   StoreResult<std::optional<RecordedEvent>> ReadEvent(const EventId& event_id) override;
   StoreResult<std::optional<uint64_t>> StreamVersion(std::string_view stream) override;
   uint64_t HeadPosition() const override { return head_position_.load(std::memory_order_acquire); }
@@ -338,26 +343,55 @@ RocksDbEventStore::~RocksDbEventStore() {
 }
 
 StoreResult<void> RocksDbEventStore::RecoverTail() {
+  std::string marker;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), kHeadKey, &marker);
+  if (!status.ok() && !status.IsNotFound()) {
+    return Unexpected(IoError(status, "cannot read the head marker"));
+  }
+  const bool has_marker = status.ok();
+  if (has_marker && marker.size() != 8 + sizeof(Hash256)) {
+    return Unexpected(CorruptionAt(0, "the head marker is damaged"));
+  }
+  const uint64_t marked_head = has_marker ? ReadBigEndian64(marker.data()) : 0;
+
   std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions(), log()));
   iterator->SeekToLast();
   if (!iterator->status().ok()) return Unexpected(IoError(iterator->status(), "cannot read log"));
-  if (!iterator->Valid()) return {};  // An empty log.
-  if (iterator->key().size() != 8) {
-    return Unexpected(CorruptionAt(0, "the last key of the log is not a position"));
+  uint64_t last_position = 0;
+  if (iterator->Valid()) {
+    if (iterator->key().size() != 8) {
+      return Unexpected(CorruptionAt(0, "the last key of the log is not a position"));
+    }
+    last_position = ReadBigEndian64(iterator->key().data());
   }
-  const uint64_t position = ReadBigEndian64(iterator->key().data());
+  // Every commit writes its records and the marker in one batch, so they can only disagree when
+  // something outside the store changed the log. Appending on would reuse a lost position.
+  if (last_position < marked_head) {
+    return Unexpected(CorruptionAt(
+        last_position + 1, fmt::format("the log ends at position {} but position {} was committed; "
+                                       "position {} is missing",
+                                       last_position, marked_head, last_position + 1)));
+  }
+  if (last_position > marked_head) {
+    return Unexpected(CorruptionAt(
+        marked_head + 1, fmt::format("the log holds position {} beyond the committed head {}",
+                                     marked_head + 1, marked_head)));
+  }
+  if (last_position == 0) return {};  // An empty log.
+
   RecordedEvent last;
-  auto decoded = internal::DecodeRecord(iterator->value().ToStringView(), position, last);
+  auto decoded = internal::DecodeRecord(iterator->value().ToStringView(), last_position, last);
   if (!decoded) return Unexpected(std::move(decoded).error());
-  if (!internal::HasValidHash(last)) {
-    return Unexpected(CorruptionAt(position, fmt::format("the last record (position {}) does not "
-                                                         "match its hash",
-                                                         position)));
+  if (!internal::HasValidHash(last) ||
+      std::memcmp(marker.data() + 8, last.hash.data(), last.hash.size()) != 0) {
+    return Unexpected(CorruptionAt(
+        last_position,
+        fmt::format("the last record (position {}) does not match its hash", last_position)));
   }
-  next_position_ = position + 1;
+  next_position_ = last_position + 1;
   last_hash_ = last.hash;
   last_recorded_at_us_ = last.recorded_at_us;
-  head_position_.store(position, std::memory_order_release);
+  head_position_.store(last_position, std::memory_order_release);
   return {};
 }
 
@@ -416,6 +450,10 @@ void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
     AppendBigEndian64(value, version);
     state.batch.Put(stream_heads(), stream, value);
   }
+  std::string head_marker;
+  AppendBigEndian64(head_marker, state.next_position - 1);
+  head_marker.append(reinterpret_cast<const char*>(state.last_hash.data()), state.last_hash.size());
+  state.batch.Put(handles_[0], kHeadKey, head_marker);
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
   rocksdb::Status status = db_->Write(write_options, &state.batch);
@@ -659,7 +697,7 @@ StoreResult<std::vector<RecordedEvent>> RocksDbEventStore::ReadStream(std::strin
 
 StoreResult<uint64_t> RocksDbEventStore::ScanAll(
     uint64_t from_position, uint64_t to_position,
-    const std::function<bool(const RecordedEvent&)>& visitor) {
+    const std::function<bool(const RecordedEvent&)>& visitor, const ScanOptions& options) {
   from_position = std::max<uint64_t>(from_position, 1);
   if (to_position < from_position) return uint64_t{0};
   rocksdb::ReadOptions read_options;
@@ -677,6 +715,10 @@ StoreResult<uint64_t> RocksDbEventStore::ScanAll(
     }
     auto decoded = internal::DecodeRecord(iterator->value().ToStringView(), expected, record);
     if (!decoded) return Unexpected(std::move(decoded).error());
+    if (options.verify_hashes && !internal::HasValidHash(record)) {
+      return Unexpected(CorruptionAt(
+          expected, fmt::format("record at position {} does not match its hash", expected)));
+    }
     if (!visitor(record)) return expected - from_position + 1;
   }
   if (!iterator->status().ok()) return Unexpected(IoError(iterator->status(), "log scan"));
@@ -690,14 +732,20 @@ StoreResult<LogPage> RocksDbEventStore::ReadAll(uint64_t from_position, size_t m
   page.head_position = HeadPosition();
   page.next_position = from_position;
   if (max_count == 0) return page;
-  auto scanned =
-      ScanAll(from_position, from_position + max_count - 1, [&page](const RecordedEvent& event) {
+  auto scanned = ScanAll(
+      from_position, from_position + max_count - 1,
+      [&page](const RecordedEvent& event) {
         page.events.push_back(event);
         return true;
-      });
-  if (!scanned) return Unexpected(std::move(scanned).error());
-  page.next_position = from_position + *scanned;
-  page.head_position = std::max(page.head_position, page.next_position - 1);
+      },
+      ScanOptions{});
+  // A bad record ends the page before it; only a page that would start with it is an error, so
+  // a reader gets every good event and then learns exactly where the damage is.
+  if (!scanned && page.events.empty()) return Unexpected(std::move(scanned).error());
+  page.next_position = from_position + page.events.size();
+  if (!page.events.empty()) {
+    page.head_position = std::max(page.head_position, page.events.back().position);
+  }
   return page;
 }
 
@@ -743,27 +791,30 @@ StoreResult<VerifyReport> RocksDbEventStore::Verify(uint64_t from_position, uint
     previous = anchor->hash;
   }
   const uint64_t total = last - report.from_position + 1;
-  auto scanned = ScanAll(report.from_position, last, [&](const RecordedEvent& record) {
-    if (record.previous_hash != previous) {
-      fail(record.position, fmt::format("record at position {} does not link to the hash of "
-                                        "position {}",
-                                        record.position, record.position - 1));
-      return false;
-    }
-    if (!internal::HasValidHash(record)) {
-      fail(record.position,
-           fmt::format("record at position {} does not match its hash", record.position));
-      return false;
-    }
-    previous = record.hash;
-    report.last_hash = record.hash;
-    report.to_position = record.position;
-    ++report.events_checked;
-    if (progress && report.events_checked % kScanProgressEvery == 0) {
-      progress(report.events_checked, total);
-    }
-    return true;
-  });
+  auto scanned = ScanAll(
+      report.from_position, last,
+      [&](const RecordedEvent& record) {
+        if (record.previous_hash != previous) {
+          fail(record.position, fmt::format("record at position {} does not link to the hash of "
+                                            "position {}",
+                                            record.position, record.position - 1));
+          return false;
+        }
+        if (!internal::HasValidHash(record)) {
+          fail(record.position,
+               fmt::format("record at position {} does not match its hash", record.position));
+          return false;
+        }
+        previous = record.hash;
+        report.last_hash = record.hash;
+        report.to_position = record.position;
+        ++report.events_checked;
+        if (progress && report.events_checked % kScanProgressEvery == 0) {
+          progress(report.events_checked, total);
+        }
+        return true;
+      },
+      ScanOptions{.verify_hashes = false});  // Checked above, after the link.
   if (!scanned) {
     if (scanned.error().code != ErrorCode::kCorruption) return Unexpected(scanned.error());
     fail(scanned.error().position, scanned.error().message);
@@ -829,7 +880,8 @@ void RocksDbEventStore::RemoveCommitListener(uint64_t listener_id) {
 StoreResult<std::vector<RecordedEvent>> RocksDbSubscription::Next(
     size_t max_count, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  max_count = std::clamp<size_t>(max_count, 1, EventStore::kReadCountMax);
+  if (max_count == 0) return std::vector<RecordedEvent>();
+  max_count = std::min(max_count, EventStore::kReadCountMax);
   while (!closed()) {
     if (store_->HeadPosition() > last_position_) {
       auto events = store_->ReadCommitted(last_position_ + 1, max_count);

@@ -299,9 +299,8 @@ TEMPLATE_TEST_CASE("Next returns nothing when its timeout passes, and wakes for 
   CHECK(delivered.get_future().get() == std::vector<uint64_t>{3});
 }
 
-// BUG (store): Next(0, ...) delivers one event; the contract says "at most max_count" (the
-// RocksDB subscription clamps max_count to at least 1). Remove [!mayfail] once decided/fixed.
-TEMPLATE_TEST_CASE("Next with max_count 0 delivers nothing", "[subscription][!mayfail]",
+// "At most max_count": zero means none.
+TEMPLATE_TEST_CASE("Next with max_count 0 delivers nothing", "[subscription]",
                    LEDGER_STORE_HARNESSES) {
   TestType harness;
   MustAppend(harness.store(), "s", ExpectedVersion::Any(), MakeEvents("zero", 2));
