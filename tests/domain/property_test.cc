@@ -292,6 +292,9 @@ TEST_CASE("random command sequences reach only possible states, and the fold rep
     }
     CheckStreamShape(events);
     REQUIRE(Fold(events) == state);
+    const Result<OrderState, FoldError> try_folded = TryFold(events);
+    REQUIRE(try_folded.has_value());
+    REQUIRE(*try_folded == state);
   }
 
   // The generator must reach deep states, or the properties above prove little.
