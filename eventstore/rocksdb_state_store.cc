@@ -49,6 +49,63 @@ StoreResult<std::optional<std::string>> StateBatch::Get(std::string_view key) {
   return std::optional<std::string>(std::move(value));
 }
 
+// Scans [begin, end) of `db` (end empty: unbounded) with `options`, forward or backward.
+StoreResult<void> ScanRange(
+    rocksdb::DB* db, rocksdb::ReadOptions options, std::string_view begin, std::string_view end,
+    bool reverse, const std::function<bool(std::string_view, std::string_view)>& visitor) {
+  rocksdb::Slice lower(begin), upper(end);
+  options.iterate_lower_bound = &lower;
+  if (!end.empty()) options.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> iterator(db->NewIterator(options));
+  if (reverse) {
+    if (end.empty()) {
+      iterator->SeekToLast();
+    } else {
+      iterator->SeekForPrev(upper);
+      // SeekForPrev lands on `end` itself when it exists; the range excludes it.
+      if (iterator->Valid() && iterator->key() == upper) iterator->Prev();
+    }
+  } else {
+    iterator->Seek(lower);
+  }
+  for (; iterator->Valid(); reverse ? iterator->Prev() : iterator->Next()) {
+    if (!visitor(iterator->key().ToStringView(), iterator->value().ToStringView())) break;
+  }
+  if (!iterator->status().ok()) return Unexpected(StateIoError(iterator->status(), "scan"));
+  return {};
+}
+
+StoreResult<std::optional<std::string>> GetKey(rocksdb::DB* db, const rocksdb::ReadOptions& options,
+                                               std::string_view key) {
+  std::string value;
+  rocksdb::Status status = db->Get(options, rocksdb::Slice(key), &value);
+  if (status.IsNotFound()) return std::optional<std::string>();
+  if (!status.ok()) return Unexpected(StateIoError(status, "read"));
+  return std::optional<std::string>(std::move(value));
+}
+
+class RocksDbStateView final : public StateView {
+ public:
+  explicit RocksDbStateView(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {
+    options_.snapshot = snapshot_;
+  }
+  ~RocksDbStateView() override { db_->ReleaseSnapshot(snapshot_); }
+
+  StoreResult<std::optional<std::string>> Get(std::string_view key) override {
+    return GetKey(db_, options_, key);
+  }
+  StoreResult<void> Scan(
+      std::string_view begin, std::string_view end, bool reverse,
+      const std::function<bool(std::string_view, std::string_view)>& visitor) override {
+    return ScanRange(db_, options_, begin, end, reverse, visitor);
+  }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+  rocksdb::ReadOptions options_;
+};
+
 class RocksDbStateStore final : public StateStore {
  public:
   explicit RocksDbStateStore(rocksdb::DB* db) : db_(db) {}
@@ -57,38 +114,16 @@ class RocksDbStateStore final : public StateStore {
     delete db_;
   }
 
+  std::unique_ptr<StateView> Snapshot() override { return std::make_unique<RocksDbStateView>(db_); }
+
   StoreResult<std::optional<std::string>> Get(std::string_view key) override {
-    std::string value;
-    rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key), &value);
-    if (status.IsNotFound()) return std::optional<std::string>();
-    if (!status.ok()) return Unexpected(StateIoError(status, "read"));
-    return std::optional<std::string>(std::move(value));
+    return GetKey(db_, rocksdb::ReadOptions(), key);
   }
 
   StoreResult<void> Scan(
       std::string_view begin, std::string_view end, bool reverse,
       const std::function<bool(std::string_view, std::string_view)>& visitor) override {
-    rocksdb::Slice lower(begin), upper(end);
-    rocksdb::ReadOptions options;
-    options.iterate_lower_bound = &lower;
-    if (!end.empty()) options.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(options));
-    if (reverse) {
-      if (end.empty()) {
-        iterator->SeekToLast();
-      } else {
-        iterator->SeekForPrev(upper);
-        // SeekForPrev lands on `end` itself when it exists; the range excludes it.
-        if (iterator->Valid() && iterator->key() == upper) iterator->Prev();
-      }
-    } else {
-      iterator->Seek(lower);
-    }
-    for (; iterator->Valid(); reverse ? iterator->Prev() : iterator->Next()) {
-      if (!visitor(iterator->key().ToStringView(), iterator->value().ToStringView())) break;
-    }
-    if (!iterator->status().ok()) return Unexpected(StateIoError(iterator->status(), "scan"));
-    return {};
+    return ScanRange(db_, rocksdb::ReadOptions(), begin, end, reverse, visitor);
   }
 
   StateBatch NewBatch() override {

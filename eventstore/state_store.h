@@ -47,9 +47,24 @@ class StateBatch {
   size_t write_count_ = 0;
 };
 
+// A consistent, read-only view of the whole store as it was when the view was taken: writes
+// committed later (and deletions) are invisible to it. Cheap to take; hold it only as long as a
+// query lasts, since it keeps old data alive.
+class StateView {
+ public:
+  virtual ~StateView() = default;
+  virtual StoreResult<std::optional<std::string>> Get(std::string_view key) = 0;
+  // As StateStore::Scan, within the view.
+  virtual StoreResult<void> Scan(
+      std::string_view begin, std::string_view end, bool reverse,
+      const std::function<bool(std::string_view key, std::string_view value)>& visitor) = 0;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
+
+  virtual std::unique_ptr<StateView> Snapshot() = 0;
 
   virtual StoreResult<std::optional<std::string>> Get(std::string_view key) = 0;
 

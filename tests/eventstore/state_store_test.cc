@@ -98,3 +98,40 @@ TEST_CASE("a state store directory held by another store is refused", "[state_st
 
 }  // namespace
 }  // namespace ledger::eventstore
+
+namespace ledger::eventstore {
+namespace {
+
+TEST_CASE("a state view sees the store as it was when taken", "[state_store]") {
+  TempDir dir;
+  auto opened = OpenRocksDbStateStore(dir.path());
+  REQUIRE(opened.has_value());
+  StateStore& store = **opened;
+  StateBatch batch = store.NewBatch();
+  batch.Put("row/1", "old");
+  batch.Put("row/2", "old");
+  REQUIRE(store.Write(batch).has_value());
+
+  std::unique_ptr<StateView> view = store.Snapshot();
+  batch.Put("row/1", "new");
+  batch.Put("row/3", "new");
+  REQUIRE(store.Write(batch).has_value());
+  REQUIRE(store.DeleteRange("row/2", "row/3").has_value());
+
+  CHECK(view->Get("row/1")->value() == "old");
+  CHECK(view->Get("row/2")->value() == "old");
+  CHECK_FALSE(view->Get("row/3")->has_value());
+  std::vector<std::string> seen;
+  REQUIRE(view->Scan("row/", "row0", false,
+                     [&](std::string_view key, std::string_view value) {
+                       seen.push_back(std::string(key) + "=" + std::string(value));
+                       return true;
+                     })
+              .has_value());
+  CHECK(seen == std::vector<std::string>{"row/1=old", "row/2=old"});
+  CHECK(store.Get("row/1")->value() == "new");
+  CHECK_FALSE(store.Get("row/2")->has_value());
+}
+
+}  // namespace
+}  // namespace ledger::eventstore
