@@ -44,7 +44,18 @@ StoreResult<LoadedOrder> OrderCommandService::Load(std::string_view order_number
       if (record.position > position_max) return loaded;
       auto event = DecodeEvent(record);
       if (!event) return Unexpected(std::move(event).error());
-      loaded.state = domain::Evolve(std::move(loaded.state), *event);
+      // A stored event that cannot apply (an old bug, a hand-edited log) is corruption to
+      // report, not a reason to crash.
+      auto evolved = domain::TryEvolve(std::move(loaded.state), *event);
+      if (!evolved) {
+        return Unexpected(
+            Error{.code = ErrorCode::kCorruption,
+                  .message = fmt::format("{} of stream {} at position {}", evolved.error().problem,
+                                         stream, record.position),
+                  .current_version = std::nullopt,
+                  .position = record.position});
+      }
+      loaded.state = std::move(evolved).value();
       loaded.stream_version = record.version;
       loaded.position = record.position;
     }

@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "eventstore/event_codec.h"
 #include "store_test_support.h"
 
 namespace ledger::eventstore {
@@ -159,6 +160,50 @@ TEST_CASE("Load as of a position gives the order as it was then", "[command_serv
   auto now = service.Load("EDX-100046");
   REQUIRE(now.has_value());
   CHECK(now->state.placed());
+}
+
+TEST_CASE(
+    "Given a stored event that cannot apply, When the order is loaded or a command handled, "
+    "Then the answer is corruption naming its position, never a crash",
+    "[command_service]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  MustHandle(service, Capture("EDX-100047", 4900));
+  MustHandle(service, Place("EDX-100047", {SeatLine("1", 4900)}));
+  // What an old buggy version, or someone editing the log, could have written: line 9 of an
+  // order that has only line 1.
+  const domain::LineFulfilled bad{.order_number = "EDX-100047",
+                                  .line_id = "9",
+                                  .module = "EnrollmentFulfillmentModule",
+                                  .attempt = 1,
+                                  .external_reference = "",
+                                  .codes = {},
+                                  .fulfilled_at_us = kT0 + 2};
+  const std::vector<NewEvent> raw = {ToNewEvent(bad, kMetadata)};
+  auto appended =
+      harness.store().Append(domain::OrderStreamName("EDX-100047"), ExpectedVersion::Any(), raw);
+  REQUIRE(appended.has_value());
+
+  auto loaded = service.Load("EDX-100047");
+  REQUIRE_FALSE(loaded.has_value());
+  CHECK(loaded.error().code == ErrorCode::kCorruption);
+  CHECK(loaded.error().position == appended->first_position);
+  INFO(loaded.error().message);
+  CHECK(loaded.error().message.find("the order has no line 9") != std::string::npos);
+  CHECK(loaded.error().message.find("position " + std::to_string(appended->first_position)) !=
+        std::string::npos);
+
+  domain::RecordLineFulfilled fulfill{.order_number = "EDX-100047",
+                                      .line_id = "1",
+                                      .module = "EnrollmentFulfillmentModule",
+                                      .external_reference = "",
+                                      .codes = {},
+                                      .fulfilled_at_us = kT0 + 3};
+  auto handled = service.Handle(fulfill, kMetadata);
+  REQUIRE_FALSE(handled.has_value());
+  REQUIRE(handled.error().store_error.has_value());
+  CHECK(handled.error().store_error->code == ErrorCode::kCorruption);
+  CHECK(handled.error().store_error->position == appended->first_position);
 }
 
 TEST_CASE("Writers racing to place the same order leave exactly one placement",
