@@ -50,8 +50,8 @@ StoreResult<LoadedOrder> OrderCommandService::Load(std::string_view order_number
       if (!evolved) {
         return Unexpected(
             Error{.code = ErrorCode::kCorruption,
-                  .message = fmt::format("{} of stream {} at position {}", evolved.error().problem,
-                                         stream, record.position),
+                  .message = fmt::format("event at position {} of stream {}: {}", record.position,
+                                         stream, evolved.error().problem),
                   .current_version = std::nullopt,
                   .position = record.position});
       }
