@@ -1,0 +1,182 @@
+#include "projections/order_status_projection.h"
+
+#include <fmt/format.h>
+
+#include "base/bytes.h"
+#include "eventstore/event_codec.h"
+
+namespace ledger::projections {
+
+namespace {
+
+using eventstore::ErrorCode;
+
+constexpr size_t kRowHeaderBytes = 8 * 4;
+
+std::string OrderKey(std::string_view order_number) { return fmt::format("o/{}", order_number); }
+std::string StatusPrefix(domain::OrderStatus status) {
+  return fmt::format("s/{:02x}/", static_cast<unsigned>(status));
+}
+std::string StatusKey(domain::OrderStatus status, uint64_t since_position,
+                      std::string_view order_number) {
+  return fmt::format("{}{:016x}/{}", StatusPrefix(status), since_position, order_number);
+}
+std::string UserPrefix(int64_t user_id) {
+  return fmt::format("u/{:016x}/", static_cast<uint64_t>(user_id));
+}
+std::string UserKey(int64_t user_id, uint64_t placed_position, std::string_view order_number) {
+  return fmt::format("{}{:016x}/{}", UserPrefix(user_id), placed_position, order_number);
+}
+std::string AllKey(uint64_t placed_position, std::string_view order_number) {
+  return fmt::format("t/{:016x}/{}", placed_position, order_number);
+}
+
+Error Corrupt(std::string message, uint64_t position = 0) {
+  return Error{.code = ErrorCode::kCorruption,
+               .message = std::move(message),
+               .current_version = std::nullopt,
+               .position = position};
+}
+
+// Reads the order rows named by an index scan: the last path segment of each key.
+StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& prefix,
+                                 bool newest_first, size_t limit, std::string_view cursor) {
+  limit = std::clamp<size_t>(limit, 1, OrderStatusProjection::kPageRowsMax);
+  std::string begin = prefix;
+  std::string end = prefix.substr(0, prefix.size() - 1) + "0";  // One past the prefix.
+  if (!cursor.empty()) {
+    // The cursor is the last key returned; continue strictly after (or before) it.
+    if (newest_first) {
+      end = std::string(cursor);
+    } else {
+      begin = std::string(cursor) + '\0';
+    }
+  }
+  std::vector<std::string> keys;
+  std::vector<std::string> order_numbers;
+  auto scanned = view.Scan(begin, end, newest_first, [&](std::string_view key, std::string_view) {
+    if (keys.size() == limit) return false;
+    keys.emplace_back(key);
+    order_numbers.emplace_back(key.substr(key.rfind('/') + 1));
+    return true;
+  });
+  if (!scanned) return Unexpected(std::move(scanned).error());
+  OrderPage page;
+  for (const std::string& order_number : order_numbers) {
+    auto row = OrderStatusProjection::Get(view, order_number);
+    if (!row) return Unexpected(std::move(row).error());
+    if (!*row)
+      return Unexpected(
+          Corrupt(fmt::format("an index names order {}, which has no row", order_number)));
+    page.rows.push_back(std::move(**row));
+  }
+  if (keys.size() == limit) page.next_cursor = keys.back();
+  return page;
+}
+
+}  // namespace
+
+std::string OrderStatusProjection::EncodeRow(const OrderRow& row) {
+  std::string bytes;
+  AppendBigEndian64(bytes, row.position);
+  AppendBigEndian64(bytes, row.stream_version);
+  AppendBigEndian64(bytes, row.status_since_position);
+  AppendBigEndian64(bytes, static_cast<uint64_t>(row.status_since_us));
+  bytes.append(eventstore::EncodeOrderState(row.state));
+  return bytes;
+}
+
+StoreResult<OrderRow> OrderStatusProjection::DecodeRow(std::string_view bytes) {
+  if (bytes.size() < kRowHeaderBytes) return Unexpected(Corrupt("an order row is truncated"));
+  OrderRow row;
+  row.position = ReadBigEndian64(bytes.data());
+  row.stream_version = ReadBigEndian64(bytes.data() + 8);
+  row.status_since_position = ReadBigEndian64(bytes.data() + 16);
+  row.status_since_us = static_cast<int64_t>(ReadBigEndian64(bytes.data() + 24));
+  auto state = eventstore::DecodeOrderState(bytes.substr(kRowHeaderBytes));
+  if (!state) return Unexpected(std::move(state).error());
+  row.state = std::move(*state);
+  return row;
+}
+
+StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
+                                               const domain::Event& event, RowBatch& rows) {
+  const std::string& order_number = domain::EventOrderNumber(event);
+  auto cached = cache_.find(order_number);
+  if (cached == cache_.end()) {
+    OrderRow row;
+    auto stored = rows.Get(OrderKey(order_number));
+    if (!stored) return Unexpected(std::move(stored).error());
+    if (*stored) {
+      auto decoded = DecodeRow(**stored);
+      if (!decoded) return Unexpected(std::move(decoded).error());
+      row = std::move(*decoded);
+    }
+    cached = cache_.emplace(order_number, std::move(row)).first;
+  }
+  OrderRow& row = cached->second;
+  const bool was_placed = row.state.placed();
+  const domain::OrderStatus old_status = row.state.status;
+
+  auto next = domain::TryEvolve(std::move(row.state), event);
+  if (!next) {
+    cache_.erase(cached);  // The row was moved from; the batch is abandoned anyway.
+    return Unexpected(Corrupt(
+        fmt::format("event at position {} cannot apply: {}", record.position, next.error().problem),
+        record.position));
+  }
+  row.state = std::move(*next);
+  row.position = record.position;
+  row.stream_version = record.version;
+
+  if (!row.state.placed()) return {};
+  if (!was_placed) {
+    row.status_since_position = record.position;
+    row.status_since_us = record.recorded_at_us;
+    const int64_t user_id = row.state.placement->user.id;
+    rows.Put(UserKey(user_id, record.position, order_number), "");
+    rows.Put(AllKey(record.position, order_number), "");
+    rows.Put(StatusKey(row.state.status, record.position, order_number), "");
+  } else if (row.state.status != old_status) {
+    rows.Delete(StatusKey(old_status, row.status_since_position, order_number));
+    row.status_since_position = record.position;
+    row.status_since_us = record.recorded_at_us;
+    rows.Put(StatusKey(row.state.status, record.position, order_number), "");
+  }
+  return {};
+}
+
+StoreResult<void> OrderStatusProjection::Flush(RowBatch& rows) {
+  for (const auto& [order_number, row] : cache_) rows.Put(OrderKey(order_number), EncodeRow(row));
+  cache_.clear();
+  return {};
+}
+
+StoreResult<std::optional<OrderRow>> OrderStatusProjection::Get(const ProjectionView& view,
+                                                                std::string_view order_number) {
+  auto stored = view.Get(OrderKey(order_number));
+  if (!stored) return Unexpected(std::move(stored).error());
+  if (!*stored) return std::optional<OrderRow>();
+  auto row = DecodeRow(**stored);
+  if (!row) return Unexpected(std::move(row).error());
+  return std::optional<OrderRow>(std::move(*row));
+}
+
+StoreResult<OrderPage> OrderStatusProjection::ListByStatus(const ProjectionView& view,
+                                                           domain::OrderStatus status, size_t limit,
+                                                           std::string_view cursor) {
+  return ListIndex(view, StatusPrefix(status), /*newest_first=*/false, limit, cursor);
+}
+
+StoreResult<OrderPage> OrderStatusProjection::ListByUser(const ProjectionView& view,
+                                                         int64_t user_id, size_t limit,
+                                                         std::string_view cursor) {
+  return ListIndex(view, UserPrefix(user_id), /*newest_first=*/true, limit, cursor);
+}
+
+StoreResult<OrderPage> OrderStatusProjection::ListAll(const ProjectionView& view, size_t limit,
+                                                      std::string_view cursor) {
+  return ListIndex(view, "t/", /*newest_first=*/true, limit, cursor);
+}
+
+}  // namespace ledger::projections

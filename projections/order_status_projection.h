@@ -1,0 +1,74 @@
+// The order status projection: per order, its state folded from its stream (status, every
+// line's status, attempts, last error and next retry, amounts captured, due and refunded), and
+// the log position and stream version it reflects; with indexes for the lists services and ops
+// read: by status (oldest in that status first: the fulfillment error queue), by user (newest
+// first), and all orders (newest first).
+//
+// Rows (relative to the generation):
+//   o/<order number>                                   the order (see OrderRow)
+//   s/<status, 2 hex>/<since position, 16 hex>/<order> orders by status, oldest first
+//   u/<user id, 16 hex>/<placed position, 16 hex>/<order>  orders by user
+//   t/<placed position, 16 hex>/<order>                 every placed order
+//
+// Thread safety: as Projection; the query functions are safe from any thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "domain/order_state.h"
+#include "projections/projection.h"
+
+namespace ledger::projections {
+
+struct OrderRow {
+  domain::OrderState state;
+  // The position of the order's last event applied, and its version in the stream.
+  uint64_t position = 0;
+  uint64_t stream_version = 0;
+  // When the order entered its current status: the event's position and commit time.
+  uint64_t status_since_position = 0;
+  int64_t status_since_us = 0;
+};
+
+// One page of a list, and where the next page starts ("" when there is none).
+struct OrderPage {
+  std::vector<OrderRow> rows;
+  std::string next_cursor;
+};
+
+class OrderStatusProjection final : public Projection {
+ public:
+  static constexpr std::string_view kName = "order_status";
+  static constexpr size_t kPageRowsMax = 1000;
+
+  std::string_view name() const override { return kName; }
+  StoreResult<void> Apply(const RecordedEvent& record, const domain::Event& event,
+                          RowBatch& rows) override;
+  StoreResult<void> Flush(RowBatch& rows) override;
+  void Reset() override { cache_.clear(); }
+
+  static StoreResult<std::optional<OrderRow>> Get(const ProjectionView& view,
+                                                  std::string_view order_number);
+  // Placed orders in `status`, oldest in that status first.
+  static StoreResult<OrderPage> ListByStatus(const ProjectionView& view, domain::OrderStatus status,
+                                             size_t limit, std::string_view cursor = {});
+  // A user's placed orders, newest first.
+  static StoreResult<OrderPage> ListByUser(const ProjectionView& view, int64_t user_id,
+                                           size_t limit, std::string_view cursor = {});
+  // Every placed order, newest first.
+  static StoreResult<OrderPage> ListAll(const ProjectionView& view, size_t limit,
+                                        std::string_view cursor = {});
+
+  // Row encoding, exposed for tests and tools.
+  static std::string EncodeRow(const OrderRow& row);
+  static StoreResult<OrderRow> DecodeRow(std::string_view bytes);
+
+ private:
+  // Rows changed in the current batch, written by Flush.
+  std::unordered_map<std::string, OrderRow> cache_;
+};
+
+}  // namespace ledger::projections

@@ -1,0 +1,457 @@
+#include "projections/projection_runner.h"
+
+#include <fmt/format.h>
+
+#include "base/bytes.h"
+#include "eventstore/event_codec.h"
+
+namespace ledger::projections {
+
+namespace {
+
+using eventstore::ErrorCode;
+using Clock = std::chrono::steady_clock;
+
+std::string ProjectionPrefix(std::string_view name) { return fmt::format("proj/{}/", name); }
+std::string ActiveKey(std::string_view name) { return ProjectionPrefix(name) + "active"; }
+std::string GenerationsBegin(std::string_view name) { return ProjectionPrefix(name) + "g/"; }
+// One past every generation key: '0' follows '/'.
+std::string GenerationsEnd(std::string_view name) { return ProjectionPrefix(name) + "g0"; }
+std::string GenerationPrefix(std::string_view name, uint64_t generation) {
+  return fmt::format("{}g/{:016x}/", ProjectionPrefix(name), generation);
+}
+// One past every key of a generation.
+std::string GenerationEnd(std::string_view name, uint64_t generation) {
+  return fmt::format("{}g/{:016x}0", ProjectionPrefix(name), generation);
+}
+
+std::string EncodePosition(uint64_t position) {
+  std::string bytes;
+  AppendBigEndian64(bytes, position);
+  return bytes;
+}
+
+StoreResult<uint64_t> DecodePosition(const std::optional<std::string>& bytes,
+                                     std::string_view what) {
+  if (!bytes) return uint64_t{0};
+  if (bytes->size() != 8) {
+    return Unexpected(Error{.code = ErrorCode::kCorruption,
+                            .message = fmt::format("{} is damaged", what),
+                            .current_version = std::nullopt,
+                            .position = 0});
+  }
+  return ReadBigEndian64(bytes->data());
+}
+
+}  // namespace
+
+StoreResult<std::optional<std::string>> RowBatch::Get(std::string_view key) {
+  return batch_.Get(FullKey(key));
+}
+void RowBatch::Put(std::string_view key, std::string_view value) {
+  batch_.Put(FullKey(key), value);
+}
+void RowBatch::Delete(std::string_view key) { batch_.Delete(FullKey(key)); }
+const std::string& RowBatch::FullKey(std::string_view key) {
+  key_.assign(prefix_);
+  key_.append(key);
+  return key_;
+}
+
+StoreResult<std::optional<std::string>> ProjectionView::Get(std::string_view key) const {
+  return view_->Get(prefix_ + std::string(key));
+}
+
+StoreResult<void> ProjectionView::Scan(
+    std::string_view begin, std::string_view end, bool reverse,
+    const std::function<bool(std::string_view, std::string_view)>& visitor) const {
+  const std::string full_begin = prefix_ + std::string(begin);
+  // The generation's rows end where its prefix's last byte ('/') would be '0'.
+  std::string full_end =
+      end.empty() ? prefix_.substr(0, prefix_.size() - 1) + "0" : prefix_ + std::string(end);
+  const size_t prefix_size = prefix_.size();
+  return view_->Scan(full_begin, full_end, reverse,
+                     [&](std::string_view key, std::string_view value) {
+                       return visitor(key.substr(prefix_size), value);
+                     });
+}
+
+ProjectionRunner::ProjectionRunner(eventstore::EventStore& store, eventstore::StateStore& state,
+                                   ProjectionFactory factory, RunnerOptions options,
+                                   std::string name)
+    : store_(store),
+      state_(state),
+      factory_(std::move(factory)),
+      options_(options),
+      name_(std::move(name)) {}
+
+StoreResult<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(eventstore::EventStore& store,
+                                                                      eventstore::StateStore& state,
+                                                                      ProjectionFactory factory,
+                                                                      RunnerOptions options) {
+  const std::string name(factory()->name());
+  std::unique_ptr<ProjectionRunner> runner(
+      new ProjectionRunner(store, state, std::move(factory), options, name));
+
+  auto active_bytes = state.Get(ActiveKey(name));
+  if (!active_bytes) return Unexpected(std::move(active_bytes).error());
+  auto active = DecodePosition(*active_bytes, "the active generation marker");
+  if (!active) return Unexpected(std::move(active).error());
+  uint64_t number = *active;
+  if (number == 0) {
+    number = 1;
+    eventstore::StateBatch batch = state.NewBatch();
+    batch.Put(ActiveKey(name), EncodePosition(number));
+    if (auto written = state.Write(batch, /*sync=*/true); !written) {
+      return Unexpected(std::move(written).error());
+    }
+  }
+  // Whatever an interrupted rebuild left beside the active generation is garbage.
+  if (auto deleted = state.DeleteRange(GenerationsBegin(name), GenerationPrefix(name, number));
+      !deleted) {
+    return Unexpected(std::move(deleted).error());
+  }
+  if (auto deleted = state.DeleteRange(GenerationEnd(name, number), GenerationsEnd(name));
+      !deleted) {
+    return Unexpected(std::move(deleted).error());
+  }
+  auto generation = runner->OpenGeneration(number);
+  if (!generation) return Unexpected(std::move(generation).error());
+  runner->active_ = std::move(*generation);
+  runner->checkpoint_.store(runner->active_.checkpoint, std::memory_order_release);
+  return runner;
+}
+
+ProjectionRunner::~ProjectionRunner() { Stop(); }
+
+StoreResult<ProjectionRunner::Generation> ProjectionRunner::OpenGeneration(uint64_t number) {
+  Generation generation;
+  generation.number = number;
+  generation.rows_prefix = GenerationPrefix(name_, number) + "r/";
+  generation.checkpoint_key = GenerationPrefix(name_, number) + "checkpoint";
+  generation.projection = factory_();
+  auto checkpoint_bytes = state_.Get(generation.checkpoint_key);
+  if (!checkpoint_bytes) return Unexpected(std::move(checkpoint_bytes).error());
+  auto checkpoint = DecodePosition(*checkpoint_bytes, "the projection checkpoint");
+  if (!checkpoint) return Unexpected(std::move(checkpoint).error());
+  generation.checkpoint = *checkpoint;
+  return generation;
+}
+
+StoreResult<void> ProjectionRunner::ApplyBatch(Generation& generation,
+                                               std::span<const RecordedEvent> events) {
+  if (events.empty()) return {};
+  eventstore::StateBatch batch = state_.NewBatch();
+  RowBatch rows(batch, generation.rows_prefix);
+  auto fail = [&](Error error) -> StoreResult<void> {
+    generation.projection->Reset();
+    return Unexpected(std::move(error));
+  };
+  for (const RecordedEvent& record : events) {
+    LEDGER_ASSERT(record.position == generation.checkpoint + 1 || &record != &events.front(),
+                  "a projection batch must start right after the checkpoint");
+    auto event = eventstore::DecodeEvent(record);
+    if (!event) return fail(std::move(event).error());
+    if (auto applied = generation.projection->Apply(record, *event, rows); !applied) {
+      return fail(std::move(applied).error());
+    }
+  }
+  if (auto flushed = generation.projection->Flush(rows); !flushed) {
+    return fail(std::move(flushed).error());
+  }
+  batch.Put(generation.checkpoint_key, EncodePosition(events.back().position));
+  if (auto written = state_.Write(batch); !written) return fail(std::move(written).error());
+  generation.checkpoint = events.back().position;
+  return {};
+}
+
+StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t to_position,
+                                              const eventstore::ProgressCallback& progress) {
+  if (generation.checkpoint >= to_position) return {};
+  const uint64_t total = to_position - generation.checkpoint;
+  eventstore::StateBatch batch = state_.NewBatch();
+  RowBatch rows(batch, generation.rows_prefix);
+  uint64_t done = 0;
+  uint64_t in_batch = 0;
+  uint64_t last_position = generation.checkpoint;
+  std::optional<Error> failure;
+
+  auto commit = [&]() -> bool {
+    if (in_batch == 0) return true;
+    if (auto flushed = generation.projection->Flush(rows); !flushed) {
+      failure = std::move(flushed).error();
+      return false;
+    }
+    batch.Put(generation.checkpoint_key, EncodePosition(last_position));
+    if (auto written = state_.Write(batch); !written) {
+      failure = std::move(written).error();
+      return false;
+    }
+    generation.checkpoint = last_position;
+    in_batch = 0;
+    if (progress) progress(done, total);
+    return true;
+  };
+  auto scanned =
+      store_.ScanAll(generation.checkpoint + 1, to_position, [&](const RecordedEvent& record) {
+        if (stopping_.load(std::memory_order_relaxed)) {
+          failure = Error{.code = ErrorCode::kClosed,
+                          .message = "the projection runner is stopping",
+                          .current_version = std::nullopt,
+                          .position = 0};
+          return false;
+        }
+        auto event = eventstore::DecodeEvent(record);
+        if (!event) {
+          failure = std::move(event).error();
+          return false;
+        }
+        if (auto applied = generation.projection->Apply(record, *event, rows); !applied) {
+          failure = std::move(applied).error();
+          return false;
+        }
+        last_position = record.position;
+        ++done;
+        if (++in_batch >= options_.batch_events_max) return commit();
+        return true;
+      });
+  if (!scanned && !failure) failure = std::move(scanned).error();
+  if (!failure) commit();
+  if (failure) {
+    generation.projection->Reset();
+    return Unexpected(std::move(*failure));
+  }
+  return {};
+}
+
+StoreResult<uint64_t> ProjectionRunner::CatchUp(const eventstore::ProgressCallback& progress) {
+  LEDGER_ASSERT(!live_thread_.joinable(), "CatchUp while the live thread runs");
+  const uint64_t before = active_.checkpoint;
+  if (auto built = BuildUpTo(active_, store_.HeadPosition(), progress); !built) {
+    PublishCheckpoint(active_.checkpoint);
+    return Unexpected(std::move(built).error());
+  }
+  PublishCheckpoint(active_.checkpoint);
+  return active_.checkpoint - before;
+}
+
+void ProjectionRunner::PublishCheckpoint(uint64_t position) {
+  {
+    std::lock_guard lock(mutex_);
+    checkpoint_.store(position, std::memory_order_release);
+  }
+  checkpoint_advanced_.notify_all();
+}
+
+uint64_t ProjectionRunner::lag() const {
+  const uint64_t head = store_.HeadPosition();
+  const uint64_t done = checkpoint();
+  return head > done ? head - done : 0;
+}
+
+uint64_t ProjectionRunner::generation() const {
+  std::lock_guard lock(mutex_);
+  return active_.number;
+}
+
+std::optional<Error> ProjectionRunner::failure() const {
+  std::lock_guard lock(mutex_);
+  return failure_;
+}
+
+bool ProjectionRunner::WaitFor(uint64_t position, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return checkpoint_advanced_.wait_for(
+      lock, timeout, [&] { return checkpoint_.load(std::memory_order_acquire) >= position; });
+}
+
+ProjectionView ProjectionRunner::View() {
+  // The snapshot is taken under the lock that the switch of generations also takes, and the old
+  // generation is deleted only after the switch: a view sees one whole generation, never a mix.
+  std::lock_guard lock(mutex_);
+  std::shared_ptr<eventstore::StateView> snapshot = state_.Snapshot();
+  uint64_t position = 0;
+  if (auto bytes = snapshot->Get(active_.checkpoint_key); bytes) {
+    if (auto decoded = DecodePosition(*bytes, "the projection checkpoint"); decoded) {
+      position = *decoded;
+    }
+  }
+  return ProjectionView(std::move(snapshot), active_.rows_prefix, position);
+}
+
+void ProjectionRunner::Start() {
+  if (live_thread_.joinable()) return;
+  stopping_.store(false);
+  {
+    std::lock_guard lock(mutex_);
+    subscription_ = store_.SubscribeToAll(active_.checkpoint);
+  }
+  live_thread_ = std::thread([this] { RunLive(); });
+}
+
+void ProjectionRunner::Stop() {
+  stopping_.store(true);
+  {
+    std::lock_guard lock(mutex_);
+    if (subscription_) subscription_->Close();
+  }
+  if (rebuild_thread_.joinable()) rebuild_thread_.join();
+  if (live_thread_.joinable()) live_thread_.join();
+  std::lock_guard lock(mutex_);
+  subscription_.reset();
+}
+
+void ProjectionRunner::RunLive() {
+  auto record_failure = [this](std::optional<Error> error) {
+    std::lock_guard lock(mutex_);
+    failure_ = std::move(error);
+  };
+  while (!stopping_.load()) {
+    std::optional<Generation> rebuilt;
+    {
+      std::lock_guard lock(mutex_);
+      if (rebuilt_) {
+        rebuilt = std::move(rebuilt_);
+        rebuilt_.reset();
+      }
+    }
+    if (rebuilt) {
+      if (auto switched = SwitchTo(std::move(*rebuilt)); !switched) {
+        std::lock_guard lock(mutex_);
+        rebuild_.running = false;
+        rebuild_.failure = switched.error();
+      }
+    }
+    eventstore::Subscription* subscription;
+    {
+      std::lock_guard lock(mutex_);
+      subscription = subscription_.get();
+    }
+    auto events = subscription->Next(options_.batch_events_max, options_.idle_wait);
+    if (!events) {
+      // The subscription stays before the record it cannot read; try again later, loudly.
+      record_failure(std::move(events).error());
+      std::this_thread::sleep_for(options_.idle_wait);
+      continue;
+    }
+    if (events->empty()) continue;
+    if (auto applied = ApplyBatch(active_, *events); !applied) {
+      record_failure(std::move(applied).error());
+      // The subscription moved past events that were not committed: go back to the checkpoint.
+      std::lock_guard lock(mutex_);
+      subscription_ = store_.SubscribeToAll(active_.checkpoint);
+      continue;
+    }
+    record_failure(std::nullopt);
+    PublishCheckpoint(active_.checkpoint);
+  }
+}
+
+StoreResult<void> ProjectionRunner::SwitchTo(Generation rebuilt) {
+  // Bring the new generation to where the active one is (it stopped at the head it saw when
+  // its rebuild began, or later).
+  while (rebuilt.checkpoint < active_.checkpoint) {
+    auto page = store_.ReadAll(
+        rebuilt.checkpoint + 1,
+        std::min<uint64_t>(options_.batch_events_max, active_.checkpoint - rebuilt.checkpoint));
+    if (!page) return Unexpected(std::move(page).error());
+    if (auto applied = ApplyBatch(rebuilt, page->events); !applied) return applied;
+  }
+  eventstore::StateBatch batch = state_.NewBatch();
+  batch.Put(ActiveKey(name_), EncodePosition(rebuilt.number));
+  if (auto written = state_.Write(batch, /*sync=*/true); !written) return written;
+
+  const uint64_t old_number = active_.number;
+  const bool moved_forward = rebuilt.checkpoint > active_.checkpoint;
+  {
+    std::lock_guard lock(mutex_);
+    active_ = std::move(rebuilt);
+    rebuild_.running = false;
+    if (moved_forward && live_thread_.joinable()) {
+      subscription_ = store_.SubscribeToAll(active_.checkpoint);
+    }
+  }
+  PublishCheckpoint(active_.checkpoint);
+  // Views taken before the switch hold snapshots and still read the old rows.
+  return state_.DeleteRange(GenerationPrefix(name_, old_number), GenerationEnd(name_, old_number));
+}
+
+StoreResult<void> ProjectionRunner::StartRebuild() {
+  std::lock_guard lock(mutex_);
+  if (!live_thread_.joinable()) {
+    return Unexpected(Error{.code = ErrorCode::kInvalidArgument,
+                            .message = "an online rebuild needs the live runner; use RebuildNow",
+                            .current_version = std::nullopt,
+                            .position = 0});
+  }
+  if (rebuild_.running || rebuilt_) {
+    return Unexpected(Error{.code = ErrorCode::kInvalidArgument,
+                            .message = fmt::format("a rebuild of {} is already running", name_),
+                            .current_version = std::nullopt,
+                            .position = 0});
+  }
+  if (rebuild_thread_.joinable()) rebuild_thread_.join();
+  rebuild_ = RebuildStatus{.running = true,
+                           .generation = active_.number + 1,
+                           .events_done = 0,
+                           .events_total = store_.HeadPosition(),
+                           .events_per_second = 0,
+                           .seconds_left = 0,
+                           .failure = std::nullopt};
+  const uint64_t number = active_.number + 1;
+  rebuild_thread_ = std::thread([this, number] { RunRebuild(number); });
+  return {};
+}
+
+RebuildStatus ProjectionRunner::rebuild_status() const {
+  std::lock_guard lock(mutex_);
+  return rebuild_;
+}
+
+void ProjectionRunner::RunRebuild(uint64_t generation_number) {
+  const auto started = Clock::now();
+  auto fail = [this](Error error) {
+    std::lock_guard lock(mutex_);
+    rebuild_.running = false;
+    rebuild_.failure = std::move(error);
+  };
+  if (auto cleared = state_.DeleteRange(GenerationPrefix(name_, generation_number),
+                                        GenerationEnd(name_, generation_number));
+      !cleared) {
+    return fail(cleared.error());
+  }
+  auto generation = OpenGeneration(generation_number);
+  if (!generation) return fail(generation.error());
+  const uint64_t head = store_.HeadPosition();
+  auto built = BuildUpTo(*generation, head, [&](uint64_t done, uint64_t total) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    std::lock_guard lock(mutex_);
+    rebuild_.events_done = done;
+    rebuild_.events_total = total;
+    rebuild_.events_per_second = seconds > 0 ? static_cast<double>(done) / seconds : 0;
+    rebuild_.seconds_left = rebuild_.events_per_second > 0
+                                ? static_cast<double>(total - done) / rebuild_.events_per_second
+                                : 0;
+  });
+  if (!built) return fail(built.error());
+  std::lock_guard lock(mutex_);
+  rebuild_.events_done = rebuild_.events_total = head;
+  rebuild_.seconds_left = 0;
+  rebuilt_ = std::move(*generation);  // The live thread switches to it.
+}
+
+StoreResult<void> ProjectionRunner::RebuildNow(const eventstore::ProgressCallback& progress) {
+  LEDGER_ASSERT(!live_thread_.joinable(), "RebuildNow while the live thread runs");
+  const uint64_t number = active_.number + 1;
+  if (auto cleared =
+          state_.DeleteRange(GenerationPrefix(name_, number), GenerationEnd(name_, number));
+      !cleared) {
+    return cleared;
+  }
+  auto generation = OpenGeneration(number);
+  if (!generation) return Unexpected(std::move(generation).error());
+  if (auto built = BuildUpTo(*generation, store_.HeadPosition(), progress); !built) return built;
+  return SwitchTo(std::move(*generation));
+}
+
+}  // namespace ledger::projections
