@@ -1,0 +1,361 @@
+// The order status projection under its runner: it equals a fresh fold of the log, lists page
+// correctly, follows the live log with read-your-writes waits, resumes from its checkpoint,
+// rebuilds (offline and online, under writes) without mixed views, and reports damage instead of
+// crashing.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "domain/order_state.h"
+#include "eventstore/event_codec.h"
+#include "ledger_fixture.h"
+#include "order_workload.h"
+#include "projections/history.h"
+
+namespace ledger::projections {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::LedgerFixture;
+using testing::OrderWorkload;
+
+void RequireCheckOk(eventstore::EventStore& store, const ProjectionView& view,
+                    uint64_t orders_expected) {
+  auto report = CheckOrderStatus(store, view);
+  REQUIRE(report.has_value());
+  for (const std::string& difference : report->differences) UNSCOPED_INFO(difference);
+  CHECK(report->ok());
+  CHECK(report->orders_checked == orders_expected);
+}
+
+std::vector<OrderRow> AllPages(const std::function<StoreResult<OrderPage>(std::string)>& list) {
+  std::vector<OrderRow> rows;
+  std::string cursor;
+  for (int pages = 0; pages < 10'000; ++pages) {
+    auto page = list(cursor);
+    REQUIRE(page.has_value());
+    for (auto& row : page->rows) rows.push_back(std::move(row));
+    if (page->next_cursor.empty()) return rows;
+    cursor = page->next_cursor;
+  }
+  FAIL("paging never ended");
+  return rows;
+}
+
+TEST_CASE("the order status projection equals a fresh fold of the log", "[projections]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 1);
+  for (int i = 0; i < 150; ++i) workload.AddOrder();
+  for (int i = 0; i < 5; ++i) workload.AddOrphanPayment();
+  auto runner = ledger.OrderStatusRunner({.batch_events_max = 97, .idle_wait = 10ms});
+
+  auto applied = runner->CatchUp();
+  REQUIRE(applied.has_value());
+  CHECK(*applied == ledger.store().HeadPosition());
+  CHECK(runner->checkpoint() == ledger.store().HeadPosition());
+  CHECK(runner->lag() == 0);
+
+  const ProjectionView view = runner->View();
+  CHECK(view.position() == ledger.store().HeadPosition());
+  RequireCheckOk(ledger.store(), view, 155);
+  for (const std::string& order_number : workload.orders()) {
+    auto row = OrderStatusProjection::Get(view, order_number);
+    REQUIRE(row.has_value());
+    REQUIRE(row->has_value());
+    auto loaded = ledger.service().Load(order_number);
+    REQUIRE(loaded.has_value());
+    CHECK((*row)->state == loaded->state);
+    CHECK((*row)->position == loaded->position);
+    CHECK((*row)->stream_version == loaded->stream_version);
+  }
+}
+
+TEST_CASE("order lists page through every order in the documented order", "[projections]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 2);
+  for (int i = 0; i < 120; ++i) workload.AddOrder();
+  auto runner = ledger.OrderStatusRunner();
+  REQUIRE(runner->CatchUp().has_value());
+  const ProjectionView view = runner->View();
+
+  const auto all =
+      AllPages([&](std::string cursor) { return OrderStatusProjection::ListAll(view, 7, cursor); });
+  REQUIRE(all.size() == 120);
+  for (size_t i = 1; i < all.size(); ++i) {
+    CHECK(all[i - 1].state.order_number != all[i].state.order_number);
+  }
+  // Newest first: placements in decreasing log order.
+  std::vector<std::string> expected(workload.orders().rbegin(), workload.orders().rend());
+  std::vector<std::string> listed;
+  for (const auto& row : all) listed.push_back(row.state.order_number);
+  CHECK(listed == expected);
+
+  size_t in_some_status = 0;
+  for (domain::OrderStatus status : domain::AllOrderStatuses()) {
+    const auto rows = AllPages([&](std::string cursor) {
+      return OrderStatusProjection::ListByStatus(view, status, 5, cursor);
+    });
+    for (size_t i = 0; i < rows.size(); ++i) {
+      CHECK(rows[i].state.status == status);
+      if (i > 0) CHECK(rows[i - 1].status_since_position < rows[i].status_since_position);
+    }
+    in_some_status += rows.size();
+  }
+  CHECK(in_some_status == 120);
+
+  std::map<int64_t, size_t> per_user;
+  for (const auto& row : all) ++per_user[row.state.placement->user.id];
+  for (const auto& [user_id, count] : per_user) {
+    const auto rows = AllPages([&](std::string cursor) {
+      return OrderStatusProjection::ListByUser(view, user_id, 3, cursor);
+    });
+    CHECK(rows.size() == count);
+    for (size_t i = 1; i < rows.size(); ++i) CHECK(rows[i - 1].position > rows[i].position);
+  }
+}
+
+TEST_CASE("the live runner follows the log and answers read-your-writes waits",
+          "[projections][live]") {
+  LedgerFixture ledger;
+  auto runner = ledger.OrderStatusRunner({.batch_events_max = 50, .idle_wait = 10ms});
+  runner->Start();
+  OrderWorkload workload(ledger.service(), 3);
+  for (int i = 0; i < 40; ++i) {
+    const std::string order_number = workload.AddOrder();
+    auto loaded = ledger.service().Load(order_number);
+    REQUIRE(loaded.has_value());
+    REQUIRE(runner->WaitFor(loaded->position, 10s));
+    const ProjectionView view = runner->View();
+    CHECK(view.position() >= loaded->position);
+    auto row = OrderStatusProjection::Get(view, order_number);
+    REQUIRE(row.has_value());
+    REQUIRE(row->has_value());
+    CHECK((*row)->state == loaded->state);
+  }
+  CHECK_FALSE(runner->WaitFor(ledger.store().HeadPosition() + 1, 20ms));
+  runner->Stop();
+  CHECK_FALSE(runner->failure().has_value());
+}
+
+TEST_CASE("a restarted runner resumes from its checkpoint, skipping and repeating nothing",
+          "[projections]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 4);
+  for (int i = 0; i < 60; ++i) workload.AddOrder();
+  {
+    auto runner = ledger.OrderStatusRunner({.batch_events_max = 64, .idle_wait = 10ms});
+    REQUIRE(runner->CatchUp().has_value());
+  }
+  for (int i = 0; i < 60; ++i) workload.AddOrder();
+  for (const std::string& order_number : workload.orders()) workload.Step(order_number);
+  ledger.Close();
+  ledger.Open();
+  auto runner = ledger.OrderStatusRunner({.batch_events_max = 64, .idle_wait = 10ms});
+  runner->Start();
+  REQUIRE(runner->WaitFor(ledger.store().HeadPosition(), 10s));
+  runner->Stop();
+  RequireCheckOk(ledger.store(), runner->View(), 120);
+}
+
+TEST_CASE("an offline rebuild gives the same rows in a new generation", "[projections]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 5);
+  for (int i = 0; i < 80; ++i) workload.AddOrder();
+  auto runner = ledger.OrderStatusRunner({.batch_events_max = 33, .idle_wait = 10ms});
+  REQUIRE(runner->CatchUp().has_value());
+  CHECK(runner->generation() == 1);
+  std::vector<std::pair<uint64_t, uint64_t>> progress;
+  REQUIRE(
+      runner->RebuildNow([&](uint64_t done, uint64_t total) { progress.emplace_back(done, total); })
+          .has_value());
+  CHECK(runner->generation() == 2);
+  REQUIRE_FALSE(progress.empty());
+  CHECK(progress.back().first == ledger.store().HeadPosition());
+  CHECK(progress.back().second == ledger.store().HeadPosition());
+  RequireCheckOk(ledger.store(), runner->View(), 80);
+
+  // The old generation is gone from the state store; a reopen finds the new one.
+  runner.reset();
+  auto reopened = ledger.OrderStatusRunner();
+  CHECK(reopened->generation() == 2);
+  CHECK(reopened->checkpoint() == ledger.store().HeadPosition());
+  size_t old_keys = 0;
+  REQUIRE(ledger.state()
+              .Scan("proj/order_status/g/0000000000000001/",
+                    "proj/order_status/g/00000000000000010", false,
+                    [&](std::string_view, std::string_view) {
+                      ++old_keys;
+                      return true;
+                    })
+              .has_value());
+  CHECK(old_keys == 0);
+}
+
+TEST_CASE("an online rebuild under writes never shows a mixed or stale view",
+          "[projections][live][rebuild]") {
+  LedgerFixture ledger;
+  OrderWorkload setup(ledger.service(), 6, "PRE");
+  for (int i = 0; i < static_cast<int>(eventstore::testing::Scaled(300, 100)); ++i)
+    setup.AddOrder();
+  auto runner = ledger.OrderStatusRunner({.batch_events_max = 40, .idle_wait = 5ms});
+  runner->Start();
+  REQUIRE(runner->WaitFor(ledger.store().HeadPosition(), 10s));
+
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    OrderWorkload workload(ledger.service(), 7, "LIVE");
+    while (!done.load()) workload.AddOrder();
+  });
+  REQUIRE(runner->StartRebuild().has_value());
+  CHECK_FALSE(runner->StartRebuild().has_value());  // One at a time.
+
+  size_t views_checked = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while ((runner->rebuild_status().running || runner->generation() == 1 || views_checked < 20) &&
+         std::chrono::steady_clock::now() < deadline) {
+    const ProjectionView view = runner->View();
+    auto page = OrderStatusProjection::ListAll(view, 3);
+    REQUIRE(page.has_value());
+    for (const OrderRow& row : page->rows) {
+      // Every row of the view is exactly the fold of the log at the view's position.
+      auto folded = OrderAsOf(ledger.store(), row.state.order_number, view.position());
+      REQUIRE(folded.has_value());
+      CHECK(row.state == folded->state);
+      CHECK(row.position == folded->position);
+    }
+    auto sample = OrderStatusProjection::Get(view, "PRE-100001");
+    REQUIRE(sample.has_value());
+    REQUIRE(sample->has_value());  // Never an empty, half-built generation.
+    ++views_checked;
+  }
+  done = true;
+  writer.join();
+  const auto status = runner->rebuild_status();
+  CHECK_FALSE(status.running);
+  CHECK_FALSE(status.failure.has_value());
+  CHECK(runner->generation() == 2);
+  REQUIRE(runner->WaitFor(ledger.store().HeadPosition(), 10s));
+  runner->Stop();
+  auto report = CheckOrderStatus(ledger.store(), runner->View());
+  REQUIRE(report.has_value());
+  CHECK(report->ok());
+}
+
+TEST_CASE("an order as of a position or a time is the fold of the log up to it",
+          "[projections][history]") {
+  int64_t now_us = 1'790'000'000'000'000;
+  LedgerFixture ledger(
+      eventstore::RocksDbOptions{.clock_us = [&now_us] { return now_us += 1000; }});
+  OrderWorkload workload(ledger.service(), 8);
+  for (int i = 0; i < 40; ++i) workload.AddOrder();
+  const uint64_t head = ledger.store().HeadPosition();
+  auto log = ledger.store().ReadAll(1, head);
+  REQUIRE(log.has_value());
+  REQUIRE(log->events.size() == head);
+
+  std::mt19937_64 random(9);
+  for (int trial = 0; trial < 60; ++trial) {
+    const uint64_t position = 1 + random() % head;
+    const std::string& order_number = workload.orders()[random() % workload.orders().size()];
+    std::vector<domain::Event> events;
+    for (const auto& record : log->events) {
+      if (record.position > position) break;
+      if (record.stream != domain::OrderStreamName(order_number)) continue;
+      auto event = eventstore::DecodeEvent(record);
+      REQUIRE(event.has_value());
+      events.push_back(*event);
+    }
+    auto expected = domain::TryFold(events);
+    REQUIRE(expected.has_value());
+    auto as_of = OrderAsOf(ledger.store(), order_number, position);
+    REQUIRE(as_of.has_value());
+    CHECK(as_of->state == *expected);
+
+    // The time of that position leads to the last position committed at that time (the events
+    // of one append share their commit time).
+    const int64_t time = log->events[position - 1].recorded_at_us;
+    uint64_t last_at_time = position;
+    while (last_at_time < head && log->events[last_at_time].recorded_at_us == time) {
+      ++last_at_time;
+    }
+    auto found = PositionAtTime(ledger.store(), time);
+    REQUIRE(found.has_value());
+    CHECK(*found == last_at_time);
+    auto before = PositionAtTime(ledger.store(), time - 1);
+    REQUIRE(before.has_value());
+    CHECK(*before < position);
+  }
+  CHECK(*PositionAtTime(ledger.store(), 0) == 0);
+  CHECK(*PositionAtTime(ledger.store(), INT64_MAX) == head);
+}
+
+TEST_CASE("the check names every row that disagrees with the log", "[projections][history]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 10);
+  for (int i = 0; i < 10; ++i) workload.AddOrder();
+  auto runner = ledger.OrderStatusRunner();
+  REQUIRE(runner->CatchUp().has_value());
+  const std::string victim = workload.orders()[3];
+  auto row = OrderStatusProjection::Get(runner->View(), victim);
+  REQUIRE(row.has_value());
+  REQUIRE(row->has_value());
+  OrderRow damaged = **row;
+  damaged.state.status = damaged.state.status == domain::OrderStatus::kComplete
+                             ? domain::OrderStatus::kOpen
+                             : domain::OrderStatus::kComplete;
+  eventstore::StateBatch batch = ledger.state().NewBatch();
+  batch.Put("proj/order_status/g/0000000000000001/r/o/" + victim,
+            OrderStatusProjection::EncodeRow(damaged));
+  batch.Put("proj/order_status/g/0000000000000001/r/o/NOT-AN-ORDER",
+            OrderStatusProjection::EncodeRow(damaged));
+  REQUIRE(ledger.state().Write(batch).has_value());
+
+  auto report = CheckOrderStatus(ledger.store(), runner->View());
+  REQUIRE(report.has_value());
+  REQUIRE(report->differences.size() == 2);
+  CHECK_THAT(report->differences[0], Catch::Contains("NOT-AN-ORDER"));
+  CHECK_THAT(report->differences[1], Catch::Contains(victim));
+}
+
+TEST_CASE("an event that cannot apply stops the runner with corruption naming it",
+          "[projections][damage]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 11);
+  const std::string order_number = workload.AddOrder();
+  const uint64_t good_head = ledger.store().HeadPosition();
+  // A fulfillment of a line the order does not have, appended past the domain's rules.
+  const domain::Event bad = domain::LineFulfilled{.order_number = order_number,
+                                                  .line_id = "99",
+                                                  .module = "rogue",
+                                                  .attempt = 1,
+                                                  .external_reference = "",
+                                                  .codes = {},
+                                                  .fulfilled_at_us = 1};
+  const eventstore::NewEvent raw = eventstore::ToNewEvent(bad, {});
+  REQUIRE(ledger.store()
+              .Append(domain::OrderStreamName(order_number), eventstore::ExpectedVersion::Any(),
+                      std::span(&raw, 1))
+              .has_value());
+
+  auto runner = ledger.OrderStatusRunner({.batch_events_max = 1, .idle_wait = 5ms});
+  auto caught_up = runner->CatchUp();
+  REQUIRE_FALSE(caught_up.has_value());
+  CHECK(caught_up.error().code == eventstore::ErrorCode::kCorruption);
+  CHECK(caught_up.error().position == good_head + 1);
+  CHECK(runner->checkpoint() == good_head);
+
+  runner->Start();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!runner->failure() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  REQUIRE(runner->failure().has_value());
+  CHECK(runner->failure()->position == good_head + 1);
+  CHECK(runner->checkpoint() == good_head);
+  runner->Stop();
+}
+
+}  // namespace
+}  // namespace ledger::projections
