@@ -192,8 +192,9 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
     if (progress) progress(done, total);
     return true;
   };
-  auto scanned =
-      store_.ScanAll(generation.checkpoint + 1, to_position, [&](const RecordedEvent& record) {
+  auto scanned = store_.ScanAll(
+      generation.checkpoint + 1, to_position,
+      [&](const RecordedEvent& record) {
         if (stopping_.load(std::memory_order_relaxed)) {
           failure = Error{.code = ErrorCode::kClosed,
                           .message = "the projection runner is stopping",
@@ -214,7 +215,8 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
         ++done;
         if (++in_batch >= options_.batch_events_max) return commit();
         return true;
-      });
+      },
+      eventstore::ScanOptions{.verify_hashes = options_.verify_hashes});
   if (!scanned && !failure) failure = std::move(scanned).error();
   if (!failure) commit();
   if (failure) {

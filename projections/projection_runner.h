@@ -37,6 +37,11 @@ struct RunnerOptions {
   size_t batch_events_max = 10'000;
   // How long the live thread waits for new events before looking at rebuild requests again.
   std::chrono::milliseconds idle_wait{100};
+  // Whether the walks of the log by CatchUp and rebuilds check every record against its hash
+  // (eventstore::ScanOptions). Turning it off saves a SHA-256 per event, for a rebuild of a log
+  // that Verify has just walked; records that do not decode are reported either way. The live
+  // subscription always checks.
+  bool verify_hashes = true;
 };
 
 struct RebuildStatus {
