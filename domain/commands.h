@@ -17,6 +17,7 @@
 
 #include "base/result.h"
 #include "domain/events.h"
+#include "domain/limits.h"
 #include "domain/rejection.h"
 
 namespace ledger::domain {
@@ -59,8 +60,20 @@ struct RecordLineFulfilled {
   int64_t fulfilled_at_us = 0;
 };
 
+// When automatic retries of a failed fulfillment happen: the wait before automatic retry n (from
+// 1, after attempt n) is first_delay_us x multiplier^(n-1), at most delay_max_us; there is none
+// after retries_max. The default is the original's: 2^(n-1) seconds, 11 retries (about 34 min).
+struct RetrySchedule {
+  int64_t first_delay_us = kFirstRetryDelayUs;
+  int64_t multiplier = 2;
+  uint32_t retries_max = kAutomaticRetriesMax;
+  int64_t delay_max_us = 3'600'000'000;
+
+  friend bool operator==(const RetrySchedule&, const RetrySchedule&) = default;
+};
+
 // A fulfillment module failed to fulfill a line. The domain numbers the attempt and schedules
-// the next automatic retry (domain/limits.h) when `retryable`.
+// the next automatic retry by `retry` when `retryable`.
 struct RecordFulfillmentFailed {
   std::string order_number{};
   std::string line_id{};
@@ -69,6 +82,7 @@ struct RecordFulfillmentFailed {
   std::string message{};  // What the partner system said, for support to read.
   bool retryable = false;
   int64_t failed_at_us = 0;
+  RetrySchedule retry{};
 };
 
 // Someone (staff, the owner, or the process manager's backoff) asks to fulfill lines again.

@@ -55,6 +55,7 @@ Decision Decide(const OrderState& state, const RecordRevocationFailed& command);
 // When the automatic retry after a failed `attempt` (from 1) is due: failed_at_us + 2^(attempt-1)
 // seconds, for the first kAutomaticRetriesMax attempts; 0 (none) after that or when the failure
 // is not retryable.
-int64_t NextRetryAtUs(uint32_t attempt, bool retryable, int64_t failed_at_us);
+int64_t NextRetryAtUs(uint32_t attempt, bool retryable, int64_t failed_at_us,
+                      const RetrySchedule& schedule = {});
 
 }  // namespace ledger::domain

@@ -301,6 +301,8 @@ void ProjectionRunner::Stop() {
   if (live_thread_.joinable()) live_thread_.join();
   std::lock_guard lock(mutex_);
   subscription_.reset();
+  // Stopped, not closed: CatchUp, RebuildNow and Start work again.
+  stopping_.store(false);
 }
 
 void ProjectionRunner::RunLive() {

@@ -154,6 +154,25 @@ SCENARIO("retryable failures schedule automatic retries with the original's back
   CHECK(NextRetryAtUs(1, false, 0) == 0);
 }
 
+TEST_CASE("a configured retry schedule sets the retry times, capped and never overflowing",
+          "[fulfillment]") {
+  const RetrySchedule fast{
+      .first_delay_us = 100'000, .multiplier = 3, .retries_max = 4, .delay_max_us = 1'000'000};
+  CHECK(NextRetryAtUs(1, true, 5, fast) == 5 + 100'000);
+  CHECK(NextRetryAtUs(2, true, 5, fast) == 5 + 300'000);
+  CHECK(NextRetryAtUs(3, true, 5, fast) == 5 + 900'000);
+  CHECK(NextRetryAtUs(4, true, 5, fast) == 5 + 1'000'000);  // Capped.
+  CHECK(NextRetryAtUs(5, true, 5, fast) == 0);              // No fifth retry.
+  const RetrySchedule huge{.first_delay_us = INT64_MAX,
+                           .multiplier = INT64_MAX,
+                           .retries_max = 1000,
+                           .delay_max_us = INT64_MAX};
+  CHECK(NextRetryAtUs(999, true, kTimeUsMax - 1, huge) == kTimeUsMax);
+  const RetrySchedule nonsense{
+      .first_delay_us = -7, .multiplier = -2, .retries_max = 3, .delay_max_us = -1};
+  CHECK(NextRetryAtUs(2, true, 10, nonsense) == 10);
+}
+
 SCENARIO("lines due for retry are the failed ones whose time has come", "[fulfillment]") {
   GIVEN("line 1 failed retryably at T, line 2 Complete") {
     History history =

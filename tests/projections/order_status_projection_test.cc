@@ -137,6 +137,16 @@ TEST_CASE("the live runner follows the log and answers read-your-writes waits",
   CHECK_FALSE(runner->WaitFor(ledger.store().HeadPosition() + 1, 20ms));
   runner->Stop();
   CHECK_FALSE(runner->failure().has_value());
+
+  // A stopped runner can catch up and rebuild on the caller's thread, and start again.
+  workload.AddOrder();
+  REQUIRE(runner->CatchUp().has_value());
+  CHECK(runner->checkpoint() == ledger.store().HeadPosition());
+  REQUIRE(runner->RebuildNow().has_value());
+  runner->Start();
+  workload.AddOrder();
+  CHECK(runner->WaitFor(ledger.store().HeadPosition(), 10s));
+  runner->Stop();
 }
 
 TEST_CASE("a restarted runner resumes from its checkpoint, skipping and repeating nothing",
