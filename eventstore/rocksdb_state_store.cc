@@ -1,5 +1,5 @@
-// The RocksDB StateStore. One database with the default column family; batches are RocksDB
-// WriteBatchWithIndex so that a batch can read its own writes.
+// The RocksDB StateStore. One database with the default column family; a batch is a RocksDB
+// WriteBatch that becomes a WriteBatchWithIndex when it is read, so that it reads its own writes.
 #include <fmt/format.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
@@ -7,6 +7,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 
+#include "base/assert.h"
 #include "eventstore/state_store.h"
 
 namespace ledger::eventstore {
@@ -20,10 +21,44 @@ Error StateIoError(const rocksdb::Status& status, std::string_view context) {
 }
 }  // namespace
 
+// A batch starts as a plain WriteBatch and gains its index only when it is first read while it
+// holds writes: maintaining a WriteBatchWithIndex costs a skip-list insert (and a lookup, for
+// overwrite_key) per write, which a batch that is only written (a projection that reads before it
+// writes, as order status does) never needs.
 struct StateBatch::Impl {
   rocksdb::DB* db;
-  rocksdb::WriteBatchWithIndex batch{rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true};
+  rocksdb::WriteBatch plain;
+  std::unique_ptr<rocksdb::WriteBatchWithIndex> indexed;  // Once read while holding writes.
+
+  rocksdb::WriteBatch* batch() { return indexed ? indexed->GetWriteBatch() : &plain; }
+  void Index();
+  void Clear() {
+    plain.Clear();
+    indexed.reset();
+  }
 };
+
+// Moves the plain batch's writes, in order, into a new indexed batch.
+void StateBatch::Impl::Index() {
+  class Replay final : public rocksdb::WriteBatch::Handler {
+   public:
+    explicit Replay(rocksdb::WriteBatchWithIndex& out) : out_(out) {}
+    void Put(const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+      out_.Put(key, value).PermitUncheckedError();
+    }
+    void Delete(const rocksdb::Slice& key) override { out_.Delete(key).PermitUncheckedError(); }
+
+   private:
+    rocksdb::WriteBatchWithIndex& out_;
+  };
+  indexed = std::make_unique<rocksdb::WriteBatchWithIndex>(rocksdb::BytewiseComparator(), 0,
+                                                           /*overwrite_key=*/true);
+  Replay replay(*indexed);
+  // Only Put and Delete on the default column family ever enter a StateBatch.
+  const rocksdb::Status replayed = plain.Iterate(&replay);
+  LEDGER_ASSERT(replayed.ok(), "a state batch holds an unexpected record");
+  plain.Clear();
+}
 
 StateBatch::StateBatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 StateBatch::~StateBatch() = default;
@@ -31,19 +66,33 @@ StateBatch::StateBatch(StateBatch&&) noexcept = default;
 StateBatch& StateBatch::operator=(StateBatch&&) noexcept = default;
 
 void StateBatch::Put(std::string_view key, std::string_view value) {
-  impl_->batch.Put(rocksdb::Slice(key), rocksdb::Slice(value)).PermitUncheckedError();
+  if (impl_->indexed) {
+    impl_->indexed->Put(rocksdb::Slice(key), rocksdb::Slice(value)).PermitUncheckedError();
+  } else {
+    impl_->plain.Put(rocksdb::Slice(key), rocksdb::Slice(value)).PermitUncheckedError();
+  }
   ++write_count_;
 }
 
 void StateBatch::Delete(std::string_view key) {
-  impl_->batch.Delete(rocksdb::Slice(key)).PermitUncheckedError();
+  if (impl_->indexed) {
+    impl_->indexed->Delete(rocksdb::Slice(key)).PermitUncheckedError();
+  } else {
+    impl_->plain.Delete(rocksdb::Slice(key)).PermitUncheckedError();
+  }
   ++write_count_;
 }
 
 StoreResult<std::optional<std::string>> StateBatch::Get(std::string_view key) {
   std::string value;
-  rocksdb::Status status = impl_->batch.GetFromBatchAndDB(impl_->db, rocksdb::ReadOptions(),
-                                                          rocksdb::Slice(key), &value);
+  rocksdb::Status status;
+  if (!impl_->indexed && impl_->plain.Count() == 0) {
+    status = impl_->db->Get(rocksdb::ReadOptions(), rocksdb::Slice(key), &value);
+  } else {
+    if (!impl_->indexed) impl_->Index();
+    status = impl_->indexed->GetFromBatchAndDB(impl_->db, rocksdb::ReadOptions(),
+                                               rocksdb::Slice(key), &value);
+  }
   if (status.IsNotFound()) return std::optional<std::string>();
   if (!status.ok()) return Unexpected(StateIoError(status, "read"));
   return std::optional<std::string>(std::move(value));
@@ -135,9 +184,9 @@ class RocksDbStateStore final : public StateStore {
   StoreResult<void> Write(StateBatch& batch, bool sync) override {
     rocksdb::WriteOptions options;
     options.sync = sync;
-    rocksdb::Status status = db_->Write(options, batch.impl_->batch.GetWriteBatch());
+    rocksdb::Status status = db_->Write(options, batch.impl_->batch());
     if (!status.ok()) return Unexpected(StateIoError(status, "write"));
-    batch.impl_->batch.Clear();
+    batch.impl_->Clear();
     batch.write_count_ = 0;
     return {};
   }

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "base/bytes.h"
 #include "eventstore/event_codec.h"
 
@@ -104,17 +107,21 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
   const std::string& order_number = domain::EventOrderNumber(event);
   auto cached = cache_.find(order_number);
   if (cached == cache_.end()) {
-    OrderRow row;
+    CachedOrder order;
     auto stored = rows.Get(OrderKey(order_number));
     if (!stored) return Unexpected(std::move(stored).error());
     if (*stored) {
       auto decoded = DecodeRow(**stored);
       if (!decoded) return Unexpected(std::move(decoded).error());
-      row = std::move(*decoded);
+      order.row = std::move(*decoded);
+      order.stored_placed = order.row.state.placed();
+      order.stored_status = order.row.state.status;
+      order.stored_status_since_position = order.row.status_since_position;
     }
-    cached = cache_.emplace(order_number, std::move(row)).first;
+    cached = cache_.emplace(order_number, std::move(order)).first;
   }
-  OrderRow& row = cached->second;
+  CachedOrder& order = cached->second;
+  OrderRow& row = order.row;
   const bool was_placed = row.state.placed();
   const domain::OrderStatus old_status = row.state.status;
 
@@ -130,24 +137,51 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
   row.stream_version = record.version;
 
   if (!row.state.placed()) return {};
-  if (!was_placed) {
+  if (!was_placed || row.state.status != old_status) {
+    if (!was_placed) order.placed_position = record.position;
     row.status_since_position = record.position;
     row.status_since_us = record.recorded_at_us;
-    const int64_t user_id = row.state.placement->user.id;
-    rows.Put(UserKey(user_id, record.position, order_number), "");
-    rows.Put(AllKey(record.position, order_number), "");
-    rows.Put(StatusKey(row.state.status, record.position, order_number), "");
-  } else if (row.state.status != old_status) {
-    rows.Delete(StatusKey(old_status, row.status_since_position, order_number));
-    row.status_since_position = record.position;
-    row.status_since_us = record.recorded_at_us;
-    rows.Put(StatusKey(row.state.status, record.position, order_number), "");
   }
   return {};
 }
 
 StoreResult<void> OrderStatusProjection::Flush(RowBatch& rows) {
-  for (const auto& [order_number, row] : cache_) rows.Put(OrderKey(order_number), EncodeRow(row));
+  std::vector<const std::pair<const std::string, CachedOrder>*> orders;
+  orders.reserve(cache_.size());
+  for (const auto& entry : cache_) orders.push_back(&entry);
+  std::sort(orders.begin(), orders.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+
+  // Index entries to write: (key, put or delete). Keys never repeat within a batch.
+  std::vector<std::pair<std::string, bool>> index;
+  for (const auto* entry : orders) {
+    const std::string& order_number = entry->first;
+    const CachedOrder& order = entry->second;
+    const OrderRow& row = order.row;
+    rows.Put(OrderKey(order_number), EncodeRow(row));
+    if (!row.state.placed()) continue;
+    if (!order.stored_placed) {
+      const int64_t user_id = row.state.placement->user.id;
+      index.emplace_back(UserKey(user_id, order.placed_position, order_number), true);
+      index.emplace_back(AllKey(order.placed_position, order_number), true);
+      index.emplace_back(StatusKey(row.state.status, row.status_since_position, order_number),
+                         true);
+    } else if (row.status_since_position != order.stored_status_since_position) {
+      index.emplace_back(
+          StatusKey(order.stored_status, order.stored_status_since_position, order_number), false);
+      index.emplace_back(StatusKey(row.state.status, row.status_since_position, order_number),
+                         true);
+    }
+  }
+  // Sorted, RocksDB's memtable inserts each key next to the previous one.
+  std::sort(index.begin(), index.end());
+  for (const auto& [key, put] : index) {
+    if (put) {
+      rows.Put(key, "");
+    } else {
+      rows.Delete(key);
+    }
+  }
   cache_.clear();
   return {};
 }

@@ -67,8 +67,21 @@ class OrderStatusProjection final : public Projection {
   static StoreResult<OrderRow> DecodeRow(std::string_view bytes);
 
  private:
-  // Rows changed in the current batch, written by Flush.
-  std::unordered_map<std::string, OrderRow> cache_;
+  // An order changed in the current batch: its row as of the last event applied, and where its
+  // status index entry stood before the batch. Flush writes the row and only the net change of
+  // the indexes (an order whose status changes twice in one batch never writes the status it
+  // passed through), in key order: fewer and sorted writes are what makes a rebuild fast.
+  struct CachedOrder {
+    OrderRow row;
+    bool stored_placed = false;
+    domain::OrderStatus stored_status = domain::OrderStatus::kOpen;
+    uint64_t stored_status_since_position = 0;
+    // The position of OrderCreated when it was applied in this batch (0: it was not).
+    uint64_t placed_position = 0;
+  };
+
+  // Orders changed in the current batch, written by Flush.
+  std::unordered_map<std::string, CachedOrder> cache_;
 };
 
 }  // namespace ledger::projections
