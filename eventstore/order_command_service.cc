@@ -66,30 +66,50 @@ StoreResult<LoadedOrder> OrderCommandService::Load(std::string_view order_number
 
 CommandResult OrderCommandService::Handle(const domain::Command& command,
                                           const EventMetadata& metadata) {
-  auto order_number = domain::ResolveOrderNumber(command);
+  return HandleAll(std::span(&command, 1), metadata);
+}
+
+CommandResult OrderCommandService::HandleAll(std::span<const domain::Command> commands,
+                                             const EventMetadata& metadata) {
+  LEDGER_ASSERT(!commands.empty(), "HandleAll needs at least one command");
+  auto order_number = domain::ResolveOrderNumber(commands.front());
   if (!order_number) return Unexpected(Rejected(std::move(order_number).error()));
+  for (const domain::Command& command : commands.subspan(1)) {
+    auto other = domain::ResolveOrderNumber(command);
+    if (!other) return Unexpected(Rejected(std::move(other).error()));
+    LEDGER_ASSERT(*other == *order_number, "HandleAll takes commands of one order");
+  }
   const std::string stream = domain::OrderStreamName(*order_number);
 
   std::optional<Error> last_race;
   for (int attempt = 0; attempt < kAttemptsMax; ++attempt) {
     auto loaded = Load(*order_number);
     if (!loaded) return Unexpected(StoreFailed(std::move(loaded).error()));
-    auto decision = domain::Decide(loaded->state, command);
-    if (!decision) return Unexpected(Rejected(std::move(decision).error()));
+    // Decide each command against the state the previous ones leave.
+    domain::OrderState state = loaded->state;
+    std::vector<domain::Event> decided;
+    for (const domain::Command& command : commands) {
+      auto decision = domain::Decide(state, command);
+      if (!decision) return Unexpected(Rejected(std::move(decision).error()));
+      for (domain::Event& event : *decision) {
+        state = domain::Evolve(std::move(state), event);
+        decided.push_back(std::move(event));
+      }
+    }
 
     CommandOutcome outcome{.order_number = *order_number,
                            .events = {},
                            .first_position = 0,
                            .last_position = 0,
                            .order = {},
-                           .idempotent_repeat = decision->empty()};
-    if (decision->empty()) {
+                           .idempotent_repeat = decided.empty()};
+    if (decided.empty()) {
       outcome.order = std::move(*loaded);
       return outcome;
     }
     std::vector<NewEvent> new_events;
-    new_events.reserve(decision->size());
-    for (const domain::Event& event : *decision) new_events.push_back(ToNewEvent(event, metadata));
+    new_events.reserve(decided.size());
+    for (const domain::Event& event : decided) new_events.push_back(ToNewEvent(event, metadata));
     const ExpectedVersion expected = loaded->stream_version
                                          ? ExpectedVersion::Exactly(*loaded->stream_version)
                                          : ExpectedVersion::NoStream();
@@ -111,13 +131,10 @@ CommandResult OrderCommandService::Handle(const domain::Command& command,
       outcome.idempotent_repeat = true;
       return outcome;
     }
-    outcome.order.state = std::move(loaded->state);
-    for (const domain::Event& event : *decision) {
-      outcome.order.state = domain::Evolve(std::move(outcome.order.state), event);
-    }
+    outcome.order.state = std::move(state);
     outcome.order.stream_version = appended->stream_version;
     outcome.order.position = appended->last_position;
-    outcome.events = std::move(*decision);
+    outcome.events = std::move(decided);
     return outcome;
   }
   Error exhausted = last_race.value_or(Error{});

@@ -1,5 +1,5 @@
 // OrderCommandService: carries a domain command to the log. It reads the order's stream, folds it
-// (domain::Evolve), decides (domain::Decide), and appends the decided events with the stream's
+// (domain::TryEvolve), decides (domain::Decide), and appends the decided events with the stream's
 // version as the expected version. When another writer got there first it reloads and decides
 // again, a bounded number of times.
 //
@@ -11,6 +11,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,11 @@ class OrderCommandService {
   explicit OrderCommandService(EventStore& store) : store_(store) {}
 
   CommandResult Handle(const domain::Command& command, const EventMetadata& metadata);
+
+  // Decides `commands`, all for one order, one after the other (each against the state the
+  // previous ones leave) and appends all their events in one append: one sync for all. A
+  // rejection of any command rejects them all and nothing is written.
+  CommandResult HandleAll(std::span<const domain::Command> commands, const EventMetadata& metadata);
 
   // Folds the order's stream; with `position_max`, only its events at positions up to it (the
   // order as it was then).
