@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "eventstore/capnp_message.h"
@@ -410,10 +411,45 @@ std::optional<std::string> SnapshotProblem(const domain::OrderState& state) {
   return std::nullopt;
 }
 
+// Words enough for most snapshots of `state` in one segment: Cap'n Proto's default first segment
+// (1024 words, zeroed on allocation) costs more to clear than a typical snapshot takes to fill.
+// Too few words is no error: the builder adds a segment.
+unsigned SnapshotWordsEstimate(const domain::OrderState& state) {
+  size_t text_bytes = state.order_number.size();
+  for (const domain::CaptureRecord& capture : state.captures) {
+    text_bytes += capture.processor.size() + capture.reference.size() + capture.card_type.size() +
+                  capture.card_last_digits.size() + capture.amount.currency.size();
+  }
+  if (state.placement) {
+    const domain::OrderCreated& placement = *state.placement;
+    const domain::Address& address = placement.billing_address;
+    text_bytes += placement.user.username.size() + placement.user.email.size() +
+                  placement.shipping_method.size() + placement.currency.size() +
+                  placement.partner.size() + address.first_name.size() + address.last_name.size() +
+                  address.line1.size() + address.line2.size() + address.city.size() +
+                  address.state.size() + address.postcode.size() + address.country.size();
+  }
+  size_t texts = 0;
+  for (const domain::LineState& line : state.lines) {
+    text_bytes += line.line.line_id.size() + line.line.product_type.size() + line.line.sku.size() +
+                  line.line.title.size() + line.module.size() + line.last_error_message.size() +
+                  line.external_reference.size() + line.refund_reference.size();
+    for (const domain::Attribute& attribute : line.line.attributes) {
+      text_bytes += attribute.name.size() + attribute.value.size();
+    }
+    for (const std::string& code : line.codes) text_bytes += code.size();
+    texts += 2 * line.line.attributes.size() + line.codes.size();
+  }
+  // Each text rounds up to whole words (NUL included); structs and pointers around them.
+  const size_t words = 96 + text_bytes / 8 + texts + 24 * state.captures.size() +
+                       48 * state.lines.size() + (state.placement ? 48 : 0);
+  return static_cast<unsigned>(std::min<size_t>(words, 1 << 16));
+}
+
 }  // namespace
 
 std::string EncodeOrderState(const domain::OrderState& state) {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(SnapshotWordsEstimate(state));
   auto out = message.initRoot<schema::OrderStateSnapshot>();
   out.setOrderNumber(Text(state.order_number));
   out.setEventsApplied(state.events_applied);
@@ -445,7 +481,13 @@ std::string EncodeOrderState(const domain::OrderState& state) {
   out.setOverpaidMinor(state.amounts.overpaid_minor);
   out.setRefundedMinor(state.amounts.refunded_minor);
   out.setRetryRequests(state.retry_requests);
-  return internal::MessageBytes(message);
+  // Written straight into the string: one copy of the segments, not two.
+  std::string bytes(capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word), '\0');
+  kj::ArrayOutputStream stream(
+      kj::arrayPtr(reinterpret_cast<kj::byte*>(bytes.data()), bytes.size()));
+  capnp::writeMessage(stream, message);
+  LEDGER_ASSERT(stream.getArray().size() == bytes.size(), "capnp size mismatch");
+  return bytes;
 }
 
 Result<domain::OrderState, Error> DecodeOrderState(std::string_view bytes) {

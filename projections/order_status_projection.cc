@@ -80,12 +80,14 @@ StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& 
 }  // namespace
 
 std::string OrderStatusProjection::EncodeRow(const OrderRow& row) {
+  const std::string state = eventstore::EncodeOrderState(row.state);
   std::string bytes;
+  bytes.reserve(kRowHeaderBytes + state.size());
   AppendBigEndian64(bytes, row.position);
   AppendBigEndian64(bytes, row.stream_version);
   AppendBigEndian64(bytes, row.status_since_position);
   AppendBigEndian64(bytes, static_cast<uint64_t>(row.status_since_us));
-  bytes.append(eventstore::EncodeOrderState(row.state));
+  bytes.append(state);
   return bytes;
 }
 
