@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <vector>
+
 #include "base/bytes.h"
 #include "eventstore/event_codec.h"
 
@@ -42,6 +45,133 @@ StoreResult<uint64_t> DecodePosition(const std::optional<std::string>& bytes,
   }
   return ReadBigEndian64(bytes->data());
 }
+
+// One event as the scanning thread hands it to the applying thread: the record and its decoded
+// payload.
+struct DecodedEvent {
+  RecordedEvent record;
+  domain::Event event;
+};
+
+// Scans positions [from, to] of the log and decodes each payload on a thread of its own, handing
+// the events over in order, in chunks, through a ring of kChunks: decoding then overlaps applying,
+// and a rebuild takes the longer of the two instead of their sum. At most kChunks x
+// kChunkEventsMax events are held at once, however long the log.
+//
+// Thread safety: Next() and Release() are called by one thread (the applying one).
+class DecodePipeline {
+ public:
+  static constexpr size_t kChunks = 4;
+  static constexpr size_t kChunkEventsMax = 1024;
+
+  struct Chunk {
+    // Slots reused from one pass of the ring to the next, so their strings keep their capacity.
+    std::vector<DecodedEvent> events;
+    size_t count = 0;
+    // The last chunk says so, and why the walk ended early, if it did: a record that does not
+    // decode (after the events before it), a failed scan, or the runner stopping.
+    bool last = false;
+    std::optional<Error> failure;
+  };
+
+  DecodePipeline(eventstore::EventStore& store, uint64_t from_position, uint64_t to_position,
+                 eventstore::ScanOptions options, const std::atomic<bool>& stopping)
+      : thread_([this, &store, from_position, to_position, options, &stopping] {
+          Run(store, from_position, to_position, options, stopping);
+        }) {}
+
+  // Abandons the walk if it is still running (the applying thread failed) and joins the thread.
+  ~DecodePipeline() {
+    {
+      std::lock_guard lock(mutex_);
+      abandoned_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  DecodePipeline(const DecodePipeline&) = delete;
+  DecodePipeline& operator=(const DecodePipeline&) = delete;
+
+  // The next chunk in log order, once it is ready. Not to be called after the last chunk.
+  Chunk& Next() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return produced_ > consumed_; });
+    return chunks_[consumed_ % kChunks];
+  }
+  // Gives the chunk Next() returned back to the scanning thread.
+  void Release() {
+    {
+      std::lock_guard lock(mutex_);
+      ++consumed_;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  // A free chunk to fill, or nullptr once the walk is abandoned.
+  Chunk* Acquire() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return abandoned_ || produced_ - consumed_ < kChunks; });
+    if (abandoned_) return nullptr;
+    Chunk& chunk = chunks_[produced_ % kChunks];
+    chunk.count = 0;
+    chunk.last = false;
+    chunk.failure.reset();
+    return &chunk;
+  }
+  void Publish() {
+    {
+      std::lock_guard lock(mutex_);
+      ++produced_;
+    }
+    changed_.notify_all();
+  }
+
+  void Run(eventstore::EventStore& store, uint64_t from_position, uint64_t to_position,
+           eventstore::ScanOptions options, const std::atomic<bool>& stopping) {
+    Chunk* chunk = Acquire();
+    if (chunk == nullptr) return;
+    std::optional<Error> failure;
+    auto scanned = store.ScanAll(
+        from_position, to_position,
+        [&](const RecordedEvent& record) {
+          if (stopping.load(std::memory_order_relaxed)) {
+            failure = Error{.code = ErrorCode::kClosed,
+                            .message = "the projection runner is stopping",
+                            .current_version = std::nullopt,
+                            .position = 0};
+            return false;
+          }
+          auto event = eventstore::DecodeEvent(record);
+          if (!event) {
+            failure = std::move(event).error();
+            return false;
+          }
+          if (chunk->count == chunk->events.size()) chunk->events.emplace_back();
+          DecodedEvent& slot = chunk->events[chunk->count];
+          slot.record = record;
+          slot.event = std::move(*event);
+          if (++chunk->count < kChunkEventsMax) return true;
+          Publish();
+          chunk = Acquire();
+          return chunk != nullptr;
+        },
+        options);
+    if (chunk == nullptr) return;  // Abandoned.
+    if (!scanned && !failure) failure = std::move(scanned).error();
+    chunk->last = true;
+    chunk->failure = std::move(failure);
+    Publish();
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::array<Chunk, kChunks> chunks_;
+  uint64_t produced_ = 0;  // Chunks handed over.
+  uint64_t consumed_ = 0;  // Chunks given back.
+  bool abandoned_ = false;
+  std::thread thread_;  // Last: it starts once everything above is built.
+};
 
 }  // namespace
 
@@ -192,32 +322,52 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
     if (progress) progress(done, total);
     return true;
   };
-  auto scanned = store_.ScanAll(
-      generation.checkpoint + 1, to_position,
-      [&](const RecordedEvent& record) {
-        if (stopping_.load(std::memory_order_relaxed)) {
-          failure = Error{.code = ErrorCode::kClosed,
-                          .message = "the projection runner is stopping",
-                          .current_version = std::nullopt,
-                          .position = 0};
-          return false;
-        }
-        auto event = eventstore::DecodeEvent(record);
-        if (!event) {
-          failure = std::move(event).error();
-          return false;
-        }
-        if (auto applied = generation.projection->Apply(record, *event, rows); !applied) {
-          failure = std::move(applied).error();
-          return false;
-        }
-        last_position = record.position;
-        ++done;
-        if (++in_batch >= options_.batch_events_max) return commit();
-        return true;
-      },
-      eventstore::ScanOptions{.verify_hashes = options_.verify_hashes});
-  if (!scanned && !failure) failure = std::move(scanned).error();
+  // Applies one decoded event; false when the build must stop (`failure` says why).
+  auto apply = [&](const RecordedEvent& record, const domain::Event& event) -> bool {
+    if (auto applied = generation.projection->Apply(record, event, rows); !applied) {
+      failure = std::move(applied).error();
+      return false;
+    }
+    last_position = record.position;
+    ++done;
+    if (++in_batch >= options_.batch_events_max) return commit();
+    return true;
+  };
+  const eventstore::ScanOptions scan_options{.verify_hashes = options_.verify_hashes};
+
+  if (options_.decode_thread) {
+    DecodePipeline pipeline(store_, generation.checkpoint + 1, to_position, scan_options,
+                            stopping_);
+    for (bool last = false; !last && !failure;) {
+      DecodePipeline::Chunk& chunk = pipeline.Next();
+      for (size_t i = 0; i < chunk.count; ++i) {
+        if (!apply(chunk.events[i].record, chunk.events[i].event)) break;
+      }
+      last = chunk.last;
+      if (last && !failure) failure = std::move(chunk.failure);
+      pipeline.Release();
+    }
+  } else {
+    auto scanned = store_.ScanAll(
+        generation.checkpoint + 1, to_position,
+        [&](const RecordedEvent& record) {
+          if (stopping_.load(std::memory_order_relaxed)) {
+            failure = Error{.code = ErrorCode::kClosed,
+                            .message = "the projection runner is stopping",
+                            .current_version = std::nullopt,
+                            .position = 0};
+            return false;
+          }
+          auto event = eventstore::DecodeEvent(record);
+          if (!event) {
+            failure = std::move(event).error();
+            return false;
+          }
+          return apply(record, *event);
+        },
+        scan_options);
+    if (!scanned && !failure) failure = std::move(scanned).error();
+  }
   if (!failure) commit();
   if (failure) {
     generation.projection->Reset();
