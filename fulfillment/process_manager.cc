@@ -1,0 +1,523 @@
+#include "fulfillment/process_manager.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "base/bytes.h"
+#include "domain/status.h"
+#include "eventstore/event_codec.h"
+
+namespace ledger::fulfillment {
+
+namespace {
+
+using eventstore::Error;
+using eventstore::ErrorCode;
+using eventstore::StoreResult;
+
+constexpr char kCheckpointKey[] = "pm/checkpoint";
+constexpr std::string_view kRetryPrefix = "pm/retry/";
+constexpr std::string_view kDuePrefix = "pm/due/";
+constexpr size_t kDispatchEventsMax = 1000;
+
+std::string RetryKey(int64_t due_us, std::string_view order_number, std::string_view line_id) {
+  return fmt::format("{}{:016x}/{}/{}", kRetryPrefix, static_cast<uint64_t>(due_us), order_number,
+                     line_id);
+}
+std::string DueKey(std::string_view order_number, std::string_view line_id) {
+  return fmt::format("{}{}/{}", kDuePrefix, order_number, line_id);
+}
+std::string LineName(std::string_view order_number, std::string_view line_id) {
+  return fmt::format("{}/{}", order_number, line_id);
+}
+
+std::string EncodeU64(uint64_t value) {
+  std::string bytes;
+  AppendBigEndian64(bytes, value);
+  return bytes;
+}
+
+Error Damaged(std::string what) {
+  return Error{.code = ErrorCode::kCorruption,
+               .message = fmt::format("process manager state: {}", what),
+               .current_version = std::nullopt,
+               .position = 0};
+}
+
+bool NeedsAttempt(const domain::LineState& line) {
+  return domain::IsFulfillable(line.status) && (line.attempts == 0 || line.retry_requested);
+}
+
+}  // namespace
+
+ProcessManager::ProcessManager(eventstore::EventStore& store, eventstore::StateStore& state,
+                               const Router& router, ProcessManagerOptions options)
+    : store_(store),
+      state_(state),
+      router_(router),
+      options_(std::move(options)),
+      service_(store) {}
+
+ProcessManager::~ProcessManager() { Stop(); }
+
+int64_t ProcessManager::Now() const {
+  if (options_.clock_us) return options_.clock_us();
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool ProcessManager::IsSettled(const domain::OrderState& state) {
+  if (!state.placed()) return false;
+  for (const domain::LineState& line : state.lines) {
+    if (NeedsAttempt(line)) return false;
+  }
+  return true;
+}
+
+StoreResult<std::unique_ptr<ProcessManager>> ProcessManager::Open(eventstore::EventStore& store,
+                                                                  eventstore::StateStore& state,
+                                                                  const Router& router,
+                                                                  ProcessManagerOptions options) {
+  std::unique_ptr<ProcessManager> manager(
+      new ProcessManager(store, state, router, std::move(options)));
+  auto checkpoint = state.Get(kCheckpointKey);
+  if (!checkpoint) return Unexpected(std::move(checkpoint).error());
+  if (*checkpoint) {
+    if ((*checkpoint)->size() != 8) return Unexpected(Damaged("the checkpoint is damaged"));
+    manager->saved_checkpoint_ = ReadBigEndian64((*checkpoint)->data());
+  }
+  manager->dispatched_ = manager->saved_checkpoint_;
+  if (auto loaded = manager->LoadSchedule(); !loaded) return Unexpected(loaded.error());
+  manager->counters_.checkpoint = manager->saved_checkpoint_;
+  return manager;
+}
+
+StoreResult<void> ProcessManager::LoadSchedule() {
+  std::optional<Error> problem;
+  auto scanned = state_.Scan(
+      std::string(kRetryPrefix), "pm/retry0", false, [&](std::string_view key, std::string_view) {
+        // pm/retry/<16 hex>/<order>/<line>; order numbers hold no '/', line ids may.
+        const std::string_view rest = key.substr(kRetryPrefix.size());
+        const size_t order_end = rest.find('/', 17);
+        if (rest.size() < 18 || rest[16] != '/' || order_end == std::string_view::npos) {
+          problem = Damaged(fmt::format("a retry key is damaged: {}", key));
+          return false;
+        }
+        const auto due = FromHex(rest.substr(0, 16));
+        if (!due) {
+          problem = Damaged(fmt::format("a retry key is damaged: {}", key));
+          return false;
+        }
+        schedule_.insert(Due{.due_us = static_cast<int64_t>(ReadBigEndian64(due->data())),
+                             .order_number = std::string(rest.substr(17, order_end - 17)),
+                             .line_id = std::string(rest.substr(order_end + 1))});
+        return true;
+      });
+  if (!scanned) return Unexpected(std::move(scanned).error());
+  if (problem) return Unexpected(std::move(*problem));
+  return {};
+}
+
+void ProcessManager::Start() {
+  if (dispatcher_.joinable()) return;
+  stopping_.store(false);
+  {
+    std::lock_guard lock(mutex_);
+    subscription_ = store_.SubscribeToAll(saved_checkpoint_);
+    dispatched_ = saved_checkpoint_;
+  }
+  for (size_t i = 0; i < std::max<size_t>(options_.workers, 1); ++i) {
+    workers_.emplace_back([this] { RunWorker(); });
+  }
+  dispatcher_ = std::thread([this] { RunDispatcher(); });
+}
+
+void ProcessManager::Stop() {
+  stopping_.store(true);
+  {
+    std::lock_guard lock(mutex_);
+    if (subscription_) subscription_->Close();
+  }
+  work_ready_.notify_all();
+  if (dispatcher_.joinable()) dispatcher_.join();
+  for (auto& worker : workers_) worker.join();
+  workers_.clear();
+  if (auto saved = SaveCheckpoint(); !saved) RecordFailure(saved.error());
+  std::lock_guard lock(mutex_);
+  subscription_.reset();
+  // Work that was queued but not done is redone from the checkpoint on the next start.
+  queue_.clear();
+  queued_.clear();
+  in_flight_.clear();
+}
+
+void ProcessManager::RecordFailure(std::optional<Error> error) {
+  std::lock_guard lock(mutex_);
+  counters_.failure = std::move(error);
+}
+
+uint64_t ProcessManager::CheckpointLocked() const {
+  if (in_flight_.empty()) return dispatched_;
+  return *in_flight_.begin() - 1;
+}
+
+StoreResult<void> ProcessManager::SaveCheckpoint() {
+  uint64_t checkpoint;
+  {
+    std::lock_guard lock(mutex_);
+    checkpoint = CheckpointLocked();
+    if (checkpoint == saved_checkpoint_) return {};
+  }
+  eventstore::StateBatch batch = state_.NewBatch();
+  batch.Put(kCheckpointKey, EncodeU64(checkpoint));
+  if (auto written = state_.Write(batch); !written) return written;
+  std::lock_guard lock(mutex_);
+  saved_checkpoint_ = std::max(saved_checkpoint_, checkpoint);
+  counters_.checkpoint = saved_checkpoint_;
+  return {};
+}
+
+ProcessManagerStats ProcessManager::stats() const {
+  std::lock_guard lock(mutex_);
+  ProcessManagerStats stats = counters_;
+  stats.orders_in_flight = queued_.size() + running_.size();
+  stats.retries_pending = schedule_.size() - std::min(schedule_.size(), issued_.size());
+  return stats;
+}
+
+void ProcessManager::Enqueue(const std::string& order_number, uint64_t position) {
+  // Called with mutex_ held.
+  in_flight_.insert(position);
+  auto [entry, inserted] = queued_.try_emplace(order_number);
+  entry->second.push_back(position);
+  if (inserted) queue_.push_back(order_number);
+  work_ready_.notify_one();
+}
+
+void ProcessManager::RunDispatcher() {
+  while (!stopping_.load()) {
+    IssueDueRetries();
+    if (auto saved = SaveCheckpoint(); !saved) RecordFailure(saved.error());
+    std::chrono::milliseconds wait = options_.idle_wait;
+    {
+      std::lock_guard lock(mutex_);
+      if (!schedule_.empty()) {
+        const int64_t until_due_us = schedule_.begin()->due_us - Now();
+        wait = std::clamp(std::chrono::milliseconds(until_due_us / 1000),
+                          std::chrono::milliseconds(1), options_.idle_wait);
+      }
+    }
+    auto events = subscription_->Next(kDispatchEventsMax, wait);
+    if (!events) {
+      RecordFailure(events.error());
+      std::this_thread::sleep_for(options_.idle_wait);
+      continue;
+    }
+    if (events->empty()) continue;
+    if (auto dispatched = Dispatch(*events); !dispatched) {
+      // The schedule and the queue may lag the events: start again from the saved checkpoint.
+      RecordFailure(dispatched.error());
+      std::lock_guard lock(mutex_);
+      subscription_ = store_.SubscribeToAll(saved_checkpoint_);
+      dispatched_ = std::max(dispatched_, saved_checkpoint_);
+      std::this_thread::sleep_for(options_.idle_wait);
+    }
+  }
+}
+
+StoreResult<void> ProcessManager::Dispatch(const std::vector<eventstore::RecordedEvent>& events) {
+  eventstore::StateBatch batch = state_.NewBatch();
+  // Changes to the in-memory schedule, in event order (true: add), applied once the batch is
+  // written.
+  std::vector<std::pair<bool, Due>> changes;
+  // Unschedules the line's pending retry, if it has one.
+  auto clear_due = [&](const std::string& order_number,
+                       const std::string& line_id) -> StoreResult<void> {
+    auto due = batch.Get(DueKey(order_number, line_id));
+    if (!due) return Unexpected(std::move(due).error());
+    if (!*due) return {};
+    if ((*due)->size() != 8) return Unexpected(Damaged("a due entry is damaged"));
+    const auto due_us = static_cast<int64_t>(ReadBigEndian64((*due)->data()));
+    batch.Delete(DueKey(order_number, line_id));
+    batch.Delete(RetryKey(due_us, order_number, line_id));
+    changes.emplace_back(false,
+                         Due{.due_us = due_us, .order_number = order_number, .line_id = line_id});
+    return {};
+  };
+  std::vector<std::pair<std::string, uint64_t>> work;
+  std::vector<std::string> seen_lines;
+
+  for (const eventstore::RecordedEvent& record : events) {
+    auto event = eventstore::DecodeEvent(record);
+    if (!event) return Unexpected(std::move(event).error());
+    StoreResult<void> cleared;
+    if (const auto* checkout = std::get_if<domain::PostCheckout>(&*event)) {
+      work.emplace_back(checkout->order_number, record.position);
+    } else if (const auto* retry = std::get_if<domain::FulfillmentRetryRequested>(&*event)) {
+      work.emplace_back(retry->order_number, record.position);
+      for (const std::string& line_id : retry->line_ids) {
+        if (cleared = clear_due(retry->order_number, line_id); !cleared) return cleared;
+        seen_lines.push_back(LineName(retry->order_number, line_id));
+      }
+    } else if (const auto* failed = std::get_if<domain::FulfillmentFailed>(&*event)) {
+      if (cleared = clear_due(failed->order_number, failed->line_id); !cleared) return cleared;
+      if (failed->next_retry_at_us > 0) {
+        batch.Put(DueKey(failed->order_number, failed->line_id),
+                  EncodeU64(static_cast<uint64_t>(failed->next_retry_at_us)));
+        batch.Put(RetryKey(failed->next_retry_at_us, failed->order_number, failed->line_id), "");
+        changes.emplace_back(true, Due{.due_us = failed->next_retry_at_us,
+                                       .order_number = failed->order_number,
+                                       .line_id = failed->line_id});
+      }
+    } else if (const auto* fulfilled = std::get_if<domain::LineFulfilled>(&*event)) {
+      if (cleared = clear_due(fulfilled->order_number, fulfilled->line_id); !cleared) {
+        return cleared;
+      }
+    }
+  }
+  std::lock_guard lock(mutex_);
+  // The schedule keys are derived from the events, so writing them before the work is done is
+  // safe: a replay from the checkpoint writes the same keys again.
+  if (!batch.empty()) {
+    if (auto written = state_.Write(batch); !written) return written;
+  }
+  for (auto& [add, due] : changes) {
+    if (add) {
+      schedule_.insert(std::move(due));
+    } else {
+      schedule_.erase(due);
+    }
+  }
+  for (const std::string& line : seen_lines) issued_.erase(line);
+  for (auto& [order_number, position] : work) Enqueue(order_number, position);
+  dispatched_ = events.back().position;
+  return {};
+}
+
+void ProcessManager::IssueDueRetries() {
+  // Group the due lines by order: one FulfillmentRetryRequested per order.
+  std::map<std::string, std::pair<int64_t, std::vector<std::string>>> due_by_order;
+  {
+    std::lock_guard lock(mutex_);
+    const int64_t now = Now();
+    for (const Due& due : schedule_) {
+      if (due.due_us > now) break;
+      if (issued_.contains(LineName(due.order_number, due.line_id))) continue;
+      auto& [latest_due, lines] = due_by_order[due.order_number];
+      latest_due = std::max(latest_due, due.due_us);
+      lines.push_back(due.line_id);
+    }
+  }
+  for (auto& [order_number, due] : due_by_order) {
+    auto& [due_us, lines] = due;
+    const domain::RequestFulfillmentRetry request{
+        .order_number = order_number,
+        .requested_by = options_.actor,
+        .reason = "automatic retry after a retryable failure",
+        .line_ids = lines,
+        .automatic = true,
+        // The due time, not now: a repeat after a crash carries the same event id.
+        .requested_at_us = due_us};
+    auto result = service_.Handle(
+        request, {.correlation_id = {}, .causation_id = {}, .actor = options_.actor});
+    std::lock_guard lock(mutex_);
+    if (result) {
+      ++counters_.automatic_retries;
+      for (const std::string& line_id : lines) issued_.insert(LineName(order_number, line_id));
+    } else if (result.error().rejection) {
+      // Nothing left to retry (the line completed or was revoked meanwhile): unschedule.
+      eventstore::StateBatch batch = state_.NewBatch();
+      for (auto it = schedule_.begin(); it != schedule_.end();) {
+        if (it->order_number == order_number &&
+            std::find(lines.begin(), lines.end(), it->line_id) != lines.end()) {
+          batch.Delete(DueKey(it->order_number, it->line_id));
+          batch.Delete(RetryKey(it->due_us, it->order_number, it->line_id));
+          it = schedule_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (auto written = state_.Write(batch); !written) counters_.failure = written.error();
+    } else {
+      counters_.failure = result.error().store_error;
+    }
+  }
+}
+
+void ProcessManager::RunWorker() {
+  for (;;) {
+    std::string order_number;
+    std::vector<uint64_t> positions;
+    {
+      std::unique_lock lock(mutex_);
+      work_ready_.wait(lock, [&] {
+        if (stopping_.load()) return true;
+        for (const std::string& queued : queue_) {
+          if (!running_.contains(queued)) return true;
+        }
+        return false;
+      });
+      if (stopping_.load()) return;
+      // The first queued order no other worker is on (one worker per order at a time).
+      auto it = std::find_if(queue_.begin(), queue_.end(),
+                             [&](const std::string& queued) { return !running_.contains(queued); });
+      order_number = *it;
+      queue_.erase(it);
+      positions = std::move(queued_[order_number]);
+      queued_.erase(order_number);
+      running_.insert(order_number);
+    }
+    const bool done = FulfillOrder(order_number);
+    {
+      std::lock_guard lock(mutex_);
+      running_.erase(order_number);
+      if (done) {
+        for (uint64_t position : positions) in_flight_.erase(in_flight_.find(position));
+      } else {
+        // The store failed: try again (the positions stay in flight, so the checkpoint waits).
+        auto [entry, inserted] = queued_.try_emplace(order_number);
+        entry->second.insert(entry->second.end(), positions.begin(), positions.end());
+        if (inserted) queue_.push_back(order_number);
+      }
+    }
+    order_done_.notify_all();
+    work_ready_.notify_all();
+    if (!done) std::this_thread::sleep_for(options_.idle_wait);
+  }
+}
+
+bool ProcessManager::FulfillOrder(const std::string& order_number) {
+  const eventstore::EventMetadata metadata{
+      .correlation_id = {}, .causation_id = {}, .actor = options_.actor};
+  auto loaded = service_.Load(order_number);
+  if (!loaded) {
+    RecordFailure(loaded.error());
+    return false;
+  }
+  const domain::OrderState& state = loaded->state;
+  if (!state.placed()) return true;
+  std::vector<domain::Line> lines;
+  for (const domain::LineState& line : state.lines) {
+    if (NeedsAttempt(line)) lines.push_back(line.line);
+  }
+  if (lines.empty()) return true;
+  const domain::OrderCreated order = *domain::PlacedOrder(state);
+  const std::vector<LineOutcome> outcomes = router_.Fulfill(order, lines);
+
+  std::vector<domain::Command> commands;
+  const int64_t now = Now();
+  uint64_t fulfilled = 0;
+  for (const LineOutcome& outcome : outcomes) {
+    if (outcome.succeeded()) {
+      ++fulfilled;
+      commands.push_back(
+          domain::RecordLineFulfilled{.order_number = order_number,
+                                      .line_id = outcome.line_id,
+                                      .module = outcome.module,
+                                      .external_reference = outcome.result->external_reference,
+                                      .codes = outcome.result->codes,
+                                      .fulfilled_at_us = now});
+    } else {
+      commands.push_back(domain::RecordFulfillmentFailed{
+          .order_number = order_number,
+          .line_id = outcome.line_id,
+          // The domain wants a module; a line no module supports names the router.
+          .module = outcome.module.empty() ? "router" : outcome.module,
+          .kind = outcome.result.error().kind,
+          .message = outcome.result.error().message,
+          .retryable = outcome.result.error().retryable,
+          .failed_at_us = now,
+          .retry = options_.retry});
+    }
+  }
+  auto recorded = service_.HandleAll(commands, metadata);
+  {
+    std::lock_guard lock(mutex_);
+    counters_.attempts += outcomes.size();
+    counters_.lines_fulfilled += fulfilled;
+    counters_.lines_failed += outcomes.size() - fulfilled;
+  }
+  if (!recorded) {
+    if (recorded.error().store_error) {
+      RecordFailure(recorded.error().store_error);
+      return false;
+    }
+    // A rejection: the order changed under us (e.g. revoked meanwhile). The log has the last
+    // word; the next event for the order brings it back if anything is left to do.
+  }
+  return true;
+}
+
+StoreResult<ProcessManager::Outcome> ProcessManager::WaitForOutcome(
+    std::string_view order_number, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto loaded = service_.Load(order_number);
+    if (!loaded) return Unexpected(std::move(loaded).error());
+    const bool settled = IsSettled(loaded->state);
+    if (settled || std::chrono::steady_clock::now() >= deadline) {
+      return Outcome{.order = std::move(*loaded), .settled = settled};
+    }
+    // Woken when any order's work ends; bounded so that work done by another process counts.
+    std::unique_lock lock(mutex_);
+    order_done_.wait_until(
+        lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)));
+  }
+}
+
+eventstore::CommandResult ProcessManager::RequestRetry(std::string_view order_number,
+                                                       std::string_view requested_by,
+                                                       std::string_view reason) {
+  return service_.Handle(
+      domain::RequestFulfillmentRetry{.order_number = std::string(order_number),
+                                      .requested_by = std::string(requested_by),
+                                      .reason = std::string(reason),
+                                      .line_ids = {},
+                                      .automatic = false,
+                                      .requested_at_us = Now()},
+      {.correlation_id = {}, .causation_id = {}, .actor = std::string(requested_by)});
+}
+
+eventstore::CommandResult ProcessManager::Revoke(std::string_view order_number,
+                                                 std::string_view line_id,
+                                                 std::string_view refund_reference) {
+  const eventstore::EventMetadata metadata{
+      .correlation_id = {}, .causation_id = {}, .actor = options_.actor};
+  auto loaded = service_.Load(order_number);
+  if (!loaded) {
+    return Unexpected(
+        eventstore::CommandFailure{.rejection = std::nullopt, .store_error = loaded.error()});
+  }
+  const int64_t now = Now();
+  domain::RecordLineRevoked revoked{.order_number = std::string(order_number),
+                                    .line_id = std::string(line_id),
+                                    .module = "",
+                                    .refund_reference = std::string(refund_reference),
+                                    .revoked_at_us = now};
+  const domain::LineState* line = loaded->state.FindLine(line_id);
+  revoked.module = line && !line->module.empty() ? line->module : "router";
+  // Ask the rules first: a line that cannot be revoked is rejected, and a Revoked one is a
+  // repeat, before any call leaves the ledger.
+  auto decision = domain::Decide(loaded->state, revoked);
+  if (!decision) {
+    return Unexpected(eventstore::CommandFailure{.rejection = std::move(decision).error(),
+                                                 .store_error = std::nullopt});
+  }
+  if (decision->empty()) return service_.Handle(revoked, metadata);
+  const RevokeOutcome outcome = router_.Revoke(*domain::PlacedOrder(loaded->state), *line);
+  if (!outcome.module.empty()) revoked.module = outcome.module;
+  if (outcome.succeeded()) return service_.Handle(revoked, metadata);
+  return service_.Handle(
+      domain::RecordRevocationFailed{.order_number = std::string(order_number),
+                                     .line_id = std::string(line_id),
+                                     .module = revoked.module,
+                                     .kind = outcome.result.error().kind,
+                                     .message = outcome.result.error().message,
+                                     .refund_reference = std::string(refund_reference),
+                                     .failed_at_us = now},
+      metadata);
+}
+
+}  // namespace ledger::fulfillment

@@ -1,0 +1,165 @@
+// ProcessManager: fulfills orders by reacting to the log.
+//
+// It follows the log from its checkpoint. A PostCheckout or a FulfillmentRetryRequested puts the
+// order on a work queue; a worker loads the order, hands the lines that need an attempt to their
+// modules (router.h), and records each outcome (LineFulfilled or FulfillmentFailed, with the
+// next automatic retry time) through the command service, all lines of one run in one append.
+//
+// Never twice: a line is attempted only while it is fulfillable and either never attempted or
+// asked to be retried, so a Complete line is never fulfilled again. Every external call carries
+// an Idempotency-Key derived from (order, line, operation), so a crash between the call and the
+// append that records it repeats the call on restart and the partner answers it without a
+// second effect.
+//
+// Durable: the checkpoint never passes an event whose work is not done, and the schedule of
+// automatic retries is derived from the log (FulfillmentFailed.next_retry_at_us) into the state
+// store with the checkpoint. After a restart, replaying from the checkpoint redoes what was in
+// flight; nothing lives only in memory. A due retry is recorded as an automatic
+// FulfillmentRetryRequested (its id derived from the due time, so a repeat is idempotent), which
+// the manager then reacts to like a manual one.
+//
+// State keys: pm/checkpoint; pm/retry/<due 16 hex>/<order>/<line>; pm/due/<order>/<line>.
+//
+// Thread safety: every public method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "domain/commands.h"
+#include "eventstore/event_store.h"
+#include "eventstore/order_command_service.h"
+#include "eventstore/state_store.h"
+#include "fulfillment/router.h"
+
+namespace ledger::fulfillment {
+
+struct ProcessManagerOptions {
+  // Orders fulfilled at once (their external calls block their worker).
+  size_t workers = 4;
+  // How long the dispatcher waits for new events before looking at due retries again.
+  std::chrono::milliseconds idle_wait{50};
+  // Now, in microseconds since the Unix epoch; the system clock when empty.
+  std::function<int64_t()> clock_us;
+  // When automatic retries happen.
+  domain::RetrySchedule retry{};
+  // Recorded as the actor of the events the manager writes.
+  std::string actor = "process-manager";
+};
+
+struct ProcessManagerStats {
+  uint64_t checkpoint = 0;
+  uint64_t orders_in_flight = 0;
+  uint64_t retries_pending = 0;  // Automatic retries scheduled and not yet due or issued.
+  uint64_t attempts = 0;         // Lines handed to modules since start.
+  uint64_t lines_fulfilled = 0;
+  uint64_t lines_failed = 0;
+  uint64_t automatic_retries = 0;            // FulfillmentRetryRequested written by the manager.
+  std::optional<eventstore::Error> failure;  // The last error that stopped progress, if any.
+};
+
+class ProcessManager {
+ public:
+  // Opens the manager's checkpoint and retry schedule. Does not start its threads.
+  static eventstore::StoreResult<std::unique_ptr<ProcessManager>> Open(
+      eventstore::EventStore& store, eventstore::StateStore& state, const Router& router,
+      ProcessManagerOptions options = {});
+  ~ProcessManager();
+  ProcessManager(const ProcessManager&) = delete;
+  ProcessManager& operator=(const ProcessManager&) = delete;
+
+  void Start();
+  // Stops taking work, lets the workers finish the orders in hand, and persists the checkpoint.
+  void Stop();
+
+  ProcessManagerStats stats() const;
+
+  // Waits until no line of the order awaits an attempt (each has an outcome for its latest
+  // request), or the timeout passes. The synchronous mode of placement. Returns the order as
+  // the log then says; check `settled`.
+  struct Outcome {
+    eventstore::LoadedOrder order;
+    bool settled = false;
+  };
+  eventstore::StoreResult<Outcome> WaitForOutcome(std::string_view order_number,
+                                                  std::chrono::milliseconds timeout);
+
+  // Ops' manual retry: asks to fulfill again every fulfillable line (failed or not yet done);
+  // Complete, Revoked and Revocation Error lines are never touched. Rejected with
+  // kNothingToFulfill when there is none, kOrderNotFound for an unknown order.
+  eventstore::CommandResult RequestRetry(std::string_view order_number,
+                                         std::string_view requested_by, std::string_view reason);
+
+  // Ops' revocation of a fulfilled line (on refund): calls its module's revoke and records
+  // LineRevoked or RevocationFailed. A Revoked line is never revoked twice (an idempotent
+  // repeat); a line never fulfilled is rejected before any call.
+  eventstore::CommandResult Revoke(std::string_view order_number, std::string_view line_id,
+                                   std::string_view refund_reference);
+
+  // Whether the order has no line awaiting an attempt.
+  static bool IsSettled(const domain::OrderState& state);
+
+ private:
+  struct Due {
+    int64_t due_us;
+    std::string order_number;
+    std::string line_id;
+    friend auto operator<=>(const Due&, const Due&) = default;
+  };
+
+  ProcessManager(eventstore::EventStore& store, eventstore::StateStore& state, const Router& router,
+                 ProcessManagerOptions options);
+
+  int64_t Now() const;
+  eventstore::StoreResult<void> LoadSchedule();
+  void RunDispatcher();
+  void RunWorker();
+  // Applies one batch of events: queues work, updates the retry schedule, saves the checkpoint.
+  eventstore::StoreResult<void> Dispatch(const std::vector<eventstore::RecordedEvent>& events);
+  void IssueDueRetries();
+  void Enqueue(const std::string& order_number, uint64_t position);
+  // Fulfills what the order needs now; false when the store failed (the work is retried).
+  bool FulfillOrder(const std::string& order_number);
+  uint64_t CheckpointLocked() const;
+  eventstore::StoreResult<void> SaveCheckpoint();
+  void RecordFailure(std::optional<eventstore::Error> error);
+
+  eventstore::EventStore& store_;
+  eventstore::StateStore& state_;
+  const Router& router_;
+  const ProcessManagerOptions options_;
+  eventstore::OrderCommandService service_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_ready_;
+  std::condition_variable order_done_;
+  // Orders waiting for a worker, and the log positions of the events that asked for their work.
+  std::deque<std::string> queue_;
+  std::map<std::string, std::vector<uint64_t>> queued_;
+  std::set<std::string> running_;
+  // Positions of events whose work is not done yet; the checkpoint stays below the smallest.
+  std::multiset<uint64_t> in_flight_;
+  uint64_t dispatched_ = 0;  // The last position the dispatcher handled.
+  uint64_t saved_checkpoint_ = 0;
+  std::set<Due> schedule_;        // Automatic retries, soonest first.
+  std::set<std::string> issued_;  // "order/line" whose due retry was written, not yet seen.
+  ProcessManagerStats counters_;
+
+  std::atomic<bool> stopping_{false};
+  std::unique_ptr<eventstore::Subscription> subscription_;
+  std::thread dispatcher_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace ledger::fulfillment

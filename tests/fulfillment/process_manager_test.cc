@@ -1,0 +1,284 @@
+// The process manager against the real store and the LMS stand-in: orders reach Complete with
+// one effect per line; failures are recorded with their reasons and retried with backoff on a
+// controllable clock; timeouts and dropped connections never cause a second effect; manual retry
+// touches only failed lines; revocation happens once; pending retries survive a restart.
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "process_manager_support.h"
+#include "test_support.h"
+
+namespace ledger::fulfillment {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Entitlement;
+using testing::EventCounts;
+using testing::Local;
+using testing::Seat;
+
+constexpr int64_t kT0 = 1'790'000'000'000'000;
+
+struct Ledger {
+  explicit Ledger(ProcessManagerOptions pm_options = {}, int64_t lms_timeout_ms = 2'000)
+      : standin(testing::StartStandin()),
+        router(
+            testing::DefaultRouter(standin->url(), std::string(testing::kApiKey), lms_timeout_ms)),
+        options(std::move(pm_options)) {
+    auto opened_store = eventstore::OpenRocksDbEventStore(dir.Child("log"));
+    REQUIRE(opened_store.has_value());
+    store = std::move(*opened_store);
+    auto opened_state = eventstore::OpenRocksDbStateStore(dir.Child("state"));
+    REQUIRE(opened_state.has_value());
+    state = std::move(*opened_state);
+    service = std::make_unique<eventstore::OrderCommandService>(*store);
+    OpenManager();
+  }
+  ~Ledger() { manager.reset(); }
+
+  void OpenManager() {
+    auto opened = ProcessManager::Open(*store, *state, router, options);
+    REQUIRE(opened.has_value());
+    manager = std::move(*opened);
+  }
+
+  ProcessManager::Outcome Settle(const std::string& order_number) {
+    auto outcome = manager->WaitForOutcome(order_number, 20s);
+    REQUIRE(outcome.has_value());
+    REQUIRE(outcome->settled);
+    return std::move(*outcome);
+  }
+
+  eventstore::testing::TempDir dir{"process-manager"};
+  std::unique_ptr<server::LmsStandin> standin;
+  Router router;
+  ProcessManagerOptions options;
+  std::unique_ptr<eventstore::EventStore> store;
+  std::unique_ptr<eventstore::StateStore> state;
+  std::unique_ptr<eventstore::OrderCommandService> service;
+  std::unique_ptr<ProcessManager> manager;
+};
+
+// Polls `condition` until it holds or 20 s pass.
+template <typename Condition>
+bool Eventually(Condition condition) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(2ms);
+  }
+  return condition();
+}
+
+TEST_CASE("placed orders reach Complete with exactly one effect per line", "[process_manager]") {
+  Ledger ledger;
+  ledger.manager->Start();
+  constexpr int kOrders = 12;
+  for (int i = 0; i < kOrders; ++i) {
+    testing::PlaceOrder(
+        *ledger.service, "EDX-1000" + std::to_string(i),
+        {Seat("1", "course-v1:edX+A+" + std::to_string(i)),
+         Entitlement("2", "uuid-" + std::to_string(i)), Local("3", "Enrollment Code", 3),
+         Local("4", "Coupon"), Local("5", "Donation")},
+        kT0);
+  }
+  for (int i = 0; i < kOrders; ++i) {
+    const auto outcome = ledger.Settle("EDX-1000" + std::to_string(i));
+    CHECK(outcome.order.state.status == domain::OrderStatus::kComplete);
+    const auto* codes = outcome.order.state.FindLine("3");
+    REQUIRE(codes != nullptr);
+    CHECK(codes->codes.size() == 3);
+    CHECK_FALSE(outcome.order.state.FindLine("2")->external_reference.empty());
+  }
+  const auto stats = ledger.standin->Stats();
+  CHECK(stats.Effects("enrollment") == kOrders);
+  CHECK(stats.Effects("entitlement") == kOrders);
+  for (const auto& [key, effects] : stats.effects_by_key) CHECK(effects == 1);
+  // Once it has seen its own outcomes, the checkpoint reaches the head, and Stop keeps it.
+  const uint64_t head = ledger.store->HeadPosition();
+  CHECK(Eventually([&] { return ledger.manager->stats().checkpoint == head; }));
+  ledger.manager->Stop();
+  CHECK(ledger.manager->stats().checkpoint == head);
+}
+
+TEST_CASE("a failed line is recorded with its reason and retried with backoff on the clock",
+          "[process_manager][retry]") {
+  std::atomic<int64_t> now{kT0};
+  ProcessManagerOptions options;
+  options.clock_us = [&now] { return now.load(); };
+  options.idle_wait = 5ms;
+  Ledger ledger(options);
+  ledger.standin->SetFaults({.fail_next = 2, .fail_status = 503});
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-2001", {Seat("1", "course-v1:edX+B+1")}, kT0);
+
+  auto line = [&] {
+    auto loaded = ledger.service->Load("EDX-2001");
+    REQUIRE(loaded.has_value());
+    return *loaded->state.FindLine("1");
+  };
+  REQUIRE(Eventually([&] { return line().attempts == 1; }));
+  CHECK(line().status == domain::LineStatus::kFulfillmentServerError);
+  CHECK_THAT(line().last_error_message, Catch::Contains("503"));
+  CHECK(line().next_retry_at_us == kT0 + 1'000'000);
+  CHECK(ledger.manager->stats().retries_pending == 1);
+
+  // Nothing happens before the retry is due.
+  std::this_thread::sleep_for(50ms);
+  CHECK(line().attempts == 1);
+
+  now += 1'000'000;  // Due: the second attempt fails too, and the next wait doubles.
+  REQUIRE(Eventually([&] { return line().attempts == 2; }));
+  CHECK(line().next_retry_at_us == kT0 + 1'000'000 + 2'000'000);
+  now += 2'000'000;
+  REQUIRE(Eventually([&] { return line().status == domain::LineStatus::kComplete; }));
+  CHECK(line().attempts == 3);
+
+  const auto counts = EventCounts(*ledger.store, "EDX-2001");
+  CHECK(counts.at("FulfillmentFailed") == 2);
+  CHECK(counts.at("FulfillmentRetryRequested") == 2);
+  CHECK(counts.at("LineFulfilled") == 1);
+  CHECK(ledger.standin->Stats().Effects("enrollment") == 1);
+  CHECK(ledger.manager->stats().retries_pending == 0);
+}
+
+TEST_CASE("timeouts and dropped connections are retried to Complete without a second effect",
+          "[process_manager][faults]") {
+  ProcessManagerOptions options;
+  options.idle_wait = 5ms;
+  options.retry = {
+      .first_delay_us = 20'000, .multiplier = 2, .retries_max = 11, .delay_max_us = 200'000};
+  Ledger ledger(options, /*lms_timeout_ms=*/testing::Sanitized() ? 600 : 200);
+  // The first call is dropped; the second performs its effect but answers after the timeout;
+  // the third, with the same Idempotency-Key, gets the first answer back.
+  ledger.standin->SetFaults(
+      {.drop_next = 1, .delay_next = 1, .delay_ms = testing::Sanitized() ? 1500 : 500});
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-3001", {Seat("1", "course-v1:edX+C+1")}, kT0);
+  const auto outcome = ledger.Settle("EDX-3001");
+  REQUIRE(Eventually([&] {
+    auto loaded = ledger.service->Load("EDX-3001");
+    return loaded && loaded->state.status == domain::OrderStatus::kComplete;
+  }));
+  const auto counts = EventCounts(*ledger.store, "EDX-3001");
+  CHECK(counts.at("FulfillmentFailed") >= 2);
+  CHECK(counts.at("LineFulfilled") == 1);
+  CHECK(ledger.standin->Stats().Effects("enrollment") == 1);
+  auto events = ledger.store->ReadStream("order-EDX-3001", eventstore::Direction::kForward, 0, 100);
+  REQUIRE(events.has_value());
+  std::set<domain::FailureKind> kinds;
+  for (const auto& record : *events) {
+    auto event = eventstore::DecodeEvent(record);
+    REQUIRE(event.has_value());
+    if (auto* failed = std::get_if<domain::FulfillmentFailed>(&*event)) kinds.insert(failed->kind);
+  }
+  CHECK(kinds.contains(domain::FailureKind::kNetwork));
+  CHECK(kinds.contains(domain::FailureKind::kTimeout));
+}
+
+TEST_CASE("a manual retry fulfills only the failed lines; with none it is a clear no-op",
+          "[process_manager][retry]") {
+  Ledger ledger;
+  // 403 from the LMS: not retryable, the order waits for a human.
+  ledger.standin->SetFaults({.fail_next = 1, .fail_status = 403});
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-4001",
+                      {Seat("1", "course-v1:edX+D+1"), Local("2", "Enrollment Code", 2)}, kT0);
+  auto first = ledger.Settle("EDX-4001");
+  CHECK(first.order.state.status == domain::OrderStatus::kFulfillmentError);
+  const auto codes_before = first.order.state.FindLine("2")->codes;
+  CHECK(ledger.manager->stats().retries_pending == 0);
+
+  auto retried = ledger.manager->RequestRetry("EDX-4001", "ops:grace", "LMS fixed");
+  REQUIRE(retried.has_value());
+  REQUIRE(Eventually([&] {
+    auto loaded = ledger.service->Load("EDX-4001");
+    return loaded && loaded->state.status == domain::OrderStatus::kComplete;
+  }));
+  auto loaded = ledger.service->Load("EDX-4001");
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->state.FindLine("1")->attempts == 2);
+  CHECK(loaded->state.FindLine("2")->attempts == 1);  // The complete line was not touched.
+  CHECK(loaded->state.FindLine("2")->codes == codes_before);
+  CHECK(EventCounts(*ledger.store, "EDX-4001").at("LineFulfilled") == 2);
+
+  auto nothing = ledger.manager->RequestRetry("EDX-4001", "ops:grace", "again");
+  REQUIRE_FALSE(nothing.has_value());
+  REQUIRE(nothing.error().rejection.has_value());
+  CHECK(nothing.error().rejection->code == domain::RejectionCode::kNothingToFulfill);
+  auto unknown = ledger.manager->RequestRetry("EDX-404", "ops:grace", "?");
+  REQUIRE_FALSE(unknown.has_value());
+  CHECK(unknown.error().rejection->code == domain::RejectionCode::kOrderNotFound);
+}
+
+TEST_CASE("a revoked line is revoked once; a line never fulfilled is refused before any call",
+          "[process_manager][revoke]") {
+  Ledger ledger;
+  ledger.standin->SetFaults({.fail_next = 1, .fail_status = 400});
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-5001",
+                      {Seat("1", "course-v1:edX+E+1"), Seat("2", "course-v1:edX+E+2")}, kT0);
+  ledger.Settle("EDX-5001");
+  auto loaded = ledger.service->Load("EDX-5001");
+  REQUIRE(loaded.has_value());
+  // One line failed with the 400 (the first call), the other is Complete.
+  std::string failed_line = "1", complete_line = "2";
+  if (loaded->state.FindLine("1")->status == domain::LineStatus::kComplete) {
+    std::swap(failed_line, complete_line);
+  }
+  const uint64_t requests_before = ledger.standin->Stats().requests;
+  auto refused = ledger.manager->Revoke("EDX-5001", failed_line, "refund-1");
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().rejection->code == domain::RejectionCode::kLineNotFulfilled);
+  CHECK(ledger.standin->Stats().requests == requests_before);
+
+  auto revoked = ledger.manager->Revoke("EDX-5001", complete_line, "refund-1");
+  REQUIRE(revoked.has_value());
+  CHECK(revoked->order.state.FindLine(complete_line)->status == domain::LineStatus::kRevoked);
+  const uint64_t requests_after = ledger.standin->Stats().requests;
+  CHECK(requests_after == requests_before + 1);
+  auto again = ledger.manager->Revoke("EDX-5001", complete_line, "refund-1");
+  REQUIRE(again.has_value());
+  CHECK(again->idempotent_repeat);
+  CHECK(ledger.standin->Stats().requests == requests_after);
+  CHECK(EventCounts(*ledger.store, "EDX-5001").at("LineRevoked") == 1);
+}
+
+TEST_CASE("pending retries survive a restart: the schedule comes back from the log",
+          "[process_manager][retry]") {
+  std::atomic<int64_t> now{kT0};
+  ProcessManagerOptions options;
+  options.clock_us = [&now] { return now.load(); };
+  options.idle_wait = 5ms;
+  Ledger ledger(options);
+  ledger.standin->SetFaults({.fail_next = 1, .fail_status = 500});
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-6001", {Seat("1", "course-v1:edX+F+1")}, kT0);
+  REQUIRE(Eventually([&] { return ledger.manager->stats().retries_pending == 1; }));
+  ledger.manager.reset();  // Stops it.
+
+  ledger.OpenManager();
+  CHECK(ledger.manager->stats().retries_pending == 1);
+  ledger.manager->Start();
+  now += 1'000'000;
+  REQUIRE(Eventually([&] {
+    auto loaded = ledger.service->Load("EDX-6001");
+    return loaded && loaded->state.status == domain::OrderStatus::kComplete;
+  }));
+  CHECK(ledger.standin->Stats().Effects("enrollment") == 1);
+}
+
+TEST_CASE("a line no module supports is a configuration error, not retried", "[process_manager]") {
+  Ledger ledger;
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-7001", {Local("1", "Executive Education")}, kT0);
+  const auto outcome = ledger.Settle("EDX-7001");
+  const auto* line = outcome.order.state.FindLine("1");
+  CHECK(line->status == domain::LineStatus::kFulfillmentConfigurationError);
+  CHECK_THAT(line->last_error_message, Catch::Contains("Executive Education"));
+  CHECK(line->next_retry_at_us == 0);
+  CHECK(ledger.manager->stats().retries_pending == 0);
+}
+
+}  // namespace
+}  // namespace ledger::fulfillment
