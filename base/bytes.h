@@ -36,6 +36,13 @@ inline uint64_t ReadBigEndian64(const char* bytes) {
   return value;
 }
 
+// Reads 4 big-endian bytes; the caller guarantees that 4 bytes are there.
+inline uint32_t ReadBigEndian32(const char* bytes) {
+  uint32_t value = 0;
+  for (int i = 0; i < 4; ++i) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
+  return value;
+}
+
 std::string ToHex(std::span<const uint8_t> bytes);
 inline std::string ToHex(std::string_view bytes) {
   return ToHex(

@@ -42,12 +42,11 @@ Hash256 Sha256::Finish() {
 }
 
 Hash256 Sha256Digest(std::string_view bytes) {
-  Hash256 digest{};
-  unsigned int size = 0;
-  LEDGER_ASSERT(
-      EVP_Digest(bytes.data(), bytes.size(), digest.data(), &size, Sha256Algorithm(), nullptr) == 1,
-      "EVP_Digest failed");
-  return digest;
+  // One context per thread: EVP_Digest would allocate and free a context on every call, which
+  // costs about as much as hashing a small record.
+  thread_local Sha256 hasher;
+  hasher.Update(bytes);
+  return hasher.Finish();
 }
 
 }  // namespace ledger

@@ -227,7 +227,9 @@ class RocksDbEventStore final : public EventStore {
   StoreResult<std::optional<uint64_t>> CurrentVersion(std::string_view stream, const Group& group);
   void Publish(std::vector<RecordedEvent>&& records, uint64_t head);
   StoreResult<RecordedEvent> ReadAt(uint64_t position, bool verify_hash);
-  StoreResult<std::vector<RecordedEvent>> ReadPositions(const std::vector<uint64_t>& positions);
+  // The records at `wanted` (version, position) pairs, checked to be those versions of `stream`.
+  StoreResult<std::vector<RecordedEvent>> ReadPositions(
+      std::string_view stream, const std::vector<std::pair<uint64_t, uint64_t>>& wanted);
 
   rocksdb::ColumnFamilyHandle* log() const { return handles_[1]; }
   rocksdb::ColumnFamilyHandle* stream_index() const { return handles_[2]; }
@@ -512,13 +514,19 @@ StoreResult<AppendResult> RocksDbEventStore::Decide(const Writer& writer, Group&
 
     const std::string position_key = PositionKey(record.position);
     group.batch.Put(log(), position_key, internal::EncodeRecord(record));
-    group.batch.Put(stream_index(), StreamIndexKey(record.stream, record.version), position_key);
     group.batch.Put(event_ids(), record.event_id.AsBytes(), position_key);
     group.pending.emplace(record.event_id, PendingEvent{.record_index = group.records.size()});
     result.last_position = record.position;
     result.stream_version = record.version;
     group.records.push_back(std::move(record));
   }
+  // One stream index entry per append: the run of versions it wrote, at consecutive positions.
+  std::string run;
+  AppendBigEndian64(run, result.first_position);
+  AppendBigEndian32(run, static_cast<uint32_t>(writer.events.size()));
+  group.batch.Put(stream_index(),
+                  StreamIndexKey(writer.stream, result.stream_version + 1 - writer.events.size()),
+                  run);
   group.stream_heads[std::string(writer.stream)] = result.stream_version;
   return result;
 }
@@ -641,12 +649,18 @@ StoreResult<RecordedEvent> RocksDbEventStore::ReadAt(uint64_t position, bool ver
 }
 
 StoreResult<std::vector<RecordedEvent>> RocksDbEventStore::ReadPositions(
-    const std::vector<uint64_t>& positions) {
+    std::string_view stream, const std::vector<std::pair<uint64_t, uint64_t>>& wanted) {
   std::vector<RecordedEvent> events;
-  events.reserve(positions.size());
-  for (uint64_t position : positions) {
+  events.reserve(wanted.size());
+  for (const auto& [version, position] : wanted) {
     auto record = ReadAt(position, /*verify_hash=*/true);
     if (!record) return Unexpected(std::move(record).error());
+    if (record->stream != stream || record->version != version) {
+      return Unexpected(CorruptionAt(
+          position, fmt::format("the index of stream {} puts version {} at position {}, which "
+                                "holds version {} of stream {}",
+                                stream, version, position, record->version, record->stream)));
+    }
     events.push_back(std::move(*record));
   }
   return events;
@@ -670,29 +684,56 @@ StoreResult<std::vector<RecordedEvent>> RocksDbEventStore::ReadStream(std::strin
   read_options.iterate_upper_bound = &upper_bound;
   std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(read_options, stream_index()));
 
-  std::vector<uint64_t> positions;
-  const std::string start = StreamIndexKey(stream, from_version);
+  // Each entry is a run: versions [first, first + count) at positions [position, position +
+  // count). The run holding `from_version` is the last one starting at or before it.
+  struct Run {
+    uint64_t first_version, first_position, count;
+  };
+  auto read_run = [&]() -> std::optional<Run> {
+    const rocksdb::Slice key = iterator->key();
+    const rocksdb::Slice value = iterator->value();
+    if (key.size() != lower.size() + 8 || value.size() != 12) return std::nullopt;
+    const uint64_t count = ReadBigEndian32(value.data() + 8);
+    if (count == 0) return std::nullopt;
+    return Run{.first_version = ReadBigEndian64(key.data() + lower.size()),
+               .first_position = ReadBigEndian64(value.data()),
+               .count = count};
+  };
+  auto damaged = [&] {
+    return Unexpected(MakeError(ErrorCode::kCorruption,
+                                fmt::format("the index of stream {} is damaged", stream)));
+  };
+
+  std::vector<std::pair<uint64_t, uint64_t>> wanted;  // (version, position)
+  iterator->SeekForPrev(StreamIndexKey(stream, from_version));
   if (direction == Direction::kForward) {
-    for (iterator->Seek(start); iterator->Valid() && positions.size() < max_count;
-         iterator->Next()) {
-      if (iterator->value().size() != 8) {
-        return Unexpected(MakeError(ErrorCode::kCorruption,
-                                    fmt::format("the index of stream {} is damaged", stream)));
+    if (!iterator->Valid()) iterator->Seek(lower);
+    std::optional<uint64_t> next_version;
+    for (; iterator->Valid() && wanted.size() < max_count; iterator->Next()) {
+      const auto run = read_run();
+      if (!run) return damaged();
+      if (next_version && run->first_version != *next_version) return damaged();
+      for (uint64_t v = std::max(from_version, run->first_version);
+           v < run->first_version + run->count && wanted.size() < max_count; ++v) {
+        wanted.emplace_back(v, run->first_position + (v - run->first_version));
       }
-      positions.push_back(ReadBigEndian64(iterator->value().data()));
+      next_version = run->first_version + run->count;
     }
   } else {
-    for (iterator->SeekForPrev(start); iterator->Valid() && positions.size() < max_count;
-         iterator->Prev()) {
-      if (iterator->value().size() != 8) {
-        return Unexpected(MakeError(ErrorCode::kCorruption,
-                                    fmt::format("the index of stream {} is damaged", stream)));
+    std::optional<uint64_t> previous_first;
+    for (; iterator->Valid() && wanted.size() < max_count; iterator->Prev()) {
+      const auto run = read_run();
+      if (!run) return damaged();
+      if (previous_first && run->first_version + run->count != *previous_first) return damaged();
+      const uint64_t top = std::min(from_version, run->first_version + run->count - 1);
+      for (uint64_t v = top + 1; v-- > run->first_version && wanted.size() < max_count;) {
+        wanted.emplace_back(v, run->first_position + (v - run->first_version));
       }
-      positions.push_back(ReadBigEndian64(iterator->value().data()));
+      previous_first = run->first_version;
     }
   }
   if (!iterator->status().ok()) return Unexpected(IoError(iterator->status(), "stream read"));
-  return ReadPositions(positions);
+  return ReadPositions(stream, wanted);
 }
 
 StoreResult<uint64_t> RocksDbEventStore::ScanAll(
