@@ -7,6 +7,7 @@
 
 #include "base/bytes.h"
 #include "domain/limits.h"
+#include "projections/row_codec.h"
 
 namespace ledger::projections {
 
@@ -60,70 +61,6 @@ Error CannotApply(const RecordedEvent& record, std::string_view order_number,
                  record.position);
 }
 
-void PutU8(std::string& out, uint8_t value) { out.push_back(static_cast<char>(value)); }
-void PutU64(std::string& out, uint64_t value) { AppendBigEndian64(out, value); }
-void PutI64(std::string& out, int64_t value) {
-  AppendBigEndian64(out, static_cast<uint64_t>(value));
-}
-void PutText(std::string& out, std::string_view text) {
-  AppendBigEndian32(out, static_cast<uint32_t>(text.size()));
-  out.append(text);
-}
-
-// Reads a row front to back; every read checks that the bytes are there. After the first
-// failed read, ok() is false and every later read fails too.
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
-
-  bool ok() const { return ok_; }
-  bool at_end() const { return bytes_.empty(); }
-
-  uint8_t U8() {
-    if (!Need(1)) return 0;
-    const auto value = static_cast<uint8_t>(bytes_[0]);
-    bytes_.remove_prefix(1);
-    return value;
-  }
-  bool Bool() {
-    const uint8_t value = U8();
-    if (value > 1) ok_ = false;
-    return value == 1;
-  }
-  uint32_t U32() {
-    if (!Need(4)) return 0;
-    uint32_t value = 0;
-    for (size_t i = 0; i < 4; ++i) value = (value << 8) | static_cast<uint8_t>(bytes_[i]);
-    bytes_.remove_prefix(4);
-    return value;
-  }
-  uint64_t U64() {
-    if (!Need(8)) return 0;
-    const uint64_t value = ReadBigEndian64(bytes_.data());
-    bytes_.remove_prefix(8);
-    return value;
-  }
-  int64_t I64() { return static_cast<int64_t>(U64()); }
-  std::string Text() {
-    const uint32_t size = U32();
-    // No text the domain accepts is longer; a longer length is damage, not a big allocation.
-    if (size > domain::kTextBytesMax) ok_ = false;
-    if (!Need(size)) return {};
-    std::string text(bytes_.substr(0, size));
-    bytes_.remove_prefix(size);
-    return text;
-  }
-
- private:
-  bool Need(size_t count) {
-    if (ok_ && bytes_.size() >= count) return true;
-    ok_ = false;
-    return false;
-  }
-  std::string_view bytes_;
-  bool ok_ = true;
-};
-
 void PutCapture(std::string& out, const PaymentCapture& capture) {
   PutText(out, capture.processor);
   PutText(out, capture.reference);
@@ -137,7 +74,7 @@ void PutCapture(std::string& out, const PaymentCapture& capture) {
   PutI64(out, capture.recorded_at_us);
 }
 
-PaymentCapture ReadCapture(Reader& reader) {
+PaymentCapture ReadCapture(RowReader& reader) {
   PaymentCapture capture;
   capture.processor = reader.Text();
   capture.reference = reader.Text();
@@ -206,7 +143,7 @@ std::string PaymentsProjection::EncodeCapture(const PaymentCapture& capture) {
 }
 
 StoreResult<PaymentCapture> PaymentsProjection::DecodeCapture(std::string_view bytes) {
-  Reader reader(bytes);
+  RowReader reader(bytes);
   PaymentCapture capture = ReadCapture(reader);
   if (!reader.ok() || !reader.at_end()) {
     return Unexpected(Corrupt("a payments capture row is truncated or malformed"));
@@ -229,7 +166,7 @@ std::string PaymentsProjection::EncodeRow(const OrderPayments& row) {
 }
 
 StoreResult<OrderPayments> PaymentsProjection::DecodeRow(std::string_view bytes) {
-  Reader reader(bytes);
+  RowReader reader(bytes);
   if (const uint8_t format = reader.U8(); reader.ok() && format != kRowFormat) {
     return Unexpected(Corrupt(fmt::format("a payments order row has format {}", format)));
   }

@@ -8,6 +8,7 @@
 #include "base/bytes.h"
 #include "domain/limits.h"
 #include "domain/money.h"
+#include "projections/row_codec.h"
 
 namespace ledger::projections {
 
@@ -52,75 +53,6 @@ Error CannotApply(const RecordedEvent& record, std::string_view order_number,
                              record.event_type, record.position, order_number, problem),
                  record.position);
 }
-
-void PutU8(std::string& out, uint8_t value) { out.push_back(static_cast<char>(value)); }
-void PutI64(std::string& out, int64_t value) {
-  AppendBigEndian64(out, static_cast<uint64_t>(value));
-}
-void PutText(std::string& out, std::string_view text) {
-  AppendBigEndian32(out, static_cast<uint32_t>(text.size()));
-  out.append(text);
-}
-
-// Reads a row front to back; every read checks that the bytes are there. After the first
-// failed read, ok() is false and every later read fails too. (payments_projection.cc has the
-// same reader: each projection owns its row format.)
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
-
-  bool ok() const { return ok_; }
-  bool at_end() const { return bytes_.empty(); }
-
-  uint8_t U8() {
-    if (!Need(1)) return 0;
-    const auto value = static_cast<uint8_t>(bytes_[0]);
-    bytes_.remove_prefix(1);
-    return value;
-  }
-  bool Bool() {
-    const uint8_t value = U8();
-    if (value > 1) ok_ = false;
-    return value == 1;
-  }
-  uint32_t U32() {
-    if (!Need(4)) return 0;
-    uint32_t value = 0;
-    for (size_t i = 0; i < 4; ++i) value = (value << 8) | static_cast<uint8_t>(bytes_[i]);
-    bytes_.remove_prefix(4);
-    return value;
-  }
-  uint64_t U64() {
-    if (!Need(8)) return 0;
-    const uint64_t value = ReadBigEndian64(bytes_.data());
-    bytes_.remove_prefix(8);
-    return value;
-  }
-  // A signed amount that may not be negative.
-  int64_t Amount() {
-    const auto value = static_cast<int64_t>(U64());
-    if (value < 0) ok_ = false;
-    return value;
-  }
-  std::string Text() {
-    const uint32_t size = U32();
-    // No text the domain accepts is longer; a longer length is damage, not a big allocation.
-    if (size > domain::kTextBytesMax) ok_ = false;
-    if (!Need(size)) return {};
-    std::string text(bytes_.substr(0, size));
-    bytes_.remove_prefix(size);
-    return text;
-  }
-
- private:
-  bool Need(size_t count) {
-    if (ok_ && bytes_.size() >= count) return true;
-    ok_ = false;
-    return false;
-  }
-  std::string_view bytes_;
-  bool ok_ = true;
-};
 
 bool IsDigits(std::string_view text) {
   for (char c : text) {
@@ -171,7 +103,7 @@ std::string RevenueProjection::EncodeDayRow(const RevenueRow& row) {
 StoreResult<RevenueRow> RevenueProjection::DecodeDayRow(std::string_view day,
                                                         std::string_view currency,
                                                         std::string_view bytes) {
-  Reader reader(bytes);
+  RowReader reader(bytes);
   const uint8_t format = reader.U8();
   RevenueRow row{.day = std::string(day), .currency = std::string(currency)};
   row.captured_minor = reader.Amount();
@@ -199,7 +131,7 @@ std::string RevenueProjection::EncodeOrderRow(const RevenueOrder& order) {
 }
 
 StoreResult<RevenueOrder> RevenueProjection::DecodeOrderRow(std::string_view bytes) {
-  Reader reader(bytes);
+  RowReader reader(bytes);
   const uint8_t format = reader.U8();
   RevenueOrder order;
   order.currency = reader.Text();
