@@ -1,0 +1,395 @@
+#include "server/http_server.h"
+
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+namespace ledger::server {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+// What a connection that broke a limit may still send us after its error answer: read and
+// dropped so that the client sees the answer instead of a reset (a "lingering close").
+constexpr size_t kDrainBytesMax = 8 << 20;
+constexpr std::chrono::seconds kDrainTime{2};
+
+std::vector<std::string> SplitPattern(std::string_view pattern) {
+  std::vector<std::string> segments;
+  if (!pattern.empty() && pattern.front() == '/') pattern.remove_prefix(1);
+  while (true) {
+    const size_t slash = pattern.find('/');
+    segments.emplace_back(pattern.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    pattern.remove_prefix(slash + 1);
+  }
+  return segments;
+}
+
+bool IsPlaceholder(std::string_view segment) {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+}  // namespace
+
+std::optional<std::string_view> HttpServerRequest::Query(std::string_view name) const {
+  auto found = query.find(name);
+  if (found == query.end()) return std::nullopt;
+  return std::string_view(found->second);
+}
+
+std::string_view HttpServerRequest::PathParam(std::string_view name) const {
+  auto found = path_params.find(name);
+  return found == path_params.end() ? std::string_view() : std::string_view(found->second);
+}
+
+HttpServerResponse ErrorResponse(int status, std::string_view code, std::string_view message) {
+  boost::json::object error;
+  error["code"] = code;
+  error["message"] = message;
+  boost::json::object body;
+  body["error"] = std::move(error);
+  return {
+      .status = status, .content_type = "application/json", .body = boost::json::serialize(body)};
+}
+
+void Router::Add(std::string method, std::string_view pattern, HttpHandler handler) {
+  routes_.push_back({std::move(method), SplitPattern(pattern), std::move(handler)});
+}
+
+HttpServerResponse Router::Dispatch(HttpServerRequest& request) const {
+  bool path_matched = false;
+  for (const Route& route : routes_) {
+    if (route.segments.size() != request.segments.size()) continue;
+    std::map<std::string, std::string, std::less<>> params;
+    bool matches = true;
+    for (size_t i = 0; i < route.segments.size() && matches; ++i) {
+      const std::string& want = route.segments[i];
+      const std::string& have = request.segments[i];
+      if (IsPlaceholder(want)) {
+        if (have.empty()) matches = false;
+        params[want.substr(1, want.size() - 2)] = have;
+      } else {
+        matches = want == have;
+      }
+    }
+    if (!matches) continue;
+    path_matched = true;
+    if (route.method != request.method) continue;
+    request.path_params = std::move(params);
+    try {
+      return route.handler(request);
+    } catch (const std::exception& e) {
+      return ErrorResponse(500, "internal_error", e.what());
+    }
+  }
+  if (path_matched) {
+    return ErrorResponse(405, "method_not_allowed",
+                         request.method + " is not allowed on " + request.path);
+  }
+  return ErrorResponse(404, "not_found", "no such resource: " + request.path);
+}
+
+class Session;
+
+class HttpServer::Impl {
+ public:
+  Impl(HttpServerOptions options, Router router)
+      : options_(std::move(options)),
+        router_(std::move(router)),
+        handlers_(options_.handler_threads == 0 ? 1 : options_.handler_threads) {}
+
+  Result<void, std::string> Listen();
+  void Run();
+  void Stop();
+  void Accept();
+
+  // Declared before the I/O context: sessions destroyed with the context's pending handlers
+  // still update them.
+  const HttpServerOptions options_;
+  const Router router_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> in_flight_{0};
+  std::atomic<uint64_t> connections_{0};
+  std::mutex mutex_;
+  std::condition_variable quiet_;  // Signalled when in_flight_ or connections_ drop.
+  std::map<uint64_t, std::weak_ptr<Session>> sessions_;
+  uint64_t next_session_id_ = 1;
+  bool stopped_ = false;
+
+  asio::thread_pool handlers_;
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_{asio::make_strand(ioc_)};
+  uint16_t port_ = 0;
+  std::vector<std::thread> io_threads_;
+};
+
+// One connection: reads requests one after the other, hands each to a handler thread, writes the
+// answer, and reads the next one (keep-alive). Everything but the handler runs on its strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::Impl& server)
+      : stream_(std::move(socket)), server_(server) {
+    server_.connections_.fetch_add(1);
+  }
+  ~Session() {
+    {
+      std::lock_guard lock(server_.mutex_);
+      server_.sessions_.erase(id_);
+      server_.connections_.fetch_sub(1);
+    }
+    server_.quiet_.notify_all();
+  }
+
+  void Start(bool reject) {
+    {
+      std::lock_guard lock(server_.mutex_);
+      id_ = server_.next_session_id_++;
+      server_.sessions_[id_] = weak_from_this();
+    }
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this(), reject] {
+      if (reject) {
+        self->WriteError(503, "too_many_connections", "the server has too many open connections");
+      } else {
+        self->Read();
+      }
+    });
+  }
+
+  // Called by Stop on the session's strand: an idle connection is closed at once.
+  void CloseIfIdle() {
+    if (reading_) {
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);
+    }
+  }
+
+  asio::any_io_executor executor() { return stream_.get_executor(); }
+
+ private:
+  void Read() {
+    if (server_.stopping_.load()) return Close();
+    parser_.emplace();
+    parser_->header_limit(server_.options_.header_bytes_max);
+    parser_->body_limit(server_.options_.body_bytes_max);
+    reading_ = true;
+    stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->reading_ = false;
+                       self->OnRead(ec);
+                     });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return WriteError(413, "body_too_large",
+                        "the request body is larger than " +
+                            std::to_string(server_.options_.body_bytes_max) + " bytes");
+    }
+    if (ec == http::error::header_limit) {
+      return WriteError(431, "headers_too_large",
+                        "the request headers are larger than " +
+                            std::to_string(server_.options_.header_bytes_max) + " bytes");
+    }
+    const bool parse_error =
+        ec && ec.category() == http::make_error_code(http::error::bad_target).category();
+    if (parse_error && ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      return WriteError(400, "malformed_request", "not a valid HTTP/1.1 request: " + ec.message());
+    }
+    if (ec) return Close();  // The peer left, the idle timeout passed, or we are stopping.
+
+    http::request<http::string_body> message = parser_->release();
+    keep_alive_ = message.keep_alive();
+    HttpServerRequest request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    request.content_type = std::string(message[http::field::content_type]);
+    request.body = std::move(message.body());
+    auto url = boost::urls::parse_origin_form(request.target);
+    if (!url) {
+      keep_alive_ = false;
+      return WriteResponse(ErrorResponse(400, "malformed_request",
+                                         "the request target is not a valid path and query"),
+                           /*counted=*/false);
+    }
+    request.path = url->path();
+    for (auto segment : url->segments()) request.segments.push_back(segment);
+    for (auto param : url->params()) request.query.emplace(param.key, param.value);
+
+    server_.in_flight_.fetch_add(1);
+    asio::post(server_.handlers_, [self = shared_from_this(),
+                                   request = std::move(request)]() mutable {
+      HttpServerResponse response = self->server_.router_.Dispatch(request);
+      asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->WriteResponse(std::move(response), /*counted=*/true);
+      });
+    });
+  }
+
+  void WriteResponse(HttpServerResponse response, bool counted) {
+    auto message = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(response.status), 11);
+    message->set(http::field::server, "ledgerd");
+    message->set(http::field::content_type, response.content_type);
+    message->keep_alive(keep_alive_ && !server_.stopping_.load());
+    message->body() = std::move(response.body);
+    message->prepare_payload();
+    stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
+    http::async_write(stream_, *message,
+                      [self = shared_from_this(), message, counted](beast::error_code ec, size_t) {
+                        if (counted) {
+                          self->server_.in_flight_.fetch_sub(1);
+                          self->server_.quiet_.notify_all();
+                        }
+                        if (ec || !message->keep_alive()) return self->Close();
+                        self->Read();
+                      });
+  }
+
+  // Answers a request that broke a limit, then drains what the client still sends and closes.
+  void WriteError(int status, std::string_view code, const std::string& text) {
+    auto message =
+        std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
+    message->set(http::field::server, "ledgerd");
+    message->set(http::field::content_type, "application/json");
+    message->keep_alive(false);
+    message->body() = ErrorResponse(status, code, text).body;
+    message->prepare_payload();
+    stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
+    http::async_write(stream_, *message,
+                      [self = shared_from_this(), message](beast::error_code ec, size_t) {
+                        if (ec) return self->Close();
+                        beast::error_code ignored;
+                        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                        self->stream_.expires_after(kDrainTime);
+                        self->Drain();
+                      });
+  }
+
+  void Drain() {
+    stream_.async_read_some(asio::buffer(drain_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+                              self->drained_bytes_ += bytes;
+                              if (ec || self->drained_bytes_ > kDrainBytesMax) return self->Close();
+                              self->Drain();
+                            });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl& server_;
+  uint64_t id_ = 0;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool reading_ = false;
+  bool keep_alive_ = true;
+  std::array<char, 64 * 1024> drain_buffer_{};
+  size_t drained_bytes_ = 0;
+};
+
+Result<void, std::string> HttpServer::Impl::Listen() {
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(options_.address, ec);
+  if (ec) return Unexpected("bad listen address '" + options_.address + "': " + ec.message());
+  const tcp::endpoint endpoint(address, options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Unexpected("cannot listen on " + options_.address + ":" + std::to_string(options_.port) +
+                      ": " + ec.message());
+  }
+  port_ = acceptor_.local_endpoint().port();
+  return {};
+}
+
+void HttpServer::Impl::Accept() {
+  acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopping_.load() || !acceptor_.is_open()) return;
+    if (!ec) {
+      const bool reject = connections_.load() >= options_.connections_max;
+      std::make_shared<Session>(std::move(socket), *this)->Start(reject);
+    }
+    Accept();
+  });
+}
+
+void HttpServer::Impl::Run() {
+  Accept();
+  size_t threads = options_.io_threads;
+  if (threads == 0) threads = std::max<size_t>(1, std::thread::hardware_concurrency());
+  for (size_t i = 0; i < threads; ++i) io_threads_.emplace_back([this] { ioc_.run(); });
+}
+
+void HttpServer::Impl::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  stopping_.store(true);
+  asio::post(acceptor_.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, weak] : sessions_) {
+      if (auto session = weak.lock()) sessions.push_back(std::move(session));
+    }
+  }
+  for (auto& session : sessions) {
+    asio::post(session->executor(), [session] { session->CloseIfIdle(); });
+  }
+  sessions.clear();
+  {
+    std::unique_lock lock(mutex_);
+    quiet_.wait_for(lock, std::chrono::milliseconds(options_.shutdown_grace_ms),
+                    [this] { return in_flight_.load() == 0 && connections_.load() == 0; });
+  }
+  ioc_.stop();
+  for (std::thread& thread : io_threads_) thread.join();
+  handlers_.join();
+}
+
+Result<std::unique_ptr<HttpServer>, std::string> HttpServer::Start(HttpServerOptions options,
+                                                                   Router router) {
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(router));
+  if (auto listening = impl->Listen(); !listening) return Unexpected(listening.error());
+  impl->Run();
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+uint16_t HttpServer::port() const { return impl_->port_; }
+
+void HttpServer::Stop() { impl_->Stop(); }
+
+uint64_t HttpServer::requests_in_flight() const { return impl_->in_flight_.load(); }
+
+uint64_t HttpServer::connections_open() const { return impl_->connections_.load(); }
+
+}  // namespace ledger::server
