@@ -1,150 +1,228 @@
-// ledgerd: the ledger's server process.
-//
-// Until the HTTP API lands (issue "ledgerd and ledgerctl"), ledgerd opens its data directory,
-// recovers the log, appends one demonstration order stream, reads it back and verifies the
-// whole hash chain, then exits. The flags and the data directory are the ones the server keeps.
+// ledgerd: the ledger's server process. main() wires the components explicitly: the event store
+// and the state store of the data directory, every projection runner, the fulfillment process
+// manager with the configured router, and the HTTP/JSON API (server/ledger_api.h). SIGTERM or
+// SIGINT stops accepting, lets requests in flight finish, stops the process manager and the
+// projections (each persists its checkpoint), and exits 0.
 #include <fmt/format.h>
+#include <pthread.h>
 
-#include <chrono>
+#include <toml++/toml.h>
+#include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include "base/bytes.h"
 #include "eventstore/event_store.h"
-#include "eventstore/order_command_service.h"
+#include "eventstore/state_store.h"
+#include "fulfillment/config.h"
+#include "fulfillment/http_client.h"
+#include "fulfillment/process_manager.h"
+#include "projections/projection_runner.h"
+#include "projections/registry.h"
 #include "server/data_dir.h"
+#include "server/http_server.h"
+#include "server/ledger_api.h"
+#include "server/lms_standin.h"
 
 namespace {
 
-constexpr std::string_view kUsage = R"(usage: ledgerd [--data-dir DIR]
+constexpr std::string_view kUsage =
+    R"(usage: ledgerd [--data-dir DIR] [--listen HOST:PORT] [--config FILE]
+               [--lms-standin]
 
-Opens the ledger in DIR (default ./data), captures a payment and places a demonstration order
-through the command service, reads the order's stream back and verifies the log's hash chain.
+Serves the ledger's HTTP/JSON API on the ledger in DIR.
 
-  --data-dir DIR   where the ledger keeps its log (created if missing)
-  --help           print this help
+  --data-dir DIR        where the ledger keeps its log and state (default ./data; created)
+  --listen HOST:PORT    where to listen (default 127.0.0.1:8080; port 0 picks a free one)
+  --config FILE         a TOML file: [server] listen, data_dir; [fulfillment] (see
+                        fulfillment/config.h). Flags override the file.
+  --lms-standin         start an in-process LMS stand-in and point the LMS modules that have
+                        no lms_url at it (for development)
+  --help                print this help
 )";
 
-using ledger::EventId;
-using namespace ledger::eventstore;
+using namespace ledger;
 
-// One demonstration order, placed the way a store places one: the payment is captured first.
-std::vector<ledger::domain::Command> DemoOrder(const std::string& order_number, int64_t now_us) {
-  using namespace ledger::domain;
-  const Line seat{.line_id = "1",
-                  .product_type = "Seat",
-                  .sku = "8CF08E5",
-                  .title = "Seat in edX Demonstration Course (verified)",
-                  .quantity = 1,
-                  .unit_price_minor = 4900,
-                  .attributes = {{.name = "course_key", .value = "course-v1:edX+DemoX+Demo_Course"},
-                                 {.name = "certificate_type", .value = "verified"}}};
-  return {
-      CapturePayment{.order_number = order_number,
-                     .processor = "cybersource",
-                     .reference = "demo-" + order_number,
-                     .amount = {.minor_units = 4900, .currency = "USD"},
-                     .card_type = "visa",
-                     .card_last_digits = "1111",
-                     .captured_at_us = now_us},
-      PlaceOrder{.order_number = order_number,
-                 .partner = "EDX",
-                 .basket_id = 0,
-                 .user = {.id = 1, .username = "edx", .email = "edx@example.com"},
-                 .lines = {seat},
-                 .shipping_method = "No shipping required",
-                 .shipping_charge_minor = 0,
-                 .billing_address = {.first_name = "Ada",
-                                     .last_name = "Lovelace",
-                                     .line1 = "141 Portland St",
-                                     .line2 = "",
-                                     .city = "Cambridge",
-                                     .state = "MA",
-                                     .postcode = "02139",
-                                     .country = "US"},
-                 .total_minor = 4900,
-                 .currency = "USD",
-                 .placed_at_us = now_us,
-                 .synchronous = false},
-  };
+struct Flags {
+  std::optional<std::string> data_dir;
+  std::optional<std::string> listen;
+  std::string config_path;
+  bool lms_standin = false;
+};
+
+struct ServerSettings {
+  std::string data_dir = "data";
+  std::string listen = "127.0.0.1:8080";
+  fulfillment::FulfillmentConfig fulfillment = fulfillment::DefaultFulfillmentConfig();
+};
+
+// Reads the configuration file: its [server] table here, its [fulfillment] table through
+// ParseFulfillmentConfig. An error text for any problem.
+Result<ServerSettings, std::string> ReadSettings(const std::string& path) {
+  ServerSettings settings;
+  if (path.empty()) return settings;
+  std::ifstream file(path);
+  if (!file) return Unexpected("cannot read " + path);
+  std::stringstream text;
+  text << file.rdbuf();
+  const std::string document = text.str();
+  auto parsed = fulfillment::ParseFulfillmentConfig(document);
+  if (!parsed) return Unexpected(path + ": " + parsed.error().message);
+  settings.fulfillment = std::move(*parsed);
+  try {
+    const toml::table table = toml::parse(document);
+    if (const toml::table* server = table["server"].as_table()) {
+      for (const auto& [key, node] : *server) {
+        if (key == "listen" && node.is_string()) {
+          settings.listen = node.as_string()->get();
+        } else if (key == "data_dir" && node.is_string()) {
+          settings.data_dir = node.as_string()->get();
+        } else {
+          return Unexpected(
+              fmt::format("{}: server.{}: unknown key or not a string (known: "
+                          "listen, data_dir)",
+                          path, std::string_view(key)));
+        }
+      }
+    }
+  } catch (const toml::parse_error& error) {
+    return Unexpected(path + ": " + std::string(error.description()));
+  }
+  return settings;
 }
 
-int Run(const std::string& data_dir) {
-  std::filesystem::create_directories(data_dir);
-  auto opened = OpenRocksDbEventStore(ledger::server::LogPath(data_dir));
-  if (!opened) {
-    std::fprintf(stderr, "ledgerd: %s\n", opened.error().ToString().c_str());
-    return 1;
+// "host:port" -> (host, port); nullopt when malformed.
+std::optional<std::pair<std::string, uint16_t>> SplitListen(std::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == listen.size()) {
+    return std::nullopt;
   }
-  EventStore& store = **opened;
-  const uint64_t head_before = store.HeadPosition();
-  fmt::print("ledgerd: opened {} (head position {})\n", data_dir, head_before);
+  unsigned port = 0;
+  for (char c : listen.substr(colon + 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + static_cast<unsigned>(c - '0');
+    if (port > 65535) return std::nullopt;
+  }
+  return std::make_pair(std::string(listen.substr(0, colon)), static_cast<uint16_t>(port));
+}
 
-  const std::string order_number = fmt::format("EDX-{}", 100000 + head_before / 3 + 1);
-  const std::string stream = ledger::domain::OrderStreamName(order_number);
-  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  OrderCommandService service(store);
-  for (const auto& command : DemoOrder(order_number, now_us)) {
-    auto handled = service.Handle(
-        command, {.correlation_id = {}, .causation_id = {}, .actor = "ledgerd-demo"});
-    if (!handled) {
-      std::fprintf(stderr, "ledgerd: %s failed: %s\n",
-                   std::string(ledger::domain::CommandTypeName(command)).c_str(),
-                   handled.error().ToString().c_str());
-      return 1;
+int Fail(const std::string& message, int code = 1) {
+  std::fprintf(stderr, "ledgerd: %s\n", message.c_str());
+  return code;
+}
+
+int Run(const Flags& flags) {
+  auto read = ReadSettings(flags.config_path);
+  if (!read) return Fail(read.error(), 2);
+  ServerSettings settings = std::move(*read);
+  if (flags.data_dir) settings.data_dir = *flags.data_dir;
+  if (flags.listen) settings.listen = *flags.listen;
+  auto listen = SplitListen(settings.listen);
+  if (!listen) return Fail("--listen wants HOST:PORT, not '" + settings.listen + "'", 2);
+
+  // Signals are taken by sigwait below; every thread started from here inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::unique_ptr<server::LmsStandin> standin;
+  if (flags.lms_standin) {
+    auto started = server::LmsStandin::Start({.address = "127.0.0.1", .port = 0, .api_key = {}});
+    if (!started) return Fail("LMS stand-in: " + started.error());
+    standin = std::move(*started);
+    for (fulfillment::ModuleConfig& module : settings.fulfillment.modules) {
+      if (module.lms.lms_url.empty()) module.lms.lms_url = standin->url();
+      if (module.lms.api_key.empty()) module.lms.api_key = "development-key";
     }
-    fmt::print("{} {}: positions {}..{} (durable)\n", ledger::domain::CommandTypeName(command),
-               order_number, handled->first_position, handled->last_position);
+    fmt::print("LMS stand-in on {}\n", standin->url());
   }
 
-  auto read = store.ReadStream(stream, Direction::kForward, 0, 100);
-  if (!read) {
-    std::fprintf(stderr, "ledgerd: read failed: %s\n", read.error().ToString().c_str());
-    return 1;
+  std::error_code ignored;
+  std::filesystem::create_directories(settings.data_dir, ignored);
+  auto store = eventstore::OpenRocksDbEventStore(server::LogPath(settings.data_dir));
+  if (!store) return Fail("event store: " + store.error().ToString());
+  auto state = eventstore::OpenRocksDbStateStore(server::StatePath(settings.data_dir));
+  if (!state) return Fail("state store: " + state.error().ToString());
+
+  std::vector<std::unique_ptr<projections::ProjectionRunner>> runners;
+  std::vector<projections::ProjectionRunner*> runner_pointers;
+  for (projections::ProjectionFactory& factory : projections::DefaultProjections()) {
+    auto runner = projections::ProjectionRunner::Open(**store, **state, std::move(factory));
+    if (!runner) return Fail("projection: " + runner.error().ToString());
+    (*runner)->Start();
+    runner_pointers.push_back(runner->get());
+    runners.push_back(std::move(*runner));
   }
-  for (const RecordedEvent& event : *read) {
-    fmt::print("  position {:>6}  version {}  {:<16} {} bytes  hash {}...\n", event.position,
-               event.version, event.event_type, event.payload.size(),
-               ledger::ToHex(std::span<const uint8_t>(event.hash).first(8)));
-  }
-  auto report = store.Verify(1, store.HeadPosition());
-  if (!report) {
-    std::fprintf(stderr, "ledgerd: verify failed: %s\n", report.error().ToString().c_str());
-    return 1;
-  }
-  if (!report->ok) {
-    std::fprintf(stderr, "ledgerd: hash chain broken at position %llu: %s\n",
-                 static_cast<unsigned long long>(report->first_bad_position),
-                 report->problem.c_str());
-    return 1;
-  }
-  fmt::print("verified the hash chain over positions 1..{} ({} events)\n", report->to_position,
-             report->events_checked);
+
+  const fulfillment::FulfillmentConfig& config = settings.fulfillment;
+  const fulfillment::Router router =
+      fulfillment::BuildRouter(config, std::make_shared<fulfillment::HttpClient>());
+  fulfillment::ProcessManagerOptions manager_options;
+  manager_options.retry = {.first_delay_us = config.retry.first_delay_ms * 1000,
+                           .multiplier = config.retry.multiplier,
+                           .retries_max = config.retry.retries_max,
+                           .delay_max_us = config.retry.delay_ms_max * 1000};
+  auto manager = fulfillment::ProcessManager::Open(**store, **state, router, manager_options);
+  if (!manager) return Fail("process manager: " + manager.error().ToString());
+  (*manager)->Start();
+
+  server::LedgerApi api(
+      **store, runner_pointers, manager->get(),
+      {.fulfillment_sync_default = config.mode == fulfillment::FulfillmentMode::kSync,
+       .sync_timeout_ms = config.sync_timeout_ms});
+  server::Router routes;
+  api.Register(routes);
+  auto http = server::HttpServer::Start({.address = listen->first, .port = listen->second},
+                                        std::move(routes));
+  if (!http) return Fail(http.error());
+  fmt::print("ledgerd: data in {} (head position {})\n", settings.data_dir,
+             (*store)->HeadPosition());
+  fmt::print("listening on http://{}:{}\n", listen->first, (*http)->port());
+  std::fflush(stdout);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  fmt::print("ledgerd: {} received, finishing requests in flight\n",
+             signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*http)->Stop();
+  (*manager)->Stop();
+  for (auto& runner : runners) runner->Stop();
+  if (standin) standin->Stop();
+  fmt::print("ledgerd: stopped\n");
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string data_dir = "data";
+  Flags flags;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
+    const bool has_value = i + 1 < argc;
     if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage.data(), stdout);
       return 0;
     }
-    if (arg == "--data-dir" && i + 1 < argc) {
-      data_dir = argv[++i];
+    if (arg == "--data-dir" && has_value) {
+      flags.data_dir = argv[++i];
+    } else if (arg == "--listen" && has_value) {
+      flags.listen = argv[++i];
+    } else if (arg == "--config" && has_value) {
+      flags.config_path = argv[++i];
+    } else if (arg == "--lms-standin") {
+      flags.lms_standin = true;
     } else {
       std::fprintf(stderr, "ledgerd: unknown or incomplete argument '%s'\n\n%s", argv[i],
                    kUsage.data());
       return 2;
     }
   }
-  return Run(data_dir);
+  return Run(flags);
 }

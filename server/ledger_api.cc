@@ -1,0 +1,849 @@
+#include "server/ledger_api.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <ctime>
+#include <initializer_list>
+#include <optional>
+#include <string>
+
+#include "base/bytes.h"
+#include "domain/money.h"
+#include "domain/rejection.h"
+#include "domain/status.h"
+#include "eventstore/event_codec.h"
+#include "projections/history.h"
+#include "projections/order_status_projection.h"
+
+namespace ledger::server {
+namespace {
+
+namespace json = boost::json;
+using domain::RejectionCode;
+
+// Nesting deeper than any request of the API needs: a hostile document is refused early.
+constexpr size_t kJsonDepthMax = 16;
+
+// The one table from rejections to HTTP statuses (see the header comment). A switch without a
+// default: the compiler names a new code that is missing here.
+int RejectionStatus(RejectionCode code) {
+  switch (code) {
+    case RejectionCode::kInvalidOrderNumber:
+    case RejectionCode::kMissingField:
+    case RejectionCode::kInvalidText:
+    case RejectionCode::kLimitExceeded:
+    case RejectionCode::kInvalidTime:
+    case RejectionCode::kUnknownCurrency:
+    case RejectionCode::kInvalidFailureKind:
+    case RejectionCode::kCaptureNotPositive:
+    case RejectionCode::kEmptyBasket:
+    case RejectionCode::kDuplicateLineId:
+    case RejectionCode::kNonPositiveQuantity:
+    case RejectionCode::kNegativeAmount:
+    case RejectionCode::kAmountOverflow:
+    case RejectionCode::kTotalMismatch:
+      return 400;
+    case RejectionCode::kStreamMismatch:
+    case RejectionCode::kCaptureReferenceReused:
+    case RejectionCode::kDuplicateOrderAttempt:
+      return 409;
+    case RejectionCode::kPaymentMissing:
+    case RejectionCode::kCurrencyMismatch:
+    case RejectionCode::kPaymentShort:
+      return 422;
+    case RejectionCode::kOrderNotFound:
+    case RejectionCode::kUnknownLine:
+      return 404;
+    case RejectionCode::kLineAlreadyComplete:
+    case RejectionCode::kLineRevoked:
+    case RejectionCode::kLineNotFulfilled:
+    case RejectionCode::kNothingToFulfill:
+    case RejectionCode::kLineNotFulfillable:
+      return 409;
+  }
+  return 500;
+}
+
+HttpServerResponse StoreErrorResponse(const eventstore::Error& error) {
+  using eventstore::ErrorCode;
+  // Contention and I/O trouble may pass: 503 tells the client to retry (appends are idempotent).
+  const bool retryable = error.code == ErrorCode::kWrongExpectedVersion ||
+                         error.code == ErrorCode::kIoError || error.code == ErrorCode::kClosed;
+  return ErrorResponse(retryable ? 503 : 500, eventstore::ErrorCodeName(error.code), error.message);
+}
+
+HttpServerResponse FailureResponse(const eventstore::CommandFailure& failure) {
+  if (failure.rejection) {
+    const domain::Rejection& rejection = *failure.rejection;
+    std::string message(domain::RejectionMessage(rejection.code));
+    if (!rejection.detail.empty()) message += ": " + rejection.detail;
+    return ErrorResponse(RejectionStatus(rejection.code), domain::RejectionName(rejection.code),
+                         message);
+  }
+  if (failure.store_error) return StoreErrorResponse(*failure.store_error);
+  return ErrorResponse(500, "internal_error", failure.ToString());
+}
+
+HttpServerResponse JsonResponse(int status, const json::value& body) {
+  return {.status = status, .content_type = "application/json", .body = json::serialize(body)};
+}
+
+std::string FormatTime(int64_t time_us) {
+  if (time_us <= 0) return "";
+  const auto seconds = static_cast<std::time_t>(time_us / 1'000'000);
+  std::tm parts{};
+  ::gmtime_r(&seconds, &parts);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &parts);
+  return fmt::format("{}.{:06d}Z", text, time_us % 1'000'000);
+}
+
+json::value TimeValue(int64_t time_us) {
+  if (time_us <= 0) return nullptr;
+  return json::value(FormatTime(time_us));
+}
+
+// Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" into microseconds since the epoch.
+std::optional<int64_t> ParseRfc3339(std::string_view text) {
+  auto digits = [&text](size_t at, size_t count) -> std::optional<int> {
+    if (at + count > text.size()) return std::nullopt;
+    int value = 0;
+    for (size_t i = at; i < at + count; ++i) {
+      if (text[i] < '0' || text[i] > '9') return std::nullopt;
+      value = value * 10 + (text[i] - '0');
+    }
+    return value;
+  };
+  auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2);
+  auto hour = digits(11, 2), minute = digits(14, 2), second = digits(17, 2);
+  if (!year || !month || !day || !hour || !minute || !second || text.size() < 20) {
+    return std::nullopt;
+  }
+  if (text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't') || text[13] != ':' ||
+      text[16] != ':' || *hour > 23 || *minute > 59 || *second > 60) {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day date{std::chrono::year(*year),
+                                         std::chrono::month(static_cast<unsigned>(*month)),
+                                         std::chrono::day(static_cast<unsigned>(*day))};
+  if (!date.ok()) return std::nullopt;
+  size_t at = 19;
+  int64_t fraction_us = 0;
+  if (text[at] == '.') {
+    ++at;
+    int64_t scale = 100'000;
+    const size_t start = at;
+    while (at < text.size() && text[at] >= '0' && text[at] <= '9') {
+      fraction_us += (text[at] - '0') * scale;
+      scale /= 10;
+      ++at;
+    }
+    if (at == start) return std::nullopt;
+  }
+  int64_t offset_s = 0;
+  if (at < text.size() && (text[at] == 'Z' || text[at] == 'z') && at + 1 == text.size()) {
+    offset_s = 0;
+  } else if (at + 6 == text.size() && (text[at] == '+' || text[at] == '-') && text[at + 3] == ':') {
+    auto offset_h = digits(at + 1, 2), offset_m = digits(at + 4, 2);
+    if (!offset_h || !offset_m) return std::nullopt;
+    offset_s = (*offset_h * 3600 + *offset_m * 60) * (text[at] == '-' ? -1 : 1);
+  } else {
+    return std::nullopt;
+  }
+  const int64_t days = std::chrono::sys_days(date).time_since_epoch().count();
+  const int64_t seconds = days * 86'400 + *hour * 3600 + *minute * 60 + *second - offset_s;
+  return seconds * 1'000'000 + fraction_us;
+}
+
+std::optional<uint64_t> ParsePosition(std::string_view text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return value;
+}
+
+json::value AmountValue(int64_t minor_units, std::string_view currency) {
+  auto known = domain::FindCurrency(currency);
+  if (!known) return json::value(std::to_string(minor_units));
+  return json::value(domain::FormatMinorUnits(minor_units, *known));
+}
+
+// ---- Reading request bodies ----
+
+struct ApiError {
+  int status = 400;
+  std::string code;
+  std::string message;
+};
+
+// Reads the fields of one JSON object, remembering the first problem (a missing, mistyped or
+// unknown field); later reads after a problem return defaults.
+class ObjectReader {
+ public:
+  ObjectReader(const json::object& object, std::string path, std::optional<ApiError>& error)
+      : object_(object), path_(std::move(path)), error_(error) {}
+
+  std::string Name(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  const json::value* Find(std::string_view key, bool required) {
+    if (error_) return nullptr;
+    const json::value* value = object_.if_contains(key);
+    if (value != nullptr && value->is_null()) value = nullptr;
+    if (value == nullptr && required) Fail("missing_field", Name(key) + " is required");
+    return value;
+  }
+
+  std::string String(std::string_view key, bool required) {
+    const json::value* value = Find(key, required);
+    if (value == nullptr) return {};
+    if (!value->is_string()) {
+      Fail("invalid_field", Name(key) + " must be a string");
+      return {};
+    }
+    return std::string(value->get_string());
+  }
+
+  std::optional<std::string> OptionalString(std::string_view key) {
+    if (Find(key, false) == nullptr) return std::nullopt;
+    return String(key, false);
+  }
+
+  int64_t Integer(std::string_view key, bool required) {
+    const json::value* value = Find(key, required);
+    if (value == nullptr) return 0;
+    if (value->is_int64()) return value->get_int64();
+    Fail("invalid_field", Name(key) + " must be an integer (of 64 bits)");
+    return 0;
+  }
+
+  const json::object* Object(std::string_view key, bool required) {
+    const json::value* value = Find(key, required);
+    if (value == nullptr) return nullptr;
+    if (!value->is_object()) {
+      Fail("invalid_field", Name(key) + " must be an object");
+      return nullptr;
+    }
+    return &value->get_object();
+  }
+
+  const json::array* Array(std::string_view key, bool required) {
+    const json::value* value = Find(key, required);
+    if (value == nullptr) return nullptr;
+    if (!value->is_array()) {
+      Fail("invalid_field", Name(key) + " must be an array");
+      return nullptr;
+    }
+    return &value->get_array();
+  }
+
+  // An amount as a decimal string in `currency` (already known to exist).
+  int64_t Amount(std::string_view key, std::string_view currency, bool required) {
+    const json::value* value = Find(key, required);
+    if (value == nullptr) return 0;
+    if (!value->is_string()) {
+      Fail("invalid_amount", Name(key) + " must be a decimal string such as \"49.00\"");
+      return 0;
+    }
+    auto parsed = domain::ParseMinorUnits(value->get_string(), currency);
+    if (!parsed) {
+      Fail("invalid_amount", fmt::format("{} \"{}\" is not an amount in {}: {}", Name(key),
+                                         std::string_view(value->get_string()), currency,
+                                         domain::MoneyErrorName(parsed.error())));
+      return 0;
+    }
+    return *parsed;
+  }
+
+  void RejectUnknown(std::initializer_list<std::string_view> known) {
+    if (error_) return;
+    for (const auto& [key, value] : object_) {
+      bool is_known = false;
+      for (std::string_view name : known) is_known = is_known || key == name;
+      if (!is_known) {
+        Fail("unknown_field", Name(key) + " is not a field of this request");
+        return;
+      }
+    }
+  }
+
+  void Fail(std::string code, std::string message) {
+    if (!error_) error_ = ApiError{400, std::move(code), std::move(message)};
+  }
+
+ private:
+  const json::object& object_;
+  std::string path_;
+  std::optional<ApiError>& error_;
+};
+
+// The body as a JSON object, or the error to answer.
+Result<json::object, ApiError> ParseBody(std::string_view body, bool empty_is_object) {
+  if (body.empty() && empty_is_object) return json::object();
+  json::parse_options options;
+  options.max_depth = kJsonDepthMax;
+  boost::system::error_code ec;
+  json::value value = json::parse(body, ec, {}, options);
+  if (ec) {
+    return Unexpected(ApiError{400, "malformed_json", "the body is not JSON: " + ec.message()});
+  }
+  if (!value.is_object()) {
+    return Unexpected(ApiError{400, "malformed_json", "the body must be a JSON object"});
+  }
+  return std::move(value.get_object());
+}
+
+HttpServerResponse ToResponse(const ApiError& error) {
+  return ErrorResponse(error.status, error.code, error.message);
+}
+
+// The currency field, checked against ISO 4217 before any amount is read.
+std::string ReadCurrency(ObjectReader& reader, std::optional<ApiError>& error) {
+  std::string currency = reader.String("currency", true);
+  if (!error && !domain::FindCurrency(currency)) {
+    reader.Fail("unknown_currency", "currency \"" + currency + "\" is not an ISO 4217 code");
+  }
+  return currency;
+}
+
+// ---- Rendering ----
+
+json::object UserJson(const domain::User& user) {
+  return {{"id", user.id}, {"username", user.username}, {"email", user.email}};
+}
+
+json::object AddressJson(const domain::Address& address) {
+  return {{"first_name", address.first_name},
+          {"last_name", address.last_name},
+          {"line1", address.line1},
+          {"line2", address.line2},
+          {"city", address.city},
+          {"state", address.state},
+          {"postcode", address.postcode},
+          {"country", address.country}};
+}
+
+json::object LineJson(const domain::Line& line, std::string_view currency) {
+  json::object attributes;
+  for (const domain::Attribute& attribute : line.attributes) {
+    attributes[attribute.name] = attribute.value;
+  }
+  return {{"line_id", line.line_id},
+          {"product_type", line.product_type},
+          {"sku", line.sku},
+          {"title", line.title},
+          {"quantity", line.quantity},
+          {"unit_price", AmountValue(line.unit_price_minor, currency)},
+          {"attributes", std::move(attributes)}};
+}
+
+json::array StringsJson(const std::vector<std::string>& strings) {
+  json::array array;
+  for (const std::string& text : strings) array.emplace_back(text);
+  return array;
+}
+
+// The domain event as JSON: its fields, amounts as decimal strings, times as RFC 3339.
+json::object EventJson(const domain::Event& event) {
+  using namespace domain;
+  return std::visit(
+      [](const auto& e) -> json::object {
+        using T = std::decay_t<decltype(e)>;
+        json::object data{{"order_number", e.order_number}};
+        if constexpr (std::is_same_v<T, PaymentCaptured>) {
+          data["processor"] = e.processor;
+          data["reference"] = e.reference;
+          data["amount"] = AmountValue(e.amount.minor_units, e.amount.currency);
+          data["currency"] = e.amount.currency;
+          data["card_type"] = e.card_type;
+          data["card_last_digits"] = e.card_last_digits;
+          data["captured_at"] = TimeValue(e.captured_at_us);
+          data["excess"] = e.excess;
+        } else if constexpr (std::is_same_v<T, OrderCreated>) {
+          data["user"] = UserJson(e.user);
+          json::array lines;
+          for (const Line& line : e.lines) lines.emplace_back(LineJson(line, e.currency));
+          data["lines"] = std::move(lines);
+          data["shipping_method"] = e.shipping_method;
+          data["shipping_charge"] = AmountValue(e.shipping_charge_minor, e.currency);
+          data["billing_address"] = AddressJson(e.billing_address);
+          data["order_total"] = AmountValue(e.total_minor, e.currency);
+          data["currency"] = e.currency;
+          data["partner"] = e.partner;
+          data["basket_id"] = e.basket_id;
+          data["placed_at"] = TimeValue(e.placed_at_us);
+        } else if constexpr (std::is_same_v<T, PostCheckout>) {
+          data["synchronous"] = e.synchronous;
+        } else if constexpr (std::is_same_v<T, LineFulfilled>) {
+          data["line_id"] = e.line_id;
+          data["module"] = e.module;
+          data["attempt"] = e.attempt;
+          data["external_reference"] = e.external_reference;
+          data["codes"] = StringsJson(e.codes);
+          data["fulfilled_at"] = TimeValue(e.fulfilled_at_us);
+        } else if constexpr (std::is_same_v<T, FulfillmentFailed>) {
+          data["line_id"] = e.line_id;
+          data["module"] = e.module;
+          data["attempt"] = e.attempt;
+          data["kind"] = FailureKindName(e.kind);
+          data["message"] = e.message;
+          data["retryable"] = e.retryable;
+          data["next_retry_at"] = TimeValue(e.next_retry_at_us);
+          data["failed_at"] = TimeValue(e.failed_at_us);
+        } else if constexpr (std::is_same_v<T, FulfillmentRetryRequested>) {
+          data["requested_by"] = e.requested_by;
+          data["reason"] = e.reason;
+          data["line_ids"] = StringsJson(e.line_ids);
+          data["automatic"] = e.automatic;
+          data["requested_at"] = TimeValue(e.requested_at_us);
+        } else if constexpr (std::is_same_v<T, LineRevoked>) {
+          data["line_id"] = e.line_id;
+          data["module"] = e.module;
+          data["refund_reference"] = e.refund_reference;
+          data["revoked_at"] = TimeValue(e.revoked_at_us);
+        } else if constexpr (std::is_same_v<T, RevocationFailed>) {
+          data["line_id"] = e.line_id;
+          data["module"] = e.module;
+          data["kind"] = FailureKindName(e.kind);
+          data["message"] = e.message;
+          data["refund_reference"] = e.refund_reference;
+          data["failed_at"] = TimeValue(e.failed_at_us);
+        }
+        return data;
+      },
+      event);
+}
+
+json::object LineStateJson(const domain::LineState& line, std::string_view currency) {
+  json::object object = LineJson(line.line, currency);
+  object["status"] = domain::LineStatusName(line.status);
+  object["attempts"] = line.attempts;
+  object["module"] = line.module;
+  if (line.last_error_kind) {
+    object["last_error"] = json::object{{"kind", domain::FailureKindName(*line.last_error_kind)},
+                                        {"message", line.last_error_message}};
+  } else {
+    object["last_error"] = nullptr;
+  }
+  object["next_retry_at"] = TimeValue(line.next_retry_at_us);
+  object["retry_requested"] = line.retry_requested;
+  object["external_reference"] = line.external_reference;
+  object["codes"] = StringsJson(line.codes);
+  object["refund_reference"] = line.refund_reference;
+  return object;
+}
+
+// An order as its state says; `position` is that of the order's last event reflected.
+json::object OrderJson(const domain::OrderState& state, uint64_t position) {
+  json::object order;
+  order["order_number"] = state.order_number;
+  order["position"] = position;
+  order["placed"] = state.placed();
+  order["status"] = state.placed() ? domain::OrderStatusName(state.status) : "Not placed";
+  if (state.placement) {
+    const domain::OrderCreated& placed = *state.placement;
+    const std::string& currency = placed.currency;
+    order["partner"] = placed.partner;
+    order["basket_id"] = placed.basket_id;
+    order["user"] = UserJson(placed.user);
+    order["currency"] = currency;
+    order["order_total"] = AmountValue(placed.total_minor, currency);
+    order["shipping_method"] = placed.shipping_method;
+    order["shipping_charge"] = AmountValue(placed.shipping_charge_minor, currency);
+    order["billing_address"] = AddressJson(placed.billing_address);
+    order["placed_at"] = TimeValue(placed.placed_at_us);
+    order["amounts"] =
+        json::object{{"total", AmountValue(state.amounts.total_minor, currency)},
+                     {"captured", AmountValue(state.amounts.captured_minor, currency)},
+                     {"due", AmountValue(state.amounts.due_minor, currency)},
+                     {"overpaid", AmountValue(state.amounts.overpaid_minor, currency)},
+                     {"refunded", AmountValue(state.amounts.refunded_minor, currency)}};
+    json::array lines;
+    for (const domain::LineState& line : state.lines) {
+      lines.emplace_back(LineStateJson(line, currency));
+    }
+    order["lines"] = std::move(lines);
+  }
+  json::array captures;
+  for (const domain::CaptureRecord& capture : state.captures) {
+    captures.emplace_back(
+        json::object{{"processor", capture.processor},
+                     {"reference", capture.reference},
+                     {"amount", AmountValue(capture.amount.minor_units, capture.amount.currency)},
+                     {"currency", capture.amount.currency},
+                     {"card_type", capture.card_type},
+                     {"card_last_digits", capture.card_last_digits},
+                     {"captured_at", TimeValue(capture.captured_at_us)},
+                     {"excess", capture.excess}});
+  }
+  order["captures"] = std::move(captures);
+  return order;
+}
+
+// Reads one basket line of a placement body.
+domain::Line ReadLine(const json::value& value, size_t index, std::string_view currency,
+                      std::optional<ApiError>& error) {
+  const std::string path = "lines[" + std::to_string(index) + "]";
+  domain::Line line;
+  if (!value.is_object()) {
+    error = ApiError{400, "invalid_field", path + " must be an object"};
+    return line;
+  }
+  ObjectReader reader(value.get_object(), path, error);
+  reader.RejectUnknown(
+      {"line_id", "product_type", "sku", "title", "quantity", "unit_price", "attributes"});
+  line.line_id = reader.String("line_id", true);
+  line.product_type = reader.String("product_type", true);
+  line.sku = reader.String("sku", false);
+  line.title = reader.String("title", false);
+  line.quantity = reader.Integer("quantity", true);
+  line.unit_price_minor = reader.Amount("unit_price", currency, true);
+  if (const json::object* attributes = reader.Object("attributes", false)) {
+    for (const auto& [name, attribute] : *attributes) {
+      if (!attribute.is_string()) {
+        reader.Fail("invalid_field",
+                    path + ".attributes." + std::string(name) + " must be a string");
+        break;
+      }
+      line.attributes.push_back({std::string(name), std::string(attribute.get_string())});
+    }
+  }
+  return line;
+}
+
+Result<domain::PlaceOrder, ApiError> ReadPlaceOrder(const json::object& body) {
+  std::optional<ApiError> error;
+  ObjectReader reader(body, "", error);
+  reader.RejectUnknown({"order_number", "partner", "basket_id", "user", "lines", "shipping_method",
+                        "shipping_charge", "billing_address", "order_total", "currency"});
+  domain::PlaceOrder command;
+  command.order_number = reader.OptionalString("order_number");
+  command.partner = reader.String("partner", true);
+  command.basket_id = reader.Integer("basket_id", false);
+  command.currency = ReadCurrency(reader, error);
+  if (const json::object* user = reader.Object("user", true)) {
+    ObjectReader user_reader(*user, "user", error);
+    user_reader.RejectUnknown({"id", "username", "email"});
+    command.user.id = user_reader.Integer("id", true);
+    command.user.username = user_reader.String("username", true);
+    command.user.email = user_reader.String("email", false);
+  }
+  if (const json::array* lines = reader.Array("lines", true)) {
+    for (size_t i = 0; i < lines->size() && !error; ++i) {
+      command.lines.push_back(ReadLine((*lines)[i], i, command.currency, error));
+    }
+  }
+  command.shipping_method = reader.String("shipping_method", false);
+  command.shipping_charge_minor = reader.Amount("shipping_charge", command.currency, false);
+  if (const json::object* address = reader.Object("billing_address", false)) {
+    ObjectReader address_reader(*address, "billing_address", error);
+    address_reader.RejectUnknown(
+        {"first_name", "last_name", "line1", "line2", "city", "state", "postcode", "country"});
+    domain::Address& a = command.billing_address;
+    a.first_name = address_reader.String("first_name", false);
+    a.last_name = address_reader.String("last_name", false);
+    a.line1 = address_reader.String("line1", false);
+    a.line2 = address_reader.String("line2", false);
+    a.city = address_reader.String("city", false);
+    a.state = address_reader.String("state", false);
+    a.postcode = address_reader.String("postcode", false);
+    a.country = address_reader.String("country", false);
+  }
+  command.total_minor = reader.Amount("order_total", command.currency, true);
+  if (error) return Unexpected(*error);
+  return command;
+}
+
+}  // namespace
+
+LedgerApi::LedgerApi(eventstore::EventStore& store,
+                     std::vector<projections::ProjectionRunner*> runners,
+                     fulfillment::ProcessManager* process_manager, LedgerApiOptions options)
+    : store_(store),
+      service_(store),
+      runners_(std::move(runners)),
+      process_manager_(process_manager),
+      options_(std::move(options)) {
+  for (projections::ProjectionRunner* runner : runners_) {
+    if (runner->name() == projections::OrderStatusProjection::kName) order_status_ = runner;
+  }
+  LEDGER_ASSERT(order_status_ != nullptr, "LedgerApi needs the order_status projection");
+}
+
+int64_t LedgerApi::NowUs() const {
+  if (options_.clock_us) return options_.clock_us();
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void LedgerApi::Register(Router& router) {
+  auto bind = [this](HttpServerResponse (LedgerApi::*member)(const HttpServerRequest&)) {
+    return [this, member](const HttpServerRequest& request) { return (this->*member)(request); };
+  };
+  router.Add("POST", "/v1/payments", bind(&LedgerApi::PostPayment));
+  router.Add("POST", "/v1/orders", bind(&LedgerApi::PostOrder));
+  router.Add("GET", "/v1/orders/{number}", bind(&LedgerApi::GetOrder));
+  router.Add("GET", "/v1/orders/{number}/events", bind(&LedgerApi::GetOrderEvents));
+  router.Add("POST", "/v1/orders/{number}/fulfill", bind(&LedgerApi::PostFulfill));
+  router.Add("POST", "/v1/orders/{number}/lines/{line_id}/revoke", bind(&LedgerApi::PostRevoke));
+  router.Add("GET", "/healthz", bind(&LedgerApi::GetHealth));
+}
+
+HttpServerResponse LedgerApi::PostPayment(const HttpServerRequest& request) {
+  auto body = ParseBody(request.body, false);
+  if (!body) return ToResponse(body.error());
+  std::optional<ApiError> error;
+  ObjectReader reader(*body, "", error);
+  reader.RejectUnknown({"order_number", "processor", "reference", "amount", "currency", "card_type",
+                        "card_last_digits"});
+  domain::CapturePayment command;
+  command.order_number = reader.String("order_number", true);
+  command.processor = reader.String("processor", true);
+  command.reference = reader.String("reference", true);
+  command.amount.currency = ReadCurrency(reader, error);
+  command.amount.minor_units = reader.Amount("amount", command.amount.currency, true);
+  command.card_type = reader.String("card_type", false);
+  command.card_last_digits = reader.String("card_last_digits", false);
+  if (error) return ToResponse(*error);
+  command.captured_at_us = NowUs();
+
+  auto handled =
+      service_.Handle(command, {.correlation_id = {}, .causation_id = {}, .actor = "api"});
+  if (!handled) return FailureResponse(handled.error());
+  // A repeat appended nothing: the original capture's position comes from its event id.
+  uint64_t position = handled->first_position;
+  if (handled->events.empty()) {
+    const EventId id =
+        domain::DeterministicEventId(domain::PaymentCaptured{.order_number = command.order_number,
+                                                             .processor = command.processor,
+                                                             .reference = command.reference});
+    auto original = store_.ReadEvent(id);
+    if (!original) return StoreErrorResponse(original.error());
+    if (*original) position = (*original)->position;
+  }
+  bool excess = false;
+  for (const domain::CaptureRecord& capture : handled->order.state.captures) {
+    if (capture.processor == command.processor && capture.reference == command.reference) {
+      excess = capture.excess;
+    }
+  }
+  return JsonResponse(
+      handled->events.empty() ? 200 : 201,
+      json::object{
+          {"position", position}, {"order_number", command.order_number}, {"excess", excess}});
+}
+
+HttpServerResponse LedgerApi::PostOrder(const HttpServerRequest& request) {
+  bool synchronous = options_.fulfillment_sync_default;
+  if (auto mode = request.Query("fulfillment")) {
+    if (*mode != "sync" && *mode != "async") {
+      return ErrorResponse(400, "invalid_parameter", "fulfillment must be \"sync\" or \"async\"");
+    }
+    synchronous = *mode == "sync";
+  }
+  auto body = ParseBody(request.body, false);
+  if (!body) return ToResponse(body.error());
+  auto command = ReadPlaceOrder(*body);
+  if (!command) return ToResponse(command.error());
+  command->placed_at_us = NowUs();
+  command->synchronous = synchronous;
+
+  auto handled =
+      service_.Handle(*command, {.correlation_id = {}, .causation_id = {}, .actor = "api"});
+  if (!handled) return FailureResponse(handled.error());
+  const int status = handled->events.empty() ? 200 : 201;
+  eventstore::LoadedOrder order = handled->order;
+  json::object answer;
+  if (synchronous && process_manager_ != nullptr) {
+    auto outcome = process_manager_->WaitForOutcome(
+        handled->order_number, std::chrono::milliseconds(options_.sync_timeout_ms));
+    if (!outcome) return StoreErrorResponse(outcome.error());
+    order = outcome->order;
+    answer = OrderJson(order.state, order.position);
+    answer["fulfillment"] = outcome->settled ? "settled" : "pending";
+  } else {
+    answer = OrderJson(order.state, order.position);
+  }
+  return JsonResponse(status, answer);
+}
+
+HttpServerResponse LedgerApi::GetOrder(const HttpServerRequest& request) {
+  const std::string_view number = request.PathParam("number");
+  if (auto as_of = request.Query("as_of")) return GetOrderAsOf(request, *as_of);
+  if (auto min_position = request.Query("min_position")) {
+    auto position = ParsePosition(*min_position);
+    if (!position) {
+      return ErrorResponse(400, "invalid_parameter", "min_position must be a log position");
+    }
+    if (!order_status_->WaitFor(*position,
+                                std::chrono::milliseconds(options_.min_position_wait_ms))) {
+      return ErrorResponse(
+          504, "projection_behind",
+          fmt::format("the order_status projection is at position {}, not yet at {}",
+                      order_status_->checkpoint(), *position));
+    }
+  }
+  const projections::ProjectionView view = order_status_->View();
+  auto row = projections::OrderStatusProjection::Get(view, number);
+  if (!row) return StoreErrorResponse(row.error());
+  if (!*row) {
+    return ErrorResponse(404, "order_not_found", "no order " + std::string(number));
+  }
+  json::object answer = OrderJson((*row)->state, (*row)->position);
+  answer["stream_version"] = (*row)->stream_version;
+  answer["status_since"] = TimeValue((*row)->status_since_us);
+  answer["projection_position"] = view.position();
+  return JsonResponse(200, answer);
+}
+
+HttpServerResponse LedgerApi::GetOrderAsOf(const HttpServerRequest& request,
+                                           std::string_view as_of) {
+  const std::string_view number = request.PathParam("number");
+  uint64_t position = 0;
+  if (auto given = ParsePosition(as_of)) {
+    position = *given;
+  } else if (auto time_us = ParseRfc3339(as_of)) {
+    auto found = projections::PositionAtTime(store_, *time_us);
+    if (!found) return StoreErrorResponse(found.error());
+    position = *found;
+  } else {
+    return ErrorResponse(400, "invalid_parameter",
+                         "as_of must be a log position or an RFC 3339 time");
+  }
+  auto loaded = projections::OrderAsOf(store_, number, position);
+  if (!loaded) return StoreErrorResponse(loaded.error());
+  if (!loaded->stream_version) {
+    return ErrorResponse(404, "order_not_found",
+                         fmt::format("no order {} at position {}", number, position));
+  }
+  json::object answer = OrderJson(loaded->state, loaded->position);
+  answer["stream_version"] = *loaded->stream_version;
+  answer["as_of_position"] = position;
+  return JsonResponse(200, answer);
+}
+
+HttpServerResponse LedgerApi::GetOrderEvents(const HttpServerRequest& request) {
+  const std::string stream = domain::OrderStreamName(request.PathParam("number"));
+  json::array events;
+  uint64_t from_version = 0;
+  constexpr size_t kPage = 1000;
+  while (events.size() < options_.stream_events_max) {
+    auto page = store_.ReadStream(stream, eventstore::Direction::kForward, from_version, kPage);
+    if (!page) return StoreErrorResponse(page.error());
+    for (const eventstore::RecordedEvent& record : *page) {
+      auto decoded = eventstore::DecodeEvent(record);
+      if (!decoded) return StoreErrorResponse(decoded.error());
+      events.emplace_back(json::object{{"position", record.position},
+                                       {"version", record.version},
+                                       {"type", record.event_type},
+                                       {"recorded_at", FormatTime(record.recorded_at_us)},
+                                       {"actor", record.actor},
+                                       {"hash", ToHex(std::span<const uint8_t>(record.hash))},
+                                       {"data", EventJson(*decoded)}});
+      from_version = record.version + 1;
+    }
+    if (page->size() < kPage) break;
+  }
+  if (events.empty()) {
+    return ErrorResponse(404, "order_not_found",
+                         "no order " + std::string(request.PathParam("number")));
+  }
+  return JsonResponse(200, json::object{{"order_number", request.PathParam("number")},
+                                        {"events", std::move(events)}});
+}
+
+HttpServerResponse LedgerApi::PostFulfill(const HttpServerRequest& request) {
+  if (process_manager_ == nullptr) {
+    return ErrorResponse(503, "fulfillment_unavailable", "fulfillment is not running");
+  }
+  auto body = ParseBody(request.body, true);
+  if (!body) return ToResponse(body.error());
+  std::optional<ApiError> error;
+  ObjectReader reader(*body, "", error);
+  reader.RejectUnknown({"requested_by", "reason"});
+  std::string requested_by = reader.String("requested_by", false);
+  const std::string reason = reader.String("reason", false);
+  if (error) return ToResponse(*error);
+  if (requested_by.empty()) requested_by = "api";
+  const std::string_view number = request.PathParam("number");
+  auto handled = process_manager_->RequestRetry(number, requested_by, reason);
+  if (!handled) return FailureResponse(handled.error());
+  json::array line_ids;
+  for (const domain::Event& event : handled->events) {
+    if (auto* retry = std::get_if<domain::FulfillmentRetryRequested>(&event)) {
+      line_ids = StringsJson(retry->line_ids);
+    }
+  }
+  return JsonResponse(202, json::object{{"position", handled->first_position},
+                                        {"order_number", number},
+                                        {"line_ids", std::move(line_ids)}});
+}
+
+HttpServerResponse LedgerApi::PostRevoke(const HttpServerRequest& request) {
+  if (process_manager_ == nullptr) {
+    return ErrorResponse(503, "fulfillment_unavailable", "fulfillment is not running");
+  }
+  auto body = ParseBody(request.body, true);
+  if (!body) return ToResponse(body.error());
+  std::optional<ApiError> error;
+  ObjectReader reader(*body, "", error);
+  reader.RejectUnknown({"refund_reference"});
+  const std::string refund_reference = reader.String("refund_reference", false);
+  if (error) return ToResponse(*error);
+  const std::string_view number = request.PathParam("number");
+  const std::string_view line_id = request.PathParam("line_id");
+  auto handled = process_manager_->Revoke(number, line_id, refund_reference);
+  if (!handled) return FailureResponse(handled.error());
+  const domain::OrderState& state = handled->order.state;
+  const domain::LineState* line = state.FindLine(line_id);
+  if (line == nullptr) return ErrorResponse(404, "unknown_line", "no line " + std::string(line_id));
+  json::object answer{
+      {"order_number", number},
+      {"position", handled->order.position},
+      {"order_status", domain::OrderStatusName(state.status)},
+      {"line", LineStateJson(*line, state.placement ? state.placement->currency : std::string())}};
+  return JsonResponse(200, answer);
+}
+
+HttpServerResponse LedgerApi::GetHealth(const HttpServerRequest&) {
+  bool healthy = true;
+  json::array projections;
+  for (projections::ProjectionRunner* runner : runners_) {
+    json::object projection{{"name", runner->name()},
+                            {"checkpoint", runner->checkpoint()},
+                            {"lag", runner->lag()},
+                            {"generation", runner->generation()}};
+    if (auto failure = runner->failure()) {
+      healthy = false;
+      projection["failure"] = failure->ToString();
+    }
+    projections.emplace_back(std::move(projection));
+  }
+  json::object answer{{"head_position", store_.HeadPosition()},
+                      {"projections", std::move(projections)}};
+  if (process_manager_ != nullptr) {
+    const fulfillment::ProcessManagerStats stats = process_manager_->stats();
+    json::object manager{
+        {"checkpoint", stats.checkpoint},
+        {"lag", store_.HeadPosition() - std::min(stats.checkpoint, store_.HeadPosition())},
+        {"orders_in_flight", stats.orders_in_flight},
+        {"retries_pending", stats.retries_pending},
+        {"lines_fulfilled", stats.lines_fulfilled},
+        {"lines_failed", stats.lines_failed}};
+    if (stats.failure) manager["failure"] = stats.failure->ToString();
+    answer["process_manager"] = std::move(manager);
+  } else {
+    answer["process_manager"] = nullptr;
+  }
+  answer["status"] = healthy ? "ok" : "degraded";
+  return JsonResponse(healthy ? 200 : 503, answer);
+}
+
+}  // namespace ledger::server

@@ -1,0 +1,89 @@
+// LedgerApi: the ledger's HTTP/JSON API, as handlers on a Router (server/http_server.h).
+//
+// Bodies are JSON objects; amounts cross as decimal strings ("49.00") in the currency's minor
+// digits; times as RFC 3339 UTC ("2026-11-22T12:00:00.000000Z"). Every error is
+// {"error": {"code": "<stable snake_case name>", "message": "..."}}.
+//
+//   POST /v1/payments                 201 {position, order_number, excess}; a repeat: 200, same.
+//   POST /v1/orders[?fulfillment=sync|async]
+//                                     201 the order; a repeat: 200 the same order. With sync
+//                                     (or mode = "sync" in the configuration) the answer waits
+//                                     up to the sync timeout for fulfillment and says
+//                                     "fulfillment": "settled" or "pending".
+//   GET  /v1/orders/{number}[?min_position=P][?as_of=P|RFC3339]
+//                                     the order status projection's row. min_position waits up
+//                                     to min_position_wait_ms for the projection to reach P and
+//                                     answers 504 projection_behind if it does not. as_of folds
+//                                     the order's stream from the log up to a position (or the
+//                                     last position committed at a time).
+//   GET  /v1/orders/{number}/events   the order's stream: position, version, type, recorded_at,
+//                                     hash (hex), data.
+//   POST /v1/orders/{number}/fulfill  202 a manual retry was recorded; 404 order_not_found,
+//                                     409 nothing_to_fulfill.
+//   POST /v1/orders/{number}/lines/{line_id}/revoke   {"refund_reference"?}: 200 the line.
+//   GET  /healthz                     projection checkpoints and lags, the process manager's.
+//
+// Statuses: malformed JSON, wrong types, unknown or missing fields, bad amounts or currency, and
+// every rejection of the command alone: 400. Rejections against the order's state: 404
+// (order_not_found, unknown_line), 409 (duplicate, conflicts), 422 (payment_missing,
+// payment_short, currency_mismatch). Store failures: 503 (retryable) or 500. The table is
+// RejectionStatus in ledger_api.cc.
+//
+// Thread safety: handlers may run concurrently; everything they touch is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "eventstore/event_store.h"
+#include "eventstore/order_command_service.h"
+#include "fulfillment/process_manager.h"
+#include "projections/projection_runner.h"
+#include "server/http_server.h"
+
+namespace ledger::server {
+
+struct LedgerApiOptions {
+  // Whether POST /v1/orders waits for fulfillment when the request does not say.
+  bool fulfillment_sync_default = false;
+  int64_t sync_timeout_ms = 10'000;
+  // Bound on a GET's wait for ?min_position.
+  int64_t min_position_wait_ms = 5'000;
+  // Events of one stream answered by GET .../events at most.
+  size_t stream_events_max = 10'000;
+  // Now, in microseconds since the Unix epoch; the system clock when empty.
+  std::function<int64_t()> clock_us{};
+};
+
+class LedgerApi {
+ public:
+  // `runners` must include the order_status projection's. `process_manager` may be null: the
+  // fulfillment endpoints then answer 503 fulfillment_unavailable. Everything passed must
+  // outlive the API and the server that calls it.
+  LedgerApi(eventstore::EventStore& store, std::vector<projections::ProjectionRunner*> runners,
+            fulfillment::ProcessManager* process_manager, LedgerApiOptions options = {});
+
+  // Adds every endpoint to `router`; the handlers refer to this object.
+  void Register(Router& router);
+
+ private:
+  HttpServerResponse PostPayment(const HttpServerRequest& request);
+  HttpServerResponse PostOrder(const HttpServerRequest& request);
+  HttpServerResponse GetOrder(const HttpServerRequest& request);
+  HttpServerResponse GetOrderAsOf(const HttpServerRequest& request, std::string_view as_of);
+  HttpServerResponse GetOrderEvents(const HttpServerRequest& request);
+  HttpServerResponse PostFulfill(const HttpServerRequest& request);
+  HttpServerResponse PostRevoke(const HttpServerRequest& request);
+  HttpServerResponse GetHealth(const HttpServerRequest& request);
+  int64_t NowUs() const;
+
+  eventstore::EventStore& store_;
+  eventstore::OrderCommandService service_;
+  std::vector<projections::ProjectionRunner*> runners_;
+  projections::ProjectionRunner* order_status_ = nullptr;
+  fulfillment::ProcessManager* process_manager_;
+  const LedgerApiOptions options_;
+};
+
+}  // namespace ledger::server
