@@ -1,0 +1,429 @@
+// End-to-end tests of ledgerd's API: the real HTTP server, API, projections and process manager,
+// started in-process on a loopback port with a temporary data directory and an in-process LMS
+// stand-in, driven over HTTP with the fulfillment HttpClient (and raw sockets for bytes that are
+// not HTTP).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eventstore/event_store.h"
+#include "eventstore/state_store.h"
+#include "fulfillment/config.h"
+#include "fulfillment/http_client.h"
+#include "fulfillment/process_manager.h"
+#include "projections/projection_runner.h"
+#include "projections/registry.h"
+#include "server/data_dir.h"
+#include "server/http_server.h"
+#include "server/ledger_api.h"
+#include "server/lms_standin.h"
+
+namespace ledger::server {
+namespace {
+
+namespace json = boost::json;
+
+std::string TempDataDir() {
+  const char* root = std::getenv("LEDGER_TEST_TMP");
+  static int counter = 0;
+  std::filesystem::path path =
+      std::filesystem::path(root != nullptr ? root : "/tmp") /
+      ("server-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
+  std::filesystem::remove_all(path);
+  std::filesystem::create_directories(path);
+  return path.string();
+}
+
+struct Answer {
+  int status = 0;
+  json::value body;
+  std::string text;
+
+  std::string ErrorCode() const {
+    if (!body.is_object() || !body.as_object().contains("error")) return "";
+    return std::string(body.at("error").at("code").as_string());
+  }
+};
+
+// ledgerd as main() wires it, on a free loopback port.
+class Ledger {
+ public:
+  explicit Ledger(HttpServerOptions server_options = {}) : data_dir_(TempDataDir()) {
+    auto started = LmsStandin::Start({});
+    REQUIRE(started);
+    standin_ = std::move(*started);
+    auto store = eventstore::OpenRocksDbEventStore(LogPath(data_dir_));
+    REQUIRE(store);
+    store_ = std::move(*store);
+    auto state = eventstore::OpenRocksDbStateStore(StatePath(data_dir_));
+    REQUIRE(state);
+    state_ = std::move(*state);
+    std::vector<projections::ProjectionRunner*> pointers;
+    for (projections::ProjectionFactory& factory : projections::DefaultProjections()) {
+      auto runner = projections::ProjectionRunner::Open(*store_, *state_, std::move(factory));
+      REQUIRE(runner);
+      (*runner)->Start();
+      pointers.push_back(runner->get());
+      runners_.push_back(std::move(*runner));
+    }
+    fulfillment::FulfillmentConfig config = fulfillment::DefaultFulfillmentConfig();
+    for (fulfillment::ModuleConfig& module : config.modules) {
+      module.lms.lms_url = standin_->url();
+      module.lms.api_key = "test-key";
+      module.lms.timeout_ms = 2'000;
+    }
+    router_ = std::make_unique<fulfillment::Router>(
+        fulfillment::BuildRouter(config, std::make_shared<fulfillment::HttpClient>()));
+    auto manager = fulfillment::ProcessManager::Open(*store_, *state_, *router_);
+    REQUIRE(manager);
+    manager_ = std::move(*manager);
+    manager_->Start();
+    api_ = std::make_unique<LedgerApi>(*store_, pointers, manager_.get(),
+                                       LedgerApiOptions{.sync_timeout_ms = 5'000});
+    Router routes;
+    api_->Register(routes);
+    server_options.port = 0;
+    auto server = HttpServer::Start(server_options, std::move(routes));
+    REQUIRE(server);
+    server_ = std::move(*server);
+  }
+
+  ~Ledger() {
+    server_->Stop();
+    manager_->Stop();
+    for (auto& runner : runners_) runner->Stop();
+    standin_->Stop();
+  }
+
+  Answer Send(const std::string& method, const std::string& path, const std::string& body = "") {
+    fulfillment::HttpRequest request{
+        .method = method,
+        .url = "http://127.0.0.1:" + std::to_string(server_->port()) + path,
+        .headers = {{"Content-Type", "application/json"}},
+        .body = body,
+        .connect_timeout_ms = 2'000,
+        .timeout_ms = 15'000};
+    auto response = client_.Send(request);
+    REQUIRE(response);
+    Answer answer{.status = response->status, .body = {}, .text = response->body};
+    boost::system::error_code ec;
+    answer.body = json::parse(response->body, ec);
+    return answer;
+  }
+
+  // Sends raw bytes on a fresh connection and reads until the server closes it.
+  std::string SendRaw(const std::string& bytes) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(server_->port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+    timeval timeout{.tv_sec = 5, .tv_usec = 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    std::string answer;
+    char buffer[4096];
+    while (true) {
+      const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      answer.append(buffer, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return answer;
+  }
+
+  eventstore::EventStore& store() { return *store_; }
+  LmsStandin& standin() { return *standin_; }
+  HttpServer& server() { return *server_; }
+
+ private:
+  std::string data_dir_;
+  std::unique_ptr<LmsStandin> standin_;
+  std::unique_ptr<eventstore::EventStore> store_;
+  std::unique_ptr<eventstore::StateStore> state_;
+  std::vector<std::unique_ptr<projections::ProjectionRunner>> runners_;
+  std::unique_ptr<fulfillment::Router> router_;
+  std::unique_ptr<fulfillment::ProcessManager> manager_;
+  std::unique_ptr<LedgerApi> api_;
+  std::unique_ptr<HttpServer> server_;
+  fulfillment::HttpClient client_;
+};
+
+json::object Payment(const std::string& order_number, const std::string& amount = "49.00",
+                     const std::string& currency = "USD", const std::string& reference = "r-1") {
+  return {{"order_number", order_number}, {"processor", "cybersource"},
+          {"reference", reference},       {"amount", amount},
+          {"currency", currency},         {"card_type", "visa"},
+          {"card_last_digits", "1111"}};
+}
+
+json::object Order(const std::string& order_number, const std::string& total = "49.00",
+                   const std::string& currency = "USD") {
+  json::object line{{"line_id", "1"},
+                    {"product_type", "Seat"},
+                    {"sku", "8CF08E5"},
+                    {"title", "Seat in DemoX (verified)"},
+                    {"quantity", 1},
+                    {"unit_price", total},
+                    {"attributes", json::object{{"course_key", "course-v1:edX+DemoX+Demo"},
+                                                {"certificate_type", "verified"}}}};
+  return {{"order_number", order_number},
+          {"partner", "EDX"},
+          {"user", json::object{{"id", 7}, {"username", "ada"}, {"email", "ada@example.com"}}},
+          {"lines", json::array{line}},
+          {"shipping_method", "No shipping required"},
+          {"shipping_charge", currency == "JPY" ? "0" : "0.00"},
+          {"billing_address", json::object{{"first_name", "Ada"}, {"country", "GB"}}},
+          {"order_total", total},
+          {"currency", currency}};
+}
+
+std::string Text(const json::object& object) { return json::serialize(object); }
+
+TEST_CASE("payment and order: 201, the same again 200, the order completes, its events listed") {
+  Ledger ledger;
+  Answer paid = ledger.Send("POST", "/v1/payments", Text(Payment("EDX-1")));
+  REQUIRE(paid.status == 201);
+  CHECK(paid.body.at("position").as_int64() == 1);
+  CHECK(paid.body.at("excess").as_bool() == false);
+  Answer paid_again = ledger.Send("POST", "/v1/payments", Text(Payment("EDX-1")));
+  CHECK(paid_again.status == 200);
+  CHECK(paid_again.text == paid.text);
+
+  Answer placed = ledger.Send("POST", "/v1/orders", Text(Order("EDX-1")));
+  REQUIRE(placed.status == 201);
+  CHECK(placed.body.at("order_number").as_string() == "EDX-1");
+  CHECK(placed.body.at("order_total").as_string() == "49.00");
+  const int64_t position = placed.body.at("position").as_int64();
+  CHECK(position == 3);
+  Answer placed_again = ledger.Send("POST", "/v1/orders", Text(Order("EDX-1")));
+  CHECK(placed_again.status == 200);
+  CHECK(placed_again.body.at("order_number").as_string() == "EDX-1");
+
+  // Read your writes, then wait for fulfillment: the order reaches Complete.
+  Answer read = ledger.Send("GET", "/v1/orders/EDX-1?min_position=" + std::to_string(position));
+  REQUIRE(read.status == 200);
+  CHECK(read.body.at("position").as_int64() >= position);
+  std::string status;
+  for (int i = 0; i < 100 && status != "Complete"; ++i) {
+    const uint64_t head = ledger.store().HeadPosition();
+    Answer now = ledger.Send("GET", "/v1/orders/EDX-1?min_position=" + std::to_string(head));
+    status = std::string(now.body.at("status").as_string());
+    if (status != "Complete") std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(status == "Complete");
+  CHECK(ledger.standin().Stats().Effects("enrollment") == 1);
+
+  Answer events = ledger.Send("GET", "/v1/orders/EDX-1/events");
+  REQUIRE(events.status == 200);
+  const json::array& list = events.body.at("events").as_array();
+  REQUIRE(list.size() == 4);
+  CHECK(list[0].at("type").as_string() == "PaymentCaptured");
+  CHECK(list[0].at("data").at("amount").as_string() == "49.00");
+  CHECK(list[1].at("type").as_string() == "OrderCreated");
+  CHECK(list[2].at("type").as_string() == "PostCheckout");
+  CHECK(list[3].at("type").as_string() == "LineFulfilled");
+  CHECK(list[3].at("version").as_int64() == 3);
+  CHECK(list[3].at("hash").as_string().size() == 64);
+
+  // The past, by position and by time.
+  Answer before = ledger.Send("GET", "/v1/orders/EDX-1?as_of=1");
+  REQUIRE(before.status == 200);
+  CHECK(before.body.at("placed").as_bool() == false);
+  Answer long_ago = ledger.Send("GET", "/v1/orders/EDX-1?as_of=2001-01-01T00:00:00Z");
+  CHECK(long_ago.status == 404);
+  Answer later = ledger.Send("GET", "/v1/orders/EDX-1?as_of=2999-01-01T00:00:00%2B01:00");
+  CHECK(later.status == 200);
+  CHECK(later.body.at("status").as_string() == "Complete");
+
+  // A manual retry has nothing to do; revoking the seat refunds the order.
+  Answer retry = ledger.Send("POST", "/v1/orders/EDX-1/fulfill");
+  CHECK(retry.status == 409);
+  CHECK(retry.ErrorCode() == "nothing_to_fulfill");
+  Answer revoked = ledger.Send("POST", "/v1/orders/EDX-1/lines/1/revoke",
+                               Text(json::object{{"refund_reference", "refund-1"}}));
+  CHECK(revoked.status == 200);
+  CHECK(revoked.body.at("line").at("status").as_string() == "Revoked");
+
+  Answer health = ledger.Send("GET", "/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.body.at("projections").as_array().size() == 3);
+}
+
+TEST_CASE("synchronous placement waits for the fulfillment outcome") {
+  Ledger ledger;
+  REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-2"))).status == 201);
+  Answer placed = ledger.Send("POST", "/v1/orders?fulfillment=sync", Text(Order("EDX-2")));
+  REQUIRE(placed.status == 201);
+  CHECK(placed.body.at("fulfillment").as_string() == "settled");
+  CHECK(placed.body.at("status").as_string() == "Complete");
+}
+
+TEST_CASE("business rejections: 404, 409, 422") {
+  Ledger ledger;
+  SECTION("no payment: 422 payment_missing") {
+    Answer answer = ledger.Send("POST", "/v1/orders", Text(Order("EDX-3")));
+    CHECK(answer.status == 422);
+    CHECK(answer.ErrorCode() == "payment_missing");
+  }
+  SECTION("short payment: 422 payment_short") {
+    REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-3", "10.00"))).status == 201);
+    Answer answer = ledger.Send("POST", "/v1/orders", Text(Order("EDX-3")));
+    CHECK(answer.status == 422);
+    CHECK(answer.ErrorCode() == "payment_short");
+  }
+  SECTION("payment in another currency: 422 currency_mismatch") {
+    REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-3", "49.00", "EUR"))).status ==
+            201);
+    Answer answer = ledger.Send("POST", "/v1/orders", Text(Order("EDX-3")));
+    CHECK(answer.status == 422);
+    CHECK(answer.ErrorCode() == "currency_mismatch");
+  }
+  SECTION("another order under the same number: 409 duplicate_order_attempt") {
+    REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-3", "60.00"))).status == 201);
+    REQUIRE(ledger.Send("POST", "/v1/orders", Text(Order("EDX-3"))).status == 201);
+    Answer answer = ledger.Send("POST", "/v1/orders", Text(Order("EDX-3", "60.00")));
+    CHECK(answer.status == 409);
+    CHECK(answer.ErrorCode() == "duplicate_order_attempt");
+  }
+  SECTION("a reference reused with another amount: 409 capture_reference_reused") {
+    REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-3"))).status == 201);
+    Answer answer = ledger.Send("POST", "/v1/payments", Text(Payment("EDX-3", "50.00")));
+    CHECK(answer.status == 409);
+    CHECK(answer.ErrorCode() == "capture_reference_reused");
+  }
+  SECTION("unknown orders and routes: 404; wrong method: 405") {
+    CHECK(ledger.Send("GET", "/v1/orders/NOPE-1").ErrorCode() == "order_not_found");
+    CHECK(ledger.Send("GET", "/v1/orders/NOPE-1/events").status == 404);
+    Answer retry = ledger.Send("POST", "/v1/orders/NOPE-1/fulfill");
+    CHECK(retry.status == 404);
+    CHECK(retry.ErrorCode() == "order_not_found");
+    CHECK(ledger.Send("GET", "/v2/nothing").status == 404);
+    Answer method = ledger.Send("DELETE", "/v1/orders/EDX-3");
+    CHECK(method.status == 405);
+    CHECK(method.ErrorCode() == "method_not_allowed");
+  }
+}
+
+TEST_CASE("malformed requests get the documented 400 and write nothing") {
+  Ledger ledger;
+  REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-4"))).status == 201);
+  const uint64_t head = ledger.store().HeadPosition();
+
+  auto with = [](json::object object, std::string_view key, json::value value) {
+    object[key] = std::move(value);
+    return Text(object);
+  };
+  auto without = [](json::object object, std::string_view key) {
+    object.erase(key);
+    return Text(object);
+  };
+  struct Case {
+    std::string path;
+    std::string body;
+    std::string code;
+  };
+  const json::object order = Order("EDX-4");
+  const json::object payment = Payment("EDX-4", "1.00", "USD", "r-2");
+  const std::vector<Case> cases = {
+      {"/v1/orders", "", "malformed_json"},
+      {"/v1/orders", "{\"order_number\": ", "malformed_json"},
+      {"/v1/orders", "[1, 2]", "malformed_json"},
+      {"/v1/orders", std::string(100, '[') + std::string(100, ']'), "malformed_json"},
+      {"/v1/orders", with(order, "order_total", 49), "invalid_amount"},
+      {"/v1/orders", with(order, "order_total", "49.001"), "invalid_amount"},
+      {"/v1/orders", with(order, "order_total", "4e1"), "invalid_amount"},
+      {"/v1/orders", with(order, "order_total", "-49.00"), "negative_amount"},
+      {"/v1/orders", with(order, "shipping_charge", "-1.00"), "negative_amount"},
+      {"/v1/orders", with(order, "currency", "XYZ"), "unknown_currency"},
+      {"/v1/orders", with(order, "currency", 840), "invalid_field"},
+      {"/v1/orders", with(order, "user", "ada"), "invalid_field"},
+      {"/v1/orders", with(order, "lines", json::object{}), "invalid_field"},
+      {"/v1/orders", with(order, "lines", json::array{}), "empty_basket"},
+      {"/v1/orders", with(order, "surprise", true), "unknown_field"},
+      {"/v1/orders", with(order, "order_number", "bad number!"), "invalid_order_number"},
+      {"/v1/orders", without(order, "user"), "missing_field"},
+      {"/v1/orders", without(order, "currency"), "missing_field"},
+      {"/v1/orders", with(order, "order_total", "50.00"), "total_mismatch"},
+      {"/v1/payments", with(payment, "amount", "-1.00"), "capture_not_positive"},
+      {"/v1/payments", with(payment, "amount", "0"), "capture_not_positive"},
+      {"/v1/payments", with(payment, "amount", 1.5), "invalid_amount"},
+      {"/v1/payments", with(payment, "amount", "99999999999999999999"), "invalid_amount"},
+      {"/v1/payments", with(payment, "currency", "usd"), "unknown_currency"},
+      {"/v1/payments", with(payment, "reference", json::array{}), "invalid_field"},
+      {"/v1/payments", with(payment, "extra", 1), "unknown_field"},
+      {"/v1/payments", without(payment, "processor"), "missing_field"},
+      {"/v1/payments", "\xff\xfe not json", "malformed_json"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.path << " " << c.body);
+    Answer answer = ledger.Send("POST", c.path, c.body);
+    CHECK(answer.status == 400);
+    CHECK(answer.ErrorCode() == c.code);
+  }
+  CHECK(ledger.Send("GET", "/v1/orders/EDX-4?as_of=yesterday").status == 400);
+  CHECK(ledger.Send("GET", "/v1/orders/EDX-4?min_position=-1").status == 400);
+  CHECK(ledger.Send("POST", "/v1/orders?fulfillment=maybe", Text(order)).status == 400);
+  CHECK(ledger.store().HeadPosition() == head);
+}
+
+TEST_CASE("hostile HTTP: huge body 413, huge headers 431, garbage 400; the server stays up") {
+  Ledger ledger;
+  const uint64_t head = ledger.store().HeadPosition();
+
+  Answer huge = ledger.Send("POST", "/v1/orders", std::string(2 << 20, ' '));
+  CHECK(huge.status == 413);
+  CHECK(huge.ErrorCode() == "body_too_large");
+
+  const std::string claimed =
+      ledger.SendRaw("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n{");
+  CHECK(claimed.rfind("HTTP/1.1 413", 0) == 0);
+
+  const std::string headers = ledger.SendRaw(
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 * 1024, 'a') + "\r\n\r\n");
+  CHECK(headers.rfind("HTTP/1.1 431", 0) == 0);
+
+  const std::string garbage = ledger.SendRaw("\x16\x03\x01 this is not HTTP\r\n\r\n");
+  CHECK(garbage.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(garbage.find("malformed_request") != std::string::npos);
+
+  CHECK(ledger.Send("GET", "/healthz").status == 200);
+  CHECK(ledger.store().HeadPosition() == head);
+}
+
+TEST_CASE("connections beyond the limit get 503 too_many_connections") {
+  Ledger ledger({.connections_max = 1});
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(ledger.server().port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  for (int i = 0; i < 100 && ledger.server().connections_open() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::string answer = ledger.SendRaw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(answer.rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(answer.find("too_many_connections") != std::string::npos);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace ledger::server
