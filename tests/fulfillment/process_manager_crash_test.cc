@@ -324,6 +324,9 @@ TEST_CASE("a ledger killed at random moments fulfills every line exactly once af
   CHECK(windows_hit == kRounds / 3);
   FinishInProcess(ledger, *standin, summary);
   CheckEveryLineOnce(ledger, *standin);
+  // Each call whose record a kill prevented was made again after the restart, and answered
+  // from the stand-in's memory of its Idempotency-Key.
+  CHECK(standin->Stats().replays >= windows_hit);
 }
 
 }  // namespace
