@@ -38,7 +38,7 @@ constexpr char kStreamIndexFamily[] = "stream_index";
 constexpr char kStreamHeadFamily[] = "stream_heads";
 constexpr char kEventIdFamily[] = "event_ids";
 constexpr char kFormatKey[] = "format";
-constexpr char kFormatValue[] = "orderledger-log-1";
+constexpr char kFormatValue[] = "orderledger-log-2";  // 2: one stream index entry per append.
 // The last committed position (8 bytes big-endian) and its hash (32 bytes), written in the same
 // batch as the records: on open, the log must end exactly there (see FORMAT.md).
 constexpr char kHeadKey[] = "head";
