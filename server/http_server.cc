@@ -131,6 +131,9 @@ class HttpServer::Impl {
 
   asio::thread_pool handlers_;
   asio::io_context ioc_;
+  // Keeps the I/O threads running while the only work left is in handler threads (during Stop,
+  // once the acceptor is closed): their answers are written on the I/O threads.
+  asio::executor_work_guard<asio::io_context::executor_type> work_{ioc_.get_executor()};
   tcp::acceptor acceptor_{asio::make_strand(ioc_)};
   uint16_t port_ = 0;
   std::vector<std::thread> io_threads_;
@@ -251,7 +254,11 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, *message,
                       [self = shared_from_this(), message, counted](beast::error_code ec, size_t) {
                         if (counted) {
-                          self->server_.in_flight_.fetch_sub(1);
+                          {
+                            // Under the mutex, so that Stop cannot miss the wake-up.
+                            std::lock_guard lock(self->server_.mutex_);
+                            self->server_.in_flight_.fetch_sub(1);
+                          }
                           self->server_.quiet_.notify_all();
                         }
                         if (ec || !message->keep_alive()) return self->Close();
@@ -367,6 +374,7 @@ void HttpServer::Impl::Stop() {
     quiet_.wait_for(lock, std::chrono::milliseconds(options_.shutdown_grace_ms),
                     [this] { return in_flight_.load() == 0 && connections_.load() == 0; });
   }
+  work_.reset();
   ioc_.stop();
   for (std::thread& thread : io_threads_) thread.join();
   handlers_.join();
