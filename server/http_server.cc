@@ -332,10 +332,16 @@ Result<void, std::string> HttpServer::Impl::Listen() {
 void HttpServer::Impl::Accept() {
   acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
     if (stopping_.load() || !acceptor_.is_open()) return;
-    if (!ec) {
-      const bool reject = connections_.load() >= options_.connections_max;
-      std::make_shared<Session>(std::move(socket), *this)->Start(reject);
+    if (ec) {
+      // Out of file descriptors, most likely: accepting again at once would spin. Sessions
+      // closing meanwhile give descriptors back.
+      auto timer = std::make_shared<asio::steady_timer>(acceptor_.get_executor(),
+                                                        std::chrono::milliseconds(50));
+      timer->async_wait([this, timer](beast::error_code) { Accept(); });
+      return;
     }
+    const bool reject = connections_.load() >= options_.connections_max;
+    std::make_shared<Session>(std::move(socket), *this)->Start(reject);
     Accept();
   });
 }

@@ -88,8 +88,9 @@ class Ledger {
     REQUIRE(manager);
     manager_ = std::move(*manager);
     manager_->Start();
-    api_ = std::make_unique<LedgerApi>(*store_, pointers, manager_.get(),
-                                       LedgerApiOptions{.sync_timeout_ms = 5'000});
+    api_ = std::make_unique<LedgerApi>(
+        *store_, pointers, manager_.get(),
+        LedgerApiOptions{.sync_timeout_ms = 5'000, .min_position_wait_ms = 200});
     Router routes;
     api_->Register(routes);
     server_options.port = 0;
@@ -380,6 +381,9 @@ TEST_CASE("malformed requests get the documented 400 and write nothing") {
   }
   CHECK(ledger.Send("GET", "/v1/orders/EDX-4?as_of=yesterday").status == 400);
   CHECK(ledger.Send("GET", "/v1/orders/EDX-4?min_position=-1").status == 400);
+  Answer behind = ledger.Send("GET", "/v1/orders/EDX-4?min_position=1000000");
+  CHECK(behind.status == 504);
+  CHECK(behind.ErrorCode() == "projection_behind");
   CHECK(ledger.Send("POST", "/v1/orders?fulfillment=maybe", Text(order)).status == 400);
   CHECK(ledger.store().HeadPosition() == head);
 }
