@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <initializer_list>
@@ -486,6 +487,46 @@ json::object OrderJson(const domain::OrderState& state, uint64_t position) {
   return order;
 }
 
+// A recorded event of the log with its decoded data; kCorruption when it does not decode.
+Result<json::object, eventstore::Error> RecordJson(const eventstore::RecordedEvent& record) {
+  auto decoded = eventstore::DecodeEvent(record);
+  if (!decoded) return Unexpected(decoded.error());
+  return json::object{{"position", record.position},
+                      {"stream", record.stream},
+                      {"version", record.version},
+                      {"type", record.event_type},
+                      {"recorded_at", FormatTime(record.recorded_at_us)},
+                      {"actor", record.actor},
+                      {"hash", ToHex(std::span<const uint8_t>(record.hash))},
+                      {"data", EventJson(*decoded)}};
+}
+
+// "Fulfillment Error", "fulfillment_error", ... -> the status.
+std::optional<domain::OrderStatus> ParseOrderStatus(std::string_view text) {
+  for (domain::OrderStatus status : domain::AllOrderStatuses()) {
+    const std::string_view name = domain::OrderStatusName(status);
+    if (text.size() != name.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < name.size() && same; ++i) {
+      const char want = name[i] == ' ' ? '_' : static_cast<char>(std::tolower(name[i]));
+      const char have = static_cast<char>(std::tolower(text[i]));
+      same = have == want || text[i] == name[i];
+    }
+    if (same) return status;
+  }
+  return std::nullopt;
+}
+
+// A `limit` query parameter: `fallback` when absent, nullopt when not 1..maximum.
+std::optional<size_t> ParseLimit(const HttpServerRequest& request, size_t fallback,
+                                 size_t maximum) {
+  auto text = request.Query("limit");
+  if (!text) return fallback;
+  auto value = ParsePosition(*text);
+  if (!value || *value == 0 || *value > maximum) return std::nullopt;
+  return static_cast<size_t>(*value);
+}
+
 // Reads one basket line of a placement body.
 domain::Line ReadLine(const json::value& value, size_t index, std::string_view currency,
                       std::optional<ApiError>& error) {
@@ -594,6 +635,10 @@ void LedgerApi::Register(Router& router) {
   router.Add("POST", "/v1/orders/{number}/fulfill", bind(&LedgerApi::PostFulfill));
   router.Add("POST", "/v1/orders/{number}/lines/{line_id}/revoke", bind(&LedgerApi::PostRevoke));
   router.Add("GET", "/healthz", bind(&LedgerApi::GetHealth));
+  router.Add("GET", "/v1/orders", bind(&LedgerApi::ListOrders));
+  router.Add("GET", "/v1/events", bind(&LedgerApi::GetEvents));
+  router.Add("GET", "/v1/projections", bind(&LedgerApi::GetProjections));
+  router.Add("POST", "/v1/projections/{name}/rebuild", bind(&LedgerApi::PostRebuild));
 }
 
 HttpServerResponse LedgerApi::PostPayment(const HttpServerRequest& request) {
@@ -738,15 +783,9 @@ HttpServerResponse LedgerApi::GetOrderEvents(const HttpServerRequest& request) {
     auto page = store_.ReadStream(stream, eventstore::Direction::kForward, from_version, kPage);
     if (!page) return StoreErrorResponse(page.error());
     for (const eventstore::RecordedEvent& record : *page) {
-      auto decoded = eventstore::DecodeEvent(record);
-      if (!decoded) return StoreErrorResponse(decoded.error());
-      events.emplace_back(json::object{{"position", record.position},
-                                       {"version", record.version},
-                                       {"type", record.event_type},
-                                       {"recorded_at", FormatTime(record.recorded_at_us)},
-                                       {"actor", record.actor},
-                                       {"hash", ToHex(std::span<const uint8_t>(record.hash))},
-                                       {"data", EventJson(*decoded)}});
+      auto event = RecordJson(record);
+      if (!event) return StoreErrorResponse(event.error());
+      events.emplace_back(std::move(*event));
       from_version = record.version + 1;
     }
     if (page->size() < kPage) break;
@@ -844,6 +883,105 @@ HttpServerResponse LedgerApi::GetHealth(const HttpServerRequest&) {
   }
   answer["status"] = healthy ? "ok" : "degraded";
   return JsonResponse(healthy ? 200 : 503, answer);
+}
+
+HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
+  using projections::OrderStatusProjection;
+  auto limit = ParseLimit(request, 100, OrderStatusProjection::kPageRowsMax);
+  if (!limit) {
+    return ErrorResponse(400, "invalid_parameter",
+                         fmt::format("limit must be 1..{}", OrderStatusProjection::kPageRowsMax));
+  }
+  const std::string_view cursor = request.Query("cursor").value_or("");
+  auto status = request.Query("status");
+  auto user = request.Query("user");
+  if (status && user) {
+    return ErrorResponse(400, "invalid_parameter", "give status or user, not both");
+  }
+  const projections::ProjectionView view = order_status_->View();
+  eventstore::StoreResult<projections::OrderPage> page = projections::OrderPage{};
+  if (status) {
+    auto parsed = ParseOrderStatus(*status);
+    if (!parsed) {
+      return ErrorResponse(400, "invalid_parameter",
+                           "unknown status \"" + std::string(*status) + "\"");
+    }
+    page = OrderStatusProjection::ListByStatus(view, *parsed, *limit, cursor);
+  } else if (user) {
+    auto id = ParsePosition(*user);
+    if (!id || *id > static_cast<uint64_t>(INT64_MAX)) {
+      return ErrorResponse(400, "invalid_parameter", "user must be a user id");
+    }
+    page = OrderStatusProjection::ListByUser(view, static_cast<int64_t>(*id), *limit, cursor);
+  } else {
+    page = OrderStatusProjection::ListAll(view, *limit, cursor);
+  }
+  if (!page) return StoreErrorResponse(page.error());
+  json::array orders;
+  for (const projections::OrderRow& row : page->rows) {
+    orders.emplace_back(OrderJson(row.state, row.position));
+  }
+  return JsonResponse(200, json::object{{"orders", std::move(orders)},
+                                        {"next_cursor", page->next_cursor},
+                                        {"projection_position", view.position()}});
+}
+
+HttpServerResponse LedgerApi::GetEvents(const HttpServerRequest& request) {
+  constexpr size_t kEventsPerPageMax = 1000;
+  auto limit = ParseLimit(request, 100, kEventsPerPageMax);
+  auto from = ParsePosition(request.Query("from").value_or("1"));
+  if (!limit || !from) {
+    return ErrorResponse(400, "invalid_parameter",
+                         fmt::format("from must be a position, limit 1..{}", kEventsPerPageMax));
+  }
+  auto page = store_.ReadAll(std::max<uint64_t>(*from, 1), *limit);
+  if (!page) return StoreErrorResponse(page.error());
+  json::array events;
+  for (const eventstore::RecordedEvent& record : page->events) {
+    auto event = RecordJson(record);
+    if (!event) return StoreErrorResponse(event.error());
+    events.emplace_back(std::move(*event));
+  }
+  return JsonResponse(200, json::object{{"events", std::move(events)},
+                                        {"next_position", page->next_position},
+                                        {"head_position", page->head_position}});
+}
+
+HttpServerResponse LedgerApi::GetProjections(const HttpServerRequest&) {
+  json::array list;
+  for (projections::ProjectionRunner* runner : runners_) {
+    const projections::RebuildStatus rebuild = runner->rebuild_status();
+    json::object rebuild_json{{"running", rebuild.running},
+                              {"generation", rebuild.generation},
+                              {"events_done", rebuild.events_done},
+                              {"events_total", rebuild.events_total}};
+    if (rebuild.failure) rebuild_json["failure"] = rebuild.failure->ToString();
+    json::object projection{{"name", runner->name()},
+                            {"checkpoint", runner->checkpoint()},
+                            {"lag", runner->lag()},
+                            {"generation", runner->generation()},
+                            {"rebuild", std::move(rebuild_json)}};
+    if (auto failure = runner->failure()) projection["failure"] = failure->ToString();
+    list.emplace_back(std::move(projection));
+  }
+  return JsonResponse(200, json::object{{"projections", std::move(list)}});
+}
+
+HttpServerResponse LedgerApi::PostRebuild(const HttpServerRequest& request) {
+  const std::string_view name = request.PathParam("name");
+  for (projections::ProjectionRunner* runner : runners_) {
+    if (runner->name() != name) continue;
+    auto started = runner->StartRebuild();
+    if (!started) {
+      if (started.error().code == eventstore::ErrorCode::kInvalidArgument) {
+        return ErrorResponse(409, "rebuild_running", started.error().message);
+      }
+      return StoreErrorResponse(started.error());
+    }
+    return JsonResponse(
+        202, json::object{{"name", name}, {"generation", runner->rebuild_status().generation}});
+  }
+  return ErrorResponse(404, "unknown_projection", "no projection " + std::string(name));
 }
 
 }  // namespace ledger::server

@@ -21,6 +21,17 @@
 //   POST /v1/orders/{number}/fulfill  202 a manual retry was recorded; 404 order_not_found,
 //                                     409 nothing_to_fulfill.
 //   POST /v1/orders/{number}/lines/{line_id}/revoke   {"refund_reference"?}: 200 the line.
+//   GET  /v1/orders?status=S|user=U[&limit=N][&cursor=C]
+//                                     a page of orders from the order status projection: by
+//                                     status ("Open", "Complete", "Fulfillment Error",
+//                                     "Refunded", or snake_case), oldest in it first; by user id,
+//                                     newest first; else all, newest first. {orders,
+//                                     next_cursor ("" at the end), projection_position}.
+//   GET  /v1/events?from=P[&limit=N]  a page of the whole log: {events, next_position,
+//                                     head_position}; each event as in .../events plus stream.
+//   GET  /v1/projections              every projection: checkpoint, lag, generation, rebuild.
+//   POST /v1/projections/{name}/rebuild  202 an online rebuild started; 404 unknown name,
+//                                     409 rebuild_running.
 //   GET  /healthz                     projection checkpoints and lags, the process manager's.
 //
 // Statuses: malformed JSON, wrong types, unknown or missing fields, bad amounts or currency, and
@@ -76,6 +87,10 @@ class LedgerApi {
   HttpServerResponse PostFulfill(const HttpServerRequest& request);
   HttpServerResponse PostRevoke(const HttpServerRequest& request);
   HttpServerResponse GetHealth(const HttpServerRequest& request);
+  HttpServerResponse ListOrders(const HttpServerRequest& request);
+  HttpServerResponse GetEvents(const HttpServerRequest& request);
+  HttpServerResponse GetProjections(const HttpServerRequest& request);
+  HttpServerResponse PostRebuild(const HttpServerRequest& request);
   int64_t NowUs() const;
 
   eventstore::EventStore& store_;

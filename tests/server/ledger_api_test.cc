@@ -268,6 +268,52 @@ TEST_CASE("payment and order: 201, the same again 200, the order completes, its 
   CHECK(health.body.at("projections").as_array().size() == 3);
 }
 
+TEST_CASE("lists of orders, pages of the log, projections and their rebuild") {
+  Ledger ledger;
+  for (int i = 1; i <= 3; ++i) {
+    const std::string number = "EDX-10" + std::to_string(i);
+    REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment(number))).status == 201);
+    REQUIRE(ledger.Send("POST", "/v1/orders?fulfillment=sync", Text(Order(number))).status == 201);
+  }
+  const std::string head = std::to_string(ledger.store().HeadPosition());
+  REQUIRE(ledger.Send("GET", "/v1/orders/EDX-103?min_position=" + head).status == 200);
+
+  Answer first = ledger.Send("GET", "/v1/orders?limit=2");
+  REQUIRE(first.status == 200);
+  const json::array& newest = first.body.at("orders").as_array();
+  REQUIRE(newest.size() == 2);
+  CHECK(newest[0].at("order_number").as_string() == "EDX-103");
+  const std::string cursor(first.body.at("next_cursor").as_string());
+  REQUIRE_FALSE(cursor.empty());
+  Answer rest = ledger.Send("GET", "/v1/orders?limit=2&cursor=" + cursor);
+  REQUIRE(rest.status == 200);
+  REQUIRE(rest.body.at("orders").as_array().size() == 1);
+  CHECK(rest.body.at("orders").as_array()[0].at("order_number").as_string() == "EDX-101");
+  CHECK(ledger.Send("GET", "/v1/orders?status=complete").body.at("orders").as_array().size() == 3);
+  CHECK(ledger.Send("GET", "/v1/orders?status=Fulfillment%20Error")
+            .body.at("orders")
+            .as_array()
+            .empty());
+  CHECK(ledger.Send("GET", "/v1/orders?user=7").body.at("orders").as_array().size() == 3);
+  CHECK(ledger.Send("GET", "/v1/orders?status=lost").status == 400);
+  CHECK(ledger.Send("GET", "/v1/orders?limit=0").status == 400);
+
+  Answer log = ledger.Send("GET", "/v1/events?from=2&limit=3");
+  REQUIRE(log.status == 200);
+  const json::array& page = log.body.at("events").as_array();
+  REQUIRE(page.size() == 3);
+  CHECK(page[0].at("position").as_int64() == 2);
+  CHECK(page[0].at("stream").as_string() == "order-EDX-101");
+  CHECK(log.body.at("next_position").as_int64() == 5);
+
+  Answer projections = ledger.Send("GET", "/v1/projections");
+  REQUIRE(projections.status == 200);
+  CHECK(projections.body.at("projections").as_array().size() == 3);
+  Answer rebuild = ledger.Send("POST", "/v1/projections/order_status/rebuild");
+  CHECK(rebuild.status == 202);
+  CHECK(ledger.Send("POST", "/v1/projections/nothing/rebuild").status == 404);
+}
+
 TEST_CASE("synchronous placement waits for the fulfillment outcome") {
   Ledger ledger;
   REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-2"))).status == 201);
