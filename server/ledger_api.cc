@@ -17,6 +17,8 @@
 #include "eventstore/event_codec.h"
 #include "projections/history.h"
 #include "projections/order_status_projection.h"
+#include "projections/payments_projection.h"
+#include "projections/revenue_projection.h"
 
 namespace ledger::server {
 namespace {
@@ -527,6 +529,27 @@ std::optional<size_t> ParseLimit(const HttpServerRequest& request, size_t fallba
   return static_cast<size_t>(*value);
 }
 
+// A query's failure: kInvalidArgument (a cursor or range the list refuses) is the caller's.
+HttpServerResponse QueryErrorResponse(const eventstore::Error& error) {
+  if (error.code == eventstore::ErrorCode::kInvalidArgument) {
+    return ErrorResponse(400, "invalid_parameter", error.message);
+  }
+  return StoreErrorResponse(error);
+}
+
+json::object CaptureJson(const projections::PaymentCapture& capture) {
+  return {{"processor", capture.processor},
+          {"reference", capture.reference},
+          {"amount", AmountValue(capture.amount.minor_units, capture.amount.currency)},
+          {"currency", capture.amount.currency},
+          {"card_type", capture.card_type},
+          {"card_last_digits", capture.card_last_digits},
+          {"captured_at", TimeValue(capture.captured_at_us)},
+          {"excess", capture.excess},
+          {"position", capture.position},
+          {"recorded_at", TimeValue(capture.recorded_at_us)}};
+}
+
 // Reads one basket line of a placement body.
 domain::Line ReadLine(const json::value& value, size_t index, std::string_view currency,
                       std::optional<ApiError>& error) {
@@ -639,6 +662,9 @@ void LedgerApi::Register(Router& router) {
   router.Add("GET", "/v1/events", bind(&LedgerApi::GetEvents));
   router.Add("GET", "/v1/projections", bind(&LedgerApi::GetProjections));
   router.Add("POST", "/v1/projections/{name}/rebuild", bind(&LedgerApi::PostRebuild));
+  router.Add("GET", "/v1/payments/orphans", bind(&LedgerApi::ListOrphans));
+  router.Add("GET", "/v1/payments/excess", bind(&LedgerApi::ListExcess));
+  router.Add("GET", "/v1/revenue", bind(&LedgerApi::GetRevenue));
 }
 
 HttpServerResponse LedgerApi::PostPayment(const HttpServerRequest& request) {
@@ -982,6 +1008,91 @@ HttpServerResponse LedgerApi::PostRebuild(const HttpServerRequest& request) {
         202, json::object{{"name", name}, {"generation", runner->rebuild_status().generation}});
   }
   return ErrorResponse(404, "unknown_projection", "no projection " + std::string(name));
+}
+
+projections::ProjectionRunner* LedgerApi::FindRunner(std::string_view name) const {
+  for (projections::ProjectionRunner* runner : runners_) {
+    if (runner->name() == name) return runner;
+  }
+  return nullptr;
+}
+
+HttpServerResponse LedgerApi::ListOrphans(const HttpServerRequest& request) {
+  using projections::PaymentsProjection;
+  projections::ProjectionRunner* runner = FindRunner(PaymentsProjection::kName);
+  if (runner == nullptr) return ErrorResponse(503, "projection_unavailable", "no payments");
+  auto limit = ParseLimit(request, 100, PaymentsProjection::kPageRowsMax);
+  auto min_age_s = ParsePosition(request.Query("min_age_s").value_or("0"));
+  if (!limit || !min_age_s || *min_age_s > 100ull * 365 * 86'400) {
+    return ErrorResponse(400, "invalid_parameter", "limit or min_age_s out of range");
+  }
+  auto page = PaymentsProjection::ListOrphans(runner->View(), NowUs(),
+                                              static_cast<int64_t>(*min_age_s) * 1'000'000, *limit,
+                                              request.Query("cursor").value_or(""));
+  if (!page) return QueryErrorResponse(page.error());
+  json::array payments;
+  for (const projections::OrphanPayment& orphan : page->rows) {
+    json::object payment = CaptureJson(orphan.capture);
+    payment["order_number"] = orphan.order_number;
+    payments.emplace_back(std::move(payment));
+  }
+  return JsonResponse(
+      200, json::object{{"payments", std::move(payments)}, {"next_cursor", page->next_cursor}});
+}
+
+HttpServerResponse LedgerApi::ListExcess(const HttpServerRequest& request) {
+  using projections::PaymentsProjection;
+  projections::ProjectionRunner* runner = FindRunner(PaymentsProjection::kName);
+  if (runner == nullptr) return ErrorResponse(503, "projection_unavailable", "no payments");
+  auto limit = ParseLimit(request, 100, PaymentsProjection::kPageRowsMax);
+  if (!limit) return ErrorResponse(400, "invalid_parameter", "limit out of range");
+  auto page =
+      PaymentsProjection::ListExcess(runner->View(), *limit, request.Query("cursor").value_or(""));
+  if (!page) return QueryErrorResponse(page.error());
+  json::array orders;
+  for (const projections::ExcessPayment& excess : page->rows) {
+    json::array captures;
+    for (const auto& capture : excess.order.captures) captures.emplace_back(CaptureJson(capture));
+    json::object order{{"order_number", excess.order.order_number},
+                       {"placed", excess.order.placed},
+                       {"currency", excess.currency},
+                       {"captured", AmountValue(excess.captured_minor, excess.currency)},
+                       {"captures", std::move(captures)}};
+    order["order_total"] = excess.order.placed
+                               ? AmountValue(excess.order.total_minor, excess.currency)
+                               : json::value(nullptr);
+    order["excess"] = excess.excess_minor ? AmountValue(*excess.excess_minor, excess.currency)
+                                          : json::value(nullptr);
+    orders.emplace_back(std::move(order));
+  }
+  return JsonResponse(
+      200, json::object{{"orders", std::move(orders)}, {"next_cursor", page->next_cursor}});
+}
+
+HttpServerResponse LedgerApi::GetRevenue(const HttpServerRequest& request) {
+  using projections::RevenueProjection;
+  projections::ProjectionRunner* runner = FindRunner(RevenueProjection::kName);
+  if (runner == nullptr) return ErrorResponse(503, "projection_unavailable", "no revenue");
+  auto from = request.Query("from");
+  auto to = request.Query("to");
+  if (!from || !to || !RevenueProjection::IsValidDay(*from) ||
+      !RevenueProjection::IsValidDay(*to)) {
+    return ErrorResponse(400, "invalid_parameter", "from and to must be days, YYYY-MM-DD");
+  }
+  const projections::ProjectionView view = runner->View();
+  auto rows = RevenueProjection::Range(view, *from, *to);
+  if (!rows) return QueryErrorResponse(rows.error());
+  json::array days;
+  for (const projections::RevenueRow& row : *rows) {
+    days.emplace_back(json::object{{"day", row.day},
+                                   {"currency", row.currency},
+                                   {"captured", AmountValue(row.captured_minor, row.currency)},
+                                   {"refunded", AmountValue(row.refunded_minor, row.currency)},
+                                   {"captures", row.captures},
+                                   {"revocations", row.revocations}});
+  }
+  return JsonResponse(
+      200, json::object{{"days", std::move(days)}, {"projection_position", view.position()}});
 }
 
 }  // namespace ledger::server

@@ -29,6 +29,12 @@
 //                                     next_cursor ("" at the end), projection_position}.
 //   GET  /v1/events?from=P[&limit=N]  a page of the whole log: {events, next_position,
 //                                     head_position}; each event as in .../events plus stream.
+//   GET  /v1/payments/orphans[?min_age_s=S][&limit=N][&cursor=C]
+//                                     captures whose order was never placed, oldest first.
+//   GET  /v1/payments/excess[?limit=N][&cursor=C]
+//                                     orders paid more than once or after placement.
+//   GET  /v1/revenue?from=YYYY-MM-DD&to=YYYY-MM-DD
+//                                     per UTC day and currency: captured, refunded, counts.
 //   GET  /v1/projections              every projection: checkpoint, lag, generation, rebuild.
 //   POST /v1/projections/{name}/rebuild  202 an online rebuild started; 404 unknown name,
 //                                     409 rebuild_running.
@@ -91,6 +97,10 @@ class LedgerApi {
   HttpServerResponse GetEvents(const HttpServerRequest& request);
   HttpServerResponse GetProjections(const HttpServerRequest& request);
   HttpServerResponse PostRebuild(const HttpServerRequest& request);
+  HttpServerResponse ListOrphans(const HttpServerRequest& request);
+  HttpServerResponse ListExcess(const HttpServerRequest& request);
+  HttpServerResponse GetRevenue(const HttpServerRequest& request);
+  projections::ProjectionRunner* FindRunner(std::string_view name) const;
   int64_t NowUs() const;
 
   eventstore::EventStore& store_;
