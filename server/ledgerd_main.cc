@@ -39,8 +39,10 @@ Serves the ledger's HTTP/JSON API on the ledger in DIR.
 
   --data-dir DIR        where the ledger keeps its log and state (default ./data; created)
   --listen HOST:PORT    where to listen (default 127.0.0.1:8080; port 0 picks a free one)
-  --config FILE         a TOML file: [server] listen, data_dir; [fulfillment] (see
-                        fulfillment/config.h). Flags override the file.
+  --config FILE         a TOML file: [server] listen, data_dir, body_bytes_max,
+                        header_bytes_max, connections_max, idle_timeout_ms, io_threads,
+                        handler_threads; [fulfillment] (see fulfillment/config.h). Flags
+                        override the file.
   --lms-standin         start an in-process LMS stand-in and point the LMS modules that have
                         no lms_url at it (for development)
   --help                print this help
@@ -58,6 +60,7 @@ struct Flags {
 struct ServerSettings {
   std::string data_dir = "data";
   std::string listen = "127.0.0.1:8080";
+  server::HttpServerOptions http{};
   fulfillment::FulfillmentConfig fulfillment = fulfillment::DefaultFulfillmentConfig();
 };
 
@@ -78,15 +81,32 @@ Result<ServerSettings, std::string> ReadSettings(const std::string& path) {
     const toml::table table = toml::parse(document);
     if (const toml::table* server = table["server"].as_table()) {
       for (const auto& [key, node] : *server) {
+        const std::optional<int64_t> number = node.value<int64_t>();
+        // Limits: positive and below a bound no sane deployment reaches.
+        const bool positive = number && *number > 0 && *number <= (int64_t{1} << 40);
+        server::HttpServerOptions& http = settings.http;
         if (key == "listen" && node.is_string()) {
           settings.listen = node.as_string()->get();
         } else if (key == "data_dir" && node.is_string()) {
           settings.data_dir = node.as_string()->get();
+        } else if (key == "body_bytes_max" && positive) {
+          http.body_bytes_max = static_cast<uint64_t>(*number);
+        } else if (key == "header_bytes_max" && positive && *number <= (1 << 20)) {
+          http.header_bytes_max = static_cast<uint32_t>(*number);
+        } else if (key == "connections_max" && positive) {
+          http.connections_max = static_cast<size_t>(*number);
+        } else if (key == "idle_timeout_ms" && positive) {
+          http.idle_timeout_ms = *number;
+        } else if (key == "io_threads" && positive && *number <= 256) {
+          http.io_threads = static_cast<size_t>(*number);
+        } else if (key == "handler_threads" && positive && *number <= 1024) {
+          http.handler_threads = static_cast<size_t>(*number);
         } else {
-          return Unexpected(
-              fmt::format("{}: server.{}: unknown key or not a string (known: "
-                          "listen, data_dir)",
-                          path, std::string_view(key)));
+          return Unexpected(fmt::format(
+              "{}: server.{} (line {}): unknown key, wrong type or out of range (known: listen, "
+              "data_dir: strings; body_bytes_max, header_bytes_max, connections_max, "
+              "idle_timeout_ms, io_threads, handler_threads: positive integers)",
+              path, std::string_view(key), node.source().begin.line));
         }
       }
     }
@@ -179,12 +199,15 @@ int Run(const Flags& flags) {
        .sync_timeout_ms = config.sync_timeout_ms});
   server::Router routes;
   api.Register(routes);
-  auto http = server::HttpServer::Start({.address = listen->first, .port = listen->second},
-                                        std::move(routes));
+  server::HttpServerOptions http_options = settings.http;
+  http_options.address = listen->first;
+  http_options.port = listen->second;
+  auto http = server::HttpServer::Start(http_options, std::move(routes));
   if (!http) return Fail(http.error());
   fmt::print("ledgerd: data in {} (head position {})\n", settings.data_dir,
              (*store)->HeadPosition());
   fmt::print("listening on http://{}:{}\n", listen->first, (*http)->port());
+  fmt::print("try: curl http://{}:{}/healthz\n", listen->first, (*http)->port());
   std::fflush(stdout);
 
   int signal_number = 0;
