@@ -160,10 +160,10 @@ struct LedgerStores {
 LedgerStores OpenLedger(const eventstore::testing::TempDir& dir) {
   LedgerStores ledger;
   auto opened_store = eventstore::OpenRocksDbEventStore(dir.Child("log"));
-  REQUIRE(opened_store.has_value());
+  if (!opened_store) FAIL("opening the log: " << opened_store.error().ToString());
   ledger.store = std::move(*opened_store);
   auto opened_state = eventstore::OpenRocksDbStateStore(dir.Child("state"));
-  REQUIRE(opened_state.has_value());
+  if (!opened_state) FAIL("opening the state: " << opened_state.error().ToString());
   ledger.state = std::move(*opened_state);
   return ledger;
 }
