@@ -189,6 +189,35 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_.options_.body_bytes_max);
     reading_ = true;
     stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  // A client that sent "Expect: 100-continue" (curl does for bodies over 1 KiB) waits for a
+  // 100 Continue before the body; a body over the limit was refused with the header already.
+  void OnHeader(beast::error_code ec) {
+    if (ec) {
+      reading_ = false;
+      return OnRead(ec);
+    }
+    if (!parser_->is_done() &&
+        beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *go_on,
+                        [self = shared_from_this(), go_on](beast::error_code write_ec, size_t) {
+                          if (write_ec) {
+                            self->reading_ = false;
+                            return self->Close();
+                          }
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->reading_ = false;

@@ -28,6 +28,10 @@ std::unique_ptr<HttpServer> StartServer(HttpServerOptions options = {}) {
                               .body = std::string(request.PathParam("word")) + "|" +
                                       std::string(request.Query("q").value_or("-"))};
   });
+  router.Add("POST", "/size", [](const HttpServerRequest& request) {
+    return HttpServerResponse{
+        .status = 200, .content_type = "text/plain", .body = std::to_string(request.body.size())};
+  });
   router.Add("GET", "/slow", [](const HttpServerRequest&) {
     std::this_thread::sleep_for(300ms);
     return HttpServerResponse{.status = 200, .content_type = "text/plain", .body = "done"};
@@ -63,6 +67,46 @@ TEST_CASE("the router decodes path and query, and connections are kept alive") {
   auto thrown = Get(client, server->port(), "/throw");
   CHECK(thrown.status == 500);
   CHECK(thrown.body.find("internal_error") != std::string::npos);
+}
+
+// A connected loopback socket with a receive timeout.
+int Connect(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  timeval timeout{.tv_sec = 5, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  return fd;
+}
+
+std::string Receive(int fd) {
+  char buffer[4096];
+  const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+}
+
+TEST_CASE("Expect: 100-continue gets 100 Continue before the body, or 413 instead") {
+  auto server = StartServer({.body_bytes_max = 4096});
+  const int fd = Connect(server->port());
+  const std::string head =
+      "POST /size HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\nExpect: 100-continue\r\n\r\n";
+  REQUIRE(::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size()));
+  CHECK(Receive(fd).rfind("HTTP/1.1 100 Continue", 0) == 0);
+  const std::string body(3000, 'x');
+  REQUIRE(::send(fd, body.data(), body.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(body.size()));
+  const std::string answer = Receive(fd);
+  CHECK(answer.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(answer.find("\r\n\r\n3000") != std::string::npos);
+
+  const std::string too_big =
+      "POST /size HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n";
+  REQUIRE(::send(fd, too_big.data(), too_big.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(too_big.size()));
+  CHECK(Receive(fd).rfind("HTTP/1.1 413", 0) == 0);
+  ::close(fd);
 }
 
 TEST_CASE("an idle connection is closed after the idle timeout") {
