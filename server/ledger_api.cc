@@ -820,8 +820,12 @@ HttpServerResponse LedgerApi::GetOrderEvents(const HttpServerRequest& request) {
     return ErrorResponse(404, "order_not_found",
                          "no order " + std::string(request.PathParam("number")));
   }
+  // A stream longer than stream_events_max is cut; the caller pages the rest through
+  // GET /v1/events.
+  const bool truncated = events.size() >= options_.stream_events_max;
   return JsonResponse(200, json::object{{"order_number", request.PathParam("number")},
-                                        {"events", std::move(events)}});
+                                        {"events", std::move(events)},
+                                        {"truncated", truncated}});
 }
 
 HttpServerResponse LedgerApi::PostFulfill(const HttpServerRequest& request) {
