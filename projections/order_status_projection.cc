@@ -34,13 +34,6 @@ std::string AllKey(uint64_t placed_position, std::string_view order_number) {
   return fmt::format("t/{:016x}/{}", placed_position, order_number);
 }
 
-Error Corrupt(std::string message, uint64_t position = 0) {
-  return Error{.code = ErrorCode::kCorruption,
-               .message = std::move(message),
-               .current_version = std::nullopt,
-               .position = position};
-}
-
 // Reads the order rows named by an index scan: the last path segment of each key.
 StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& prefix,
                                  bool newest_first, size_t limit, std::string_view cursor) {
@@ -70,7 +63,7 @@ StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& 
     if (!row) return Unexpected(std::move(row).error());
     if (!*row)
       return Unexpected(
-          Corrupt(fmt::format("an index names order {}, which has no row", order_number)));
+          CorruptionError(fmt::format("an index names order {}, which has no row", order_number)));
     page.rows.push_back(std::move(**row));
   }
   if (keys.size() == limit) page.next_cursor = keys.back();
@@ -92,7 +85,8 @@ std::string OrderStatusProjection::EncodeRow(const OrderRow& row) {
 }
 
 StoreResult<OrderRow> OrderStatusProjection::DecodeRow(std::string_view bytes) {
-  if (bytes.size() < kRowHeaderBytes) return Unexpected(Corrupt("an order row is truncated"));
+  if (bytes.size() < kRowHeaderBytes)
+    return Unexpected(CorruptionError("an order row is truncated"));
   OrderRow row;
   row.position = ReadBigEndian64(bytes.data());
   row.stream_version = ReadBigEndian64(bytes.data() + 8);
@@ -130,7 +124,7 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
   auto next = domain::TryEvolve(std::move(row.state), event);
   if (!next) {
     cache_.erase(cached);  // The row was moved from; the batch is abandoned anyway.
-    return Unexpected(Corrupt(
+    return Unexpected(CorruptionError(
         fmt::format("event at position {} cannot apply: {}", record.position, next.error().problem),
         record.position));
   }

@@ -39,28 +39,6 @@ std::string ExcessKey(uint64_t since_position, std::string_view order_number) {
   return fmt::format("{}{:016x}/{}", kExcessPrefix, since_position, order_number);
 }
 
-Error Corrupt(std::string message, uint64_t position = 0) {
-  return Error{.code = ErrorCode::kCorruption,
-               .message = std::move(message),
-               .current_version = std::nullopt,
-               .position = position};
-}
-Error InvalidArgument(std::string message) {
-  return Error{.code = ErrorCode::kInvalidArgument,
-               .message = std::move(message),
-               .current_version = std::nullopt,
-               .position = 0};
-}
-
-// An event the projection cannot apply, as kCorruption at its position.
-Error CannotApply(const RecordedEvent& record, std::string_view order_number,
-                  std::string_view problem) {
-  return Corrupt(fmt::format("{} at position {} of order {} cannot apply to the payments "
-                             "projection: {}",
-                             record.event_type, record.position, order_number, problem),
-                 record.position);
-}
-
 void PutCapture(std::string& out, const PaymentCapture& capture) {
   PutText(out, capture.processor);
   PutText(out, capture.reference);
@@ -109,15 +87,15 @@ StoreResult<ExcessPayment> MakeExcess(OrderPayments order) {
   }
   const std::optional<int64_t> captured_minor = CapturedMinor(order, excess.currency);
   if (!captured_minor) {
-    return Unexpected(Corrupt(fmt::format("the captures of order {} in {} overflow",
-                                          order.order_number, excess.currency)));
+    return Unexpected(CorruptionError(fmt::format("the captures of order {} in {} overflow",
+                                                  order.order_number, excess.currency)));
   }
   excess.captured_minor = *captured_minor;
   if (order.placed) {
     excess.excess_minor = domain::CheckedSubtract(*captured_minor, order.total_minor);
     if (!excess.excess_minor) {
-      return Unexpected(
-          Corrupt(fmt::format("order {}: captured minus total overflows", order.order_number)));
+      return Unexpected(CorruptionError(
+          fmt::format("order {}: captured minus total overflows", order.order_number)));
     }
   }
   excess.order = std::move(order);
@@ -129,7 +107,8 @@ StoreResult<ExcessPayment> MakeExcess(OrderPayments order) {
 StoreResult<std::string> PageBegin(std::string_view prefix, std::string_view cursor) {
   if (cursor.empty()) return std::string(prefix);
   if (!cursor.starts_with(prefix)) {
-    return Unexpected(InvalidArgument(fmt::format("cursor {:?} is not from this list", cursor)));
+    return Unexpected(
+        InvalidArgumentError(fmt::format("cursor {:?} is not from this list", cursor)));
   }
   return std::string(cursor) + '\0';
 }
@@ -146,7 +125,7 @@ StoreResult<PaymentCapture> PaymentsProjection::DecodeCapture(std::string_view b
   RowReader reader(bytes);
   PaymentCapture capture = ReadCapture(reader);
   if (!reader.ok() || !reader.at_end()) {
-    return Unexpected(Corrupt("a payments capture row is truncated or malformed"));
+    return Unexpected(CorruptionError("a payments capture row is truncated or malformed"));
   }
   return capture;
 }
@@ -168,7 +147,7 @@ std::string PaymentsProjection::EncodeRow(const OrderPayments& row) {
 StoreResult<OrderPayments> PaymentsProjection::DecodeRow(std::string_view bytes) {
   RowReader reader(bytes);
   if (const uint8_t format = reader.U8(); reader.ok() && format != kRowFormat) {
-    return Unexpected(Corrupt(fmt::format("a payments order row has format {}", format)));
+    return Unexpected(CorruptionError(fmt::format("a payments order row has format {}", format)));
   }
   OrderPayments row;
   row.order_number = reader.Text();
@@ -180,13 +159,13 @@ StoreResult<OrderPayments> PaymentsProjection::DecodeRow(std::string_view bytes)
   const uint32_t capture_count = reader.U32();
   if (reader.ok() && capture_count > domain::kCapturesMax) {
     return Unexpected(
-        Corrupt(fmt::format("a payments order row claims {} captures", capture_count)));
+        CorruptionError(fmt::format("a payments order row claims {} captures", capture_count)));
   }
   for (uint32_t i = 0; i < capture_count && reader.ok(); ++i) {
     row.captures.push_back(ReadCapture(reader));
   }
   if (!reader.ok() || !reader.at_end()) {
-    return Unexpected(Corrupt("a payments order row is truncated or malformed"));
+    return Unexpected(CorruptionError("a payments order row is truncated or malformed"));
   }
   return row;
 }
@@ -203,8 +182,8 @@ StoreResult<OrderPayments*> PaymentsProjection::Load(const std::string& order_nu
     auto decoded = DecodeRow(**stored);
     if (!decoded) return Unexpected(std::move(decoded).error());
     if (decoded->order_number != order_number) {
-      return Unexpected(Corrupt(fmt::format("the payments row of order {} names order {}",
-                                            order_number, decoded->order_number)));
+      return Unexpected(CorruptionError(fmt::format("the payments row of order {} names order {}",
+                                                    order_number, decoded->order_number)));
     }
     order = std::move(*decoded);
   }
@@ -218,23 +197,24 @@ StoreResult<void> PaymentsProjection::ApplyCapture(const RecordedEvent& record,
   if (!loaded) return Unexpected(std::move(loaded).error());
   OrderPayments& order = **loaded;
   if (order.captures.size() >= domain::kCapturesMax) {
-    return Unexpected(
-        CannotApply(record, event.order_number,
-                    fmt::format("it holds {} captures already, the most", domain::kCapturesMax)));
+    return Unexpected(CannotApplyError(
+        PaymentsProjection::kName, record, event.order_number,
+        fmt::format("it holds {} captures already, the most", domain::kCapturesMax)));
   }
   if (event.captured_at_us < 0 || event.captured_at_us > domain::kTimeUsMax) {
-    return Unexpected(CannotApply(
-        record, event.order_number,
+    return Unexpected(CannotApplyError(
+        PaymentsProjection::kName, record, event.order_number,
         fmt::format("the capture time {} is outside the domain's bounds", event.captured_at_us)));
   }
   if (event.amount.minor_units <= 0) {
-    return Unexpected(CannotApply(record, event.order_number, "the amount is not positive"));
+    return Unexpected(CannotApplyError(PaymentsProjection::kName, record, event.order_number,
+                                       "the amount is not positive"));
   }
   const std::optional<int64_t> captured_minor = CapturedMinor(order, event.amount.currency);
   if (!captured_minor || !domain::CheckedAdd(*captured_minor, event.amount.minor_units)) {
     return Unexpected(
-        CannotApply(record, event.order_number,
-                    fmt::format("the captures in {} overflow", event.amount.currency)));
+        CannotApplyError(PaymentsProjection::kName, record, event.order_number,
+                         fmt::format("the captures in {} overflow", event.amount.currency)));
   }
 
   const size_t index = order.captures.size();
@@ -265,8 +245,8 @@ StoreResult<void> PaymentsProjection::ApplyCreated(const RecordedEvent& record,
   if (!loaded) return Unexpected(std::move(loaded).error());
   OrderPayments& order = **loaded;
   if (order.placed) {
-    return Unexpected(CannotApply(
-        record, event.order_number,
+    return Unexpected(CannotApplyError(
+        PaymentsProjection::kName, record, event.order_number,
         fmt::format("the order was created before, at position {}", order.placed_position)));
   }
   order.placed = true;
@@ -306,8 +286,8 @@ StoreResult<std::optional<OrderPayments>> PaymentsProjection::Get(const Projecti
   auto row = DecodeRow(**stored);
   if (!row) return Unexpected(std::move(row).error());
   if (row->order_number != order_number) {
-    return Unexpected(Corrupt(fmt::format("the payments row of order {} names order {}",
-                                          order_number, row->order_number)));
+    return Unexpected(CorruptionError(fmt::format("the payments row of order {} names order {}",
+                                                  order_number, row->order_number)));
   }
   return std::optional<OrderPayments>(std::move(*row));
 }
@@ -316,7 +296,7 @@ StoreResult<OrphanPage> PaymentsProjection::ListOrphans(const ProjectionView& vi
                                                         int64_t min_age_us, size_t limit,
                                                         std::string_view cursor) {
   if (min_age_us < 0) {
-    return Unexpected(InvalidArgument(fmt::format("min_age_us {} is negative", min_age_us)));
+    return Unexpected(InvalidArgumentError(fmt::format("min_age_us {} is negative", min_age_us)));
   }
   auto begin = PageBegin(kOrphanPrefix, cursor);
   if (!begin) return Unexpected(std::move(begin).error());
@@ -339,7 +319,7 @@ StoreResult<OrphanPage> PaymentsProjection::ListOrphans(const ProjectionView& vi
         const size_t suffix = kHexIndexChars + 1;
         if (key.size() <= order_begin + suffix || key[order_begin - 1] != '/' ||
             key[key.size() - suffix] != '/') {
-          failure = Corrupt(fmt::format("orphan index key {:?} is malformed", key));
+          failure = CorruptionError(fmt::format("orphan index key {:?} is malformed", key));
           return false;
         }
         auto capture = DecodeCapture(value);
@@ -374,7 +354,7 @@ StoreResult<ExcessPage> PaymentsProjection::ListExcess(const ProjectionView& vie
         // e/<16 hex>/<order number>
         const size_t order_begin = kExcessPrefix.size() + kHexPositionChars + 1;
         if (key.size() <= order_begin || key[order_begin - 1] != '/') {
-          failure = Corrupt(fmt::format("excess index key {:?} is malformed", key));
+          failure = CorruptionError(fmt::format("excess index key {:?} is malformed", key));
           return false;
         }
         keys.emplace_back(key);
@@ -390,8 +370,8 @@ StoreResult<ExcessPage> PaymentsProjection::ListExcess(const ProjectionView& vie
     auto order = Get(view, order_number);
     if (!order) return Unexpected(std::move(order).error());
     if (!*order) {
-      return Unexpected(
-          Corrupt(fmt::format("the excess index names order {}, which has no row", order_number)));
+      return Unexpected(CorruptionError(
+          fmt::format("the excess index names order {}, which has no row", order_number)));
     }
     auto excess = MakeExcess(std::move(**order));
     if (!excess) return Unexpected(std::move(excess).error());

@@ -32,28 +32,6 @@ std::string DayKey(std::string_view day, std::string_view currency) {
   return fmt::format("{}{}/{}", kDayPrefix, day, currency);
 }
 
-Error Corrupt(std::string message, uint64_t position = 0) {
-  return Error{.code = ErrorCode::kCorruption,
-               .message = std::move(message),
-               .current_version = std::nullopt,
-               .position = position};
-}
-Error InvalidArgument(std::string message) {
-  return Error{.code = ErrorCode::kInvalidArgument,
-               .message = std::move(message),
-               .current_version = std::nullopt,
-               .position = 0};
-}
-
-// An event the projection cannot apply, as kCorruption at its position.
-Error CannotApply(const RecordedEvent& record, std::string_view order_number,
-                  std::string_view problem) {
-  return Corrupt(fmt::format("{} at position {} of order {} cannot apply to the revenue "
-                             "projection: {}",
-                             record.event_type, record.position, order_number, problem),
-                 record.position);
-}
-
 bool IsDigits(std::string_view text) {
   for (char c : text) {
     if (c < '0' || c > '9') return false;
@@ -111,8 +89,8 @@ StoreResult<RevenueRow> RevenueProjection::DecodeDayRow(std::string_view day,
   row.captures = reader.U64();
   row.revocations = reader.U64();
   if (!reader.ok() || !reader.at_end() || format != kRowFormat) {
-    return Unexpected(
-        Corrupt(fmt::format("the revenue row of {} {} is truncated or malformed", day, currency)));
+    return Unexpected(CorruptionError(
+        fmt::format("the revenue row of {} {} is truncated or malformed", day, currency)));
   }
   return row;
 }
@@ -137,7 +115,8 @@ StoreResult<RevenueOrder> RevenueProjection::DecodeOrderRow(std::string_view byt
   order.currency = reader.Text();
   const uint32_t line_count = reader.U32();
   if (line_count > domain::kLinesMax) {
-    return Unexpected(Corrupt(fmt::format("a revenue order row claims {} lines", line_count)));
+    return Unexpected(
+        CorruptionError(fmt::format("a revenue order row claims {} lines", line_count)));
   }
   for (uint32_t i = 0; i < line_count && reader.ok(); ++i) {
     RevenueOrderLine line;
@@ -147,7 +126,7 @@ StoreResult<RevenueOrder> RevenueProjection::DecodeOrderRow(std::string_view byt
     order.lines.push_back(std::move(line));
   }
   if (!reader.ok() || !reader.at_end() || format != kRowFormat) {
-    return Unexpected(Corrupt("a revenue order row is truncated or malformed"));
+    return Unexpected(CorruptionError("a revenue order row is truncated or malformed"));
   }
   return order;
 }
@@ -156,10 +135,11 @@ StoreResult<RevenueRow*> RevenueProjection::LoadDay(const RecordedEvent& record,
                                                     const std::string& currency, RowBatch& rows) {
   const std::optional<std::string> day = UtcDay(record.recorded_at_us);
   if (!day) {
-    return Unexpected(Corrupt(fmt::format("the record at position {} was committed at {} us, "
-                                          "outside the domain's time bounds",
-                                          record.position, record.recorded_at_us),
-                              record.position));
+    return Unexpected(
+        CorruptionError(fmt::format("the record at position {} was committed at {} us, "
+                                    "outside the domain's time bounds",
+                                    record.position, record.recorded_at_us),
+                        record.position));
   }
   std::string key = DayKey(*day, currency);
   auto cached = days_.find(key);
@@ -196,11 +176,13 @@ StoreResult<void> RevenueProjection::ApplyCapture(const RecordedEvent& record,
                                                   const domain::PaymentCaptured& event,
                                                   RowBatch& rows) {
   if (!domain::FindCurrency(event.amount.currency)) {
-    return Unexpected(CannotApply(record, event.order_number,
-                                  fmt::format("unknown currency {:?}", event.amount.currency)));
+    return Unexpected(
+        CannotApplyError(RevenueProjection::kName, record, event.order_number,
+                         fmt::format("unknown currency {:?}", event.amount.currency)));
   }
   if (event.amount.minor_units <= 0) {
-    return Unexpected(CannotApply(record, event.order_number, "the amount is not positive"));
+    return Unexpected(CannotApplyError(RevenueProjection::kName, record, event.order_number,
+                                       "the amount is not positive"));
   }
   auto loaded = LoadDay(record, event.amount.currency, rows);
   if (!loaded) return Unexpected(std::move(loaded).error());
@@ -208,8 +190,8 @@ StoreResult<void> RevenueProjection::ApplyCapture(const RecordedEvent& record,
   const std::optional<int64_t> captured_minor =
       domain::CheckedAdd(row.captured_minor, event.amount.minor_units);
   if (!captured_minor) {
-    return Unexpected(CannotApply(
-        record, event.order_number,
+    return Unexpected(CannotApplyError(
+        RevenueProjection::kName, record, event.order_number,
         fmt::format("the amount captured on {} in {} overflows", row.day, row.currency)));
   }
   row.captured_minor = *captured_minor;
@@ -223,15 +205,17 @@ StoreResult<void> RevenueProjection::ApplyCreated(const RecordedEvent& record,
   auto loaded = LoadOrder(event.order_number, rows);
   if (!loaded) return Unexpected(std::move(loaded).error());
   if (*loaded != nullptr) {
-    return Unexpected(CannotApply(record, event.order_number, "the order was created before"));
+    return Unexpected(CannotApplyError(RevenueProjection::kName, record, event.order_number,
+                                       "the order was created before"));
   }
   if (!domain::FindCurrency(event.currency)) {
-    return Unexpected(CannotApply(record, event.order_number,
-                                  fmt::format("unknown currency {:?}", event.currency)));
+    return Unexpected(CannotApplyError(RevenueProjection::kName, record, event.order_number,
+                                       fmt::format("unknown currency {:?}", event.currency)));
   }
   if (event.lines.size() > domain::kLinesMax) {
-    return Unexpected(CannotApply(record, event.order_number,
-                                  fmt::format("{} lines, more than the most", event.lines.size())));
+    return Unexpected(
+        CannotApplyError(RevenueProjection::kName, record, event.order_number,
+                         fmt::format("{} lines, more than the most", event.lines.size())));
   }
   RevenueOrder order{.currency = event.currency, .lines = {}};
   for (const domain::Line& line : event.lines) {
@@ -239,9 +223,9 @@ StoreResult<void> RevenueProjection::ApplyCreated(const RecordedEvent& record,
         domain::CheckedMultiply(line.quantity, line.unit_price_minor);
     if (!amount_minor || *amount_minor < 0) {
       return Unexpected(
-          CannotApply(record, event.order_number,
-                      fmt::format("line {}: {} x {} is negative or overflows", line.line_id,
-                                  line.quantity, line.unit_price_minor)));
+          CannotApplyError(RevenueProjection::kName, record, event.order_number,
+                           fmt::format("line {}: {} x {} is negative or overflows", line.line_id,
+                                       line.quantity, line.unit_price_minor)));
     }
     order.lines.push_back(
         RevenueOrderLine{.line_id = line.line_id, .amount_minor = *amount_minor, .revoked = false});
@@ -257,8 +241,8 @@ StoreResult<void> RevenueProjection::ApplyRevoked(const RecordedEvent& record,
   if (!loaded) return Unexpected(std::move(loaded).error());
   RevenueOrder* order = *loaded;
   if (order == nullptr) {
-    return Unexpected(
-        CannotApply(record, event.order_number, "it comes before the order's OrderCreated"));
+    return Unexpected(CannotApplyError(RevenueProjection::kName, record, event.order_number,
+                                       "it comes before the order's OrderCreated"));
   }
   RevenueOrderLine* line = nullptr;
   for (RevenueOrderLine& candidate : order->lines) {
@@ -268,12 +252,12 @@ StoreResult<void> RevenueProjection::ApplyRevoked(const RecordedEvent& record,
     }
   }
   if (line == nullptr) {
-    return Unexpected(CannotApply(record, event.order_number,
-                                  fmt::format("the order has no line {}", event.line_id)));
+    return Unexpected(CannotApplyError(RevenueProjection::kName, record, event.order_number,
+                                       fmt::format("the order has no line {}", event.line_id)));
   }
   if (line->revoked) {
-    return Unexpected(CannotApply(record, event.order_number,
-                                  fmt::format("line {} was revoked before", event.line_id)));
+    return Unexpected(CannotApplyError(RevenueProjection::kName, record, event.order_number,
+                                       fmt::format("line {} was revoked before", event.line_id)));
   }
   auto day = LoadDay(record, order->currency, rows);
   if (!day) return Unexpected(std::move(day).error());
@@ -281,8 +265,8 @@ StoreResult<void> RevenueProjection::ApplyRevoked(const RecordedEvent& record,
   const std::optional<int64_t> refunded_minor =
       domain::CheckedAdd(row.refunded_minor, line->amount_minor);
   if (!refunded_minor) {
-    return Unexpected(CannotApply(
-        record, event.order_number,
+    return Unexpected(CannotApplyError(
+        RevenueProjection::kName, record, event.order_number,
         fmt::format("the amount refunded on {} in {} overflows", row.day, row.currency)));
   }
   row.refunded_minor = *refunded_minor;
@@ -319,7 +303,7 @@ StoreResult<std::vector<RevenueRow>> RevenueProjection::Range(const ProjectionVi
                                                               std::string_view to_day) {
   for (std::string_view day : {from_day, to_day}) {
     if (!IsValidDay(day)) {
-      return Unexpected(InvalidArgument(fmt::format("{:?} is not a day (YYYY-MM-DD)", day)));
+      return Unexpected(InvalidArgumentError(fmt::format("{:?} is not a day (YYYY-MM-DD)", day)));
     }
   }
   std::vector<RevenueRow> rows;
@@ -333,13 +317,13 @@ StoreResult<std::vector<RevenueRow>> RevenueProjection::Range(const ProjectionVi
         // d/YYYY-MM-DD/<currency>
         const size_t currency_begin = kDayPrefix.size() + kDayChars + 1;
         if (key.size() <= currency_begin || key[currency_begin - 1] != '/') {
-          failure = Corrupt(fmt::format("revenue key {:?} is malformed", key));
+          failure = CorruptionError(fmt::format("revenue key {:?} is malformed", key));
           return false;
         }
         if (rows.size() == kRangeRowsMax) {
           failure =
-              InvalidArgument(fmt::format("{}..{} holds more than {} rows: ask for fewer days",
-                                          from_day, to_day, kRangeRowsMax));
+              InvalidArgumentError(fmt::format("{}..{} holds more than {} rows: ask for fewer days",
+                                               from_day, to_day, kRangeRowsMax));
           return false;
         }
         auto row = DecodeDayRow(key.substr(kDayPrefix.size(), kDayChars),
