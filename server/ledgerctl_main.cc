@@ -1,458 +1,114 @@
-// ledgerctl: the operator's command line. These subcommands work offline, straight on a data
-// directory that no ledgerd holds open (RocksDB allows one process at a time).
-//
-// Exit codes: 0 success; 1 the ledger answered "no" (a broken chain, a projection that differs
-// from the log, an unknown order); 2 bad usage; 3 the data could not be read (I/O, corruption).
+// ledgerctl: the operator's command line. See server/ledgerctl.h for how subcommands are laid
+// out and what the exit codes mean.
 #include <fmt/format.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
-#include <ctime>
-#include <map>
-#include <optional>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
-#include "base/bytes.h"
-#include "domain/money.h"
-#include "eventstore/event_codec.h"
-#include "eventstore/event_store.h"
-#include "eventstore/order_command_service.h"
-#include "eventstore/state_store.h"
-#include "projections/history.h"
-#include "projections/projection_runner.h"
-#include "projections/registry.h"
-#include "server/data_dir.h"
+#include "server/ledgerctl.h"
 
 namespace {
 
-using namespace ledger;
-using eventstore::EventStore;
-using eventstore::StateStore;
+using namespace ledger::ctl;
 
-constexpr int kExitNo = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitData = 3;
-
-constexpr std::string_view kUsage = R"(usage: ledgerctl [--data-dir DIR] [--json] COMMAND [ARGS]
-
-Offline commands, on a data directory no ledgerd holds open (default ./data):
-  verify [--from P] [--to P]     walk the hash chain, with progress; names the first bad position
-  projections                    each projection's generation, checkpoint and lag
-  rebuild NAME                   rebuild a projection from position 1, with progress
-  check                          compare the order status projection with a fresh fold of the log
-  status ORDER [--as-of P|TIME]  an order's status (TIME in RFC 3339, e.g. 2026-11-22T10:00:00Z)
-  events ORDER                   an order's history, every event with its position and hash
-
-Options:
-  --data-dir DIR   the ledger's data directory
-  --json           machine-readable output (one JSON document)
-  --help           this help
-
-Exit codes: 0 ok; 1 the answer is no (broken chain, differences, unknown order);
-2 bad usage; 3 the data could not be read.
-)";
-
-struct Options {
-  std::string data_dir = "data";
-  bool json = false;
-  std::vector<std::string> arguments;
-};
-
-int Fail(int code, const std::string& message) {
-  std::fprintf(stderr, "ledgerctl: %s\n", message.c_str());
-  return code;
-}
-
-int DataError(const eventstore::Error& error) { return Fail(kExitData, error.ToString()); }
-
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-          out += c;
-        }
+// Every subcommand, entries of the same name from different files merged into one.
+std::vector<Command> AllCommands() {
+  std::vector<Command> merged;
+  auto add = [&merged](const std::vector<Command>& table) {
+    for (const Command& command : table) {
+      Command* existing = nullptr;
+      for (Command& known : merged) {
+        if (known.name == command.name) existing = &known;
+      }
+      if (existing == nullptr) {
+        merged.push_back(command);
+        continue;
+      }
+      if (command.offline != nullptr) existing->offline = command.offline;
+      if (command.remote != nullptr) existing->remote = command.remote;
     }
-  }
-  return out + "\"";
+  };
+  add(OfflineCommands());
+  return merged;
 }
 
-// A progress line on stderr, redrawn in place when stderr is a terminal.
-class ProgressLine {
- public:
-  explicit ProgressLine(std::string label)
-      : label_(std::move(label)),
-        started_(std::chrono::steady_clock::now()),
-        terminal_(::isatty(STDERR_FILENO) != 0) {}
-
-  void Update(uint64_t done, uint64_t total) {
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
-    const double left = rate > 0 ? static_cast<double>(total - done) / rate : 0;
-    const int percent = total > 0 ? static_cast<int>(100 * done / total) : 100;
-    const std::string line = fmt::format("{}: {:>3}% {}/{} events, {:.0f} events/s, {:.1f} s left",
-                                         label_, percent, done, total, rate, left);
-    if (terminal_) {
-      std::fprintf(stderr, "\r%s\033[K", line.c_str());
-    } else if (done == total || seconds - last_printed_ >= 1.0) {
-      std::fprintf(stderr, "%s\n", line.c_str());
-      last_printed_ = seconds;
-    }
+std::string Usage(const std::vector<Command>& commands) {
+  std::string text =
+      "usage: ledgerctl [--data-dir DIR | --url URL [--token TOKEN]] [--json] COMMAND [ARGS]\n\n"
+      "Commands (offline: on a data directory no ledgerd holds open, default ./data;\n"
+      "remote: against a running ledgerd, with --url):\n";
+  for (const Command& command : commands) {
+    const char* where = command.offline != nullptr && command.remote != nullptr ? "both"
+                        : command.offline != nullptr                            ? "offline"
+                                                                                : "remote";
+    text += fmt::format("  {:<34} {} [{}]\n", command.synopsis, command.summary, where);
   }
-  void Finish() {
-    if (terminal_) std::fputc('\n', stderr);
-  }
-
- private:
-  std::string label_;
-  std::chrono::steady_clock::time_point started_;
-  bool terminal_;
-  double last_printed_ = -1;
-};
-
-struct Ledger {
-  std::unique_ptr<EventStore> store;
-  std::unique_ptr<StateStore> state;
-};
-
-std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& exit_code) {
-  Ledger ledger;
-  auto store = eventstore::OpenRocksDbEventStore(server::LogPath(options.data_dir));
-  if (!store) {
-    exit_code = DataError(store.error());
-    return std::nullopt;
-  }
-  ledger.store = std::move(*store);
-  if (with_state) {
-    auto state = eventstore::OpenRocksDbStateStore(server::StatePath(options.data_dir));
-    if (!state) {
-      exit_code = DataError(state.error());
-      return std::nullopt;
-    }
-    ledger.state = std::move(*state);
-  }
-  return ledger;
-}
-
-std::optional<uint64_t> ParsePosition(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
-  uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return value;
-}
-
-// RFC 3339 in UTC ("Z") or with an offset, seconds precision or finer (fraction ignored beyond
-// microseconds). nullopt on anything else.
-std::optional<int64_t> ParseRfc3339(std::string_view text) {
-  std::tm parts{};
-  const std::string copy(text);
-  const char* rest = ::strptime(copy.c_str(), "%Y-%m-%dT%H:%M:%S", &parts);
-  if (rest == nullptr) return std::nullopt;
-  int64_t micros = 0;
-  if (*rest == '.') {
-    ++rest;
-    int digits = 0;
-    while (*rest >= '0' && *rest <= '9') {
-      if (digits < 6) micros = micros * 10 + (*rest - '0');
-      ++digits;
-      ++rest;
-    }
-    if (digits == 0) return std::nullopt;
-    for (; digits < 6; ++digits) micros *= 10;
-  }
-  int64_t offset_seconds = 0;
-  if (*rest == 'Z' || *rest == 'z') {
-    ++rest;
-  } else if (*rest == '+' || *rest == '-') {
-    const int sign = *rest == '-' ? -1 : 1;
-    int hours = 0, minutes = 0;
-    if (std::sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2) return std::nullopt;
-    offset_seconds = sign * (hours * 3600 + minutes * 60);
-    rest += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (*rest != '\0') return std::nullopt;
-  const int64_t seconds = static_cast<int64_t>(::timegm(&parts)) - offset_seconds;
-  return seconds * 1'000'000 + micros;
-}
-
-std::string FormatTime(int64_t time_us) {
-  const std::time_t seconds = static_cast<std::time_t>(time_us / 1'000'000);
-  std::tm parts{};
-  ::gmtime_r(&seconds, &parts);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &parts);
-  return fmt::format("{}.{:06d}Z", text, time_us % 1'000'000);
-}
-
-std::string FormatAmount(int64_t minor_units, std::string_view currency) {
-  auto known = domain::FindCurrency(currency);
-  if (!known) return fmt::format("{} (minor units) {}", minor_units, currency);
-  return domain::FormatMinorUnits(minor_units, *known) + " " + std::string(currency);
-}
-
-int Verify(const Options& options, const std::vector<std::string>& args) {
-  uint64_t from = 1, to = UINT64_MAX;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::optional<uint64_t>* target = nullptr;
-    std::optional<uint64_t> parsed;
-    if ((args[i] == "--from" || args[i] == "--to") && i + 1 < args.size()) {
-      parsed = ParsePosition(args[i + 1]);
-      if (!parsed) return Fail(kExitUsage, fmt::format("{} needs a position", args[i]));
-      (args[i] == "--from" ? from : to) = *parsed;
-      ++i;
-    } else {
-      (void)target;
-      return Fail(kExitUsage, fmt::format("verify: unknown argument '{}'", args[i]));
-    }
-  }
-  int exit_code = 0;
-  auto ledger = OpenLedger(options, false, exit_code);
-  if (!ledger) return exit_code;
-  ProgressLine progress("verify");
-  auto report = ledger->store->Verify(
-      from, to, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
-  progress.Finish();
-  if (!report) return DataError(report.error());
-  if (options.json) {
-    std::printf(
-        "{\"ok\":%s,\"from\":%llu,\"to\":%llu,\"events_checked\":%llu,"
-        "\"first_bad_position\":%llu,\"problem\":%s,\"last_hash\":\"%s\"}\n",
-        report->ok ? "true" : "false", static_cast<unsigned long long>(report->from_position),
-        static_cast<unsigned long long>(report->to_position),
-        static_cast<unsigned long long>(report->events_checked),
-        static_cast<unsigned long long>(report->first_bad_position),
-        JsonString(report->problem).c_str(),
-        ToHex(std::span<const uint8_t>(report->last_hash)).c_str());
-  } else if (report->ok) {
-    fmt::print("ok: positions {}..{} ({} events) verify; chain head hash {}\n",
-               report->from_position, report->to_position, report->events_checked,
-               ToHex(std::span<const uint8_t>(report->last_hash)));
-  } else {
-    fmt::print("BROKEN at position {}: {}\n", report->first_bad_position, report->problem);
-  }
-  return report->ok ? 0 : kExitNo;
-}
-
-int ListProjections(const Options& options) {
-  int exit_code = 0;
-  auto ledger = OpenLedger(options, true, exit_code);
-  if (!ledger) return exit_code;
-  std::vector<std::string> json_rows;
-  if (!options.json)
-    fmt::print("{:<14} {:>10} {:>12} {:>10}\n", "NAME", "GENERATION", "CHECKPOINT", "LAG");
-  for (auto& factory : projections::DefaultProjections()) {
-    auto runner = projections::ProjectionRunner::Open(*ledger->store, *ledger->state, factory);
-    if (!runner) return DataError(runner.error());
-    const auto& r = **runner;
-    if (options.json) {
-      json_rows.push_back(
-          fmt::format("{{\"name\":{},\"generation\":{},\"checkpoint\":{},\"lag\":{}}}",
-                      JsonString(r.name()), r.generation(), r.checkpoint(), r.lag()));
-    } else {
-      fmt::print("{:<14} {:>10} {:>12} {:>10}\n", r.name(), r.generation(), r.checkpoint(),
-                 r.lag());
-    }
-  }
-  if (options.json) fmt::print("[{}]\n", fmt::join(json_rows, ","));
-  return 0;
-}
-
-int Rebuild(const Options& options, const std::vector<std::string>& args) {
-  if (args.size() != 1) return Fail(kExitUsage, "rebuild takes one projection name");
-  auto factory = projections::FindProjection(args[0]);
-  if (!factory) return Fail(kExitUsage, fmt::format("no projection is named '{}'", args[0]));
-  int exit_code = 0;
-  auto ledger = OpenLedger(options, true, exit_code);
-  if (!ledger) return exit_code;
-  auto runner = projections::ProjectionRunner::Open(*ledger->store, *ledger->state, factory);
-  if (!runner) return DataError(runner.error());
-  ProgressLine progress("rebuild " + args[0]);
-  const auto started = std::chrono::steady_clock::now();
-  auto rebuilt =
-      (*runner)->RebuildNow([&](uint64_t done, uint64_t total) { progress.Update(done, total); });
-  progress.Finish();
-  if (!rebuilt) return DataError(rebuilt.error());
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const uint64_t events = (*runner)->checkpoint();
-  if (options.json) {
-    fmt::print("{{\"projection\":{},\"generation\":{},\"events\":{},\"seconds\":{:.3f}}}\n",
-               JsonString(args[0]), (*runner)->generation(), events, seconds);
-  } else {
-    fmt::print("rebuilt {} (generation {}) over {} events in {:.2f} s ({:.0f} events/s)\n", args[0],
-               (*runner)->generation(), events, seconds,
-               seconds > 0 ? static_cast<double>(events) / seconds : 0);
-  }
-  return 0;
-}
-
-int Check(const Options& options) {
-  int exit_code = 0;
-  auto ledger = OpenLedger(options, true, exit_code);
-  if (!ledger) return exit_code;
-  auto runner = projections::ProjectionRunner::Open(*ledger->store, *ledger->state,
-                                                    projections::FindProjection("order_status"));
-  if (!runner) return DataError(runner.error());
-  auto report = projections::CheckOrderStatus(*ledger->store, (*runner)->View());
-  if (!report) return DataError(report.error());
-  if (options.json) {
-    std::vector<std::string> differences;
-    for (const auto& difference : report->differences)
-      differences.push_back(JsonString(difference));
-    fmt::print("{{\"ok\":{},\"position\":{},\"orders_checked\":{},\"differences\":[{}]}}\n",
-               report->ok(), report->position, report->orders_checked, fmt::join(differences, ","));
-  } else {
-    fmt::print("checked {} orders at position {}: {}\n", report->orders_checked, report->position,
-               report->ok() ? "the projection equals the log"
-                            : fmt::format("{} differences", report->differences.size()));
-    for (const auto& difference : report->differences) fmt::print("  {}\n", difference);
-  }
-  return report->ok() ? 0 : kExitNo;
-}
-
-int Status(const Options& options, const std::vector<std::string>& args) {
-  if (args.empty()) return Fail(kExitUsage, "status needs an order number");
-  std::optional<std::string> as_of;
-  if (args.size() == 3 && args[1] == "--as-of") {
-    as_of = args[2];
-  } else if (args.size() != 1) {
-    return Fail(kExitUsage, "usage: status ORDER [--as-of POSITION|TIME]");
-  }
-  int exit_code = 0;
-  auto ledger = OpenLedger(options, false, exit_code);
-  if (!ledger) return exit_code;
-  uint64_t position = UINT64_MAX;
-  if (as_of) {
-    if (auto parsed = ParsePosition(*as_of)) {
-      position = *parsed;
-    } else if (auto time = ParseRfc3339(*as_of)) {
-      auto found = projections::PositionAtTime(*ledger->store, *time);
-      if (!found) return DataError(found.error());
-      position = *found;
-    } else {
-      return Fail(kExitUsage, "--as-of takes a position or an RFC 3339 time");
-    }
-  }
-  auto loaded = projections::OrderAsOf(*ledger->store, args[0], position);
-  if (!loaded) return DataError(loaded.error());
-  if (!loaded->stream_version) return Fail(kExitNo, fmt::format("no order {}", args[0]));
-  const domain::OrderState& state = loaded->state;
-  if (options.json) {
-    std::vector<std::string> lines;
-    for (const auto& line : state.lines) {
-      lines.push_back(
-          fmt::format("{{\"line_id\":{},\"product_type\":{},\"status\":{},\"attempts\":{},"
-                      "\"last_error\":{},\"next_retry_at_us\":{}}}",
-                      JsonString(line.line.line_id), JsonString(line.line.product_type),
-                      JsonString(domain::LineStatusName(line.status)), line.attempts,
-                      JsonString(line.last_error_message), line.next_retry_at_us));
-    }
-    fmt::print(
-        "{{\"order_number\":{},\"placed\":{},\"status\":{},\"position\":{},"
-        "\"stream_version\":{},\"lines\":[{}]}}\n",
-        JsonString(args[0]), state.placed(),
-        JsonString(state.placed() ? domain::OrderStatusName(state.status) : "Not placed"),
-        loaded->position, *loaded->stream_version, fmt::join(lines, ","));
-    return 0;
-  }
-  fmt::print("order {}: {} (as of position {}, stream version {})\n", args[0],
-             state.placed() ? domain::OrderStatusName(state.status) : "captured, not placed",
-             loaded->position, *loaded->stream_version);
-  if (state.placement) {
-    fmt::print("  user {} ({}), total {}, captured {}, refunded {}\n",
-               state.placement->user.username, state.placement->user.id,
-               FormatAmount(state.amounts.total_minor, state.placement->currency),
-               FormatAmount(state.amounts.captured_minor, state.placement->currency),
-               FormatAmount(state.amounts.refunded_minor, state.placement->currency));
-  }
-  fmt::print("  {:<8} {:<20} {:<34} {:>8}  {}\n", "LINE", "PRODUCT", "STATUS", "ATTEMPTS",
-             "LAST ERROR");
-  for (const auto& line : state.lines) {
-    fmt::print("  {:<8} {:<20} {:<34} {:>8}  {}\n", line.line.line_id, line.line.product_type,
-               domain::LineStatusName(line.status), line.attempts, line.last_error_message);
-  }
-  return 0;
-}
-
-int Events(const Options& options, const std::vector<std::string>& args) {
-  if (args.size() != 1) return Fail(kExitUsage, "events takes one order number");
-  int exit_code = 0;
-  auto ledger = OpenLedger(options, false, exit_code);
-  if (!ledger) return exit_code;
-  auto events =
-      ledger->store->ReadStream(domain::OrderStreamName(args[0]), eventstore::Direction::kForward,
-                                0, EventStore::kReadCountMax);
-  if (!events) return DataError(events.error());
-  if (events->empty()) return Fail(kExitNo, fmt::format("no order {}", args[0]));
-  std::vector<std::string> json_rows;
-  for (const auto& record : *events) {
-    const std::string hash = ToHex(std::span<const uint8_t>(record.hash));
-    if (options.json) {
-      json_rows.push_back(fmt::format(
-          "{{\"position\":{},\"version\":{},\"type\":{},\"recorded_at\":{},\"actor\":{},"
-          "\"hash\":\"{}\"}}",
-          record.position, record.version, JsonString(record.event_type),
-          JsonString(FormatTime(record.recorded_at_us)), JsonString(record.actor), hash));
-    } else {
-      fmt::print("{:>10} {:>4}  {}  {:<26} {:<16} {}\n", record.position, record.version,
-                 FormatTime(record.recorded_at_us), record.event_type, record.actor,
-                 hash.substr(0, 16));
-    }
-  }
-  if (options.json) fmt::print("[{}]\n", fmt::join(json_rows, ","));
-  return 0;
+  text +=
+      "\nOptions:\n"
+      "  --data-dir DIR   the ledger's data directory (offline commands)\n"
+      "  --url URL        a running ledgerd, e.g. http://127.0.0.1:8080 (remote commands)\n"
+      "  --token TOKEN    the bearer token for --url (default: $LEDGER_TOKEN)\n"
+      "  --json           machine-readable output\n"
+      "  --help           this help\n\n"
+      "Exit codes: 0 ok; 1 the answer is no (broken chain, differences, unknown order);\n"
+      "2 bad usage; 3 the data could not be read or the server could not be reached.\n";
+  return text;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::vector<Command> commands = AllCommands();
   Options options;
+  if (const char* token = std::getenv("LEDGER_TOKEN"); token != nullptr) options.token = token;
+  bool data_dir_given = false;
+  std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
+    const bool global = words.empty();
     if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage.data(), stdout);
+      std::fputs(Usage(commands).c_str(), stdout);
       return 0;
     }
-    if (options.arguments.empty() && arg == "--data-dir") {
-      if (i + 1 >= argc) return Fail(kExitUsage, "--data-dir needs a directory");
-      options.data_dir = argv[++i];
-    } else if (options.arguments.empty() && arg == "--json") {
+    if (global && (arg == "--data-dir" || arg == "--url" || arg == "--token")) {
+      if (i + 1 >= argc) return Fail(kExitUsage, fmt::format("{} needs a value", arg));
+      std::string value = argv[++i];
+      if (arg == "--data-dir") {
+        options.data_dir = std::move(value);
+        data_dir_given = true;
+      } else if (arg == "--url") {
+        while (!value.empty() && value.back() == '/') value.pop_back();
+        if (value.empty()) return Fail(kExitUsage, "--url needs a URL");
+        options.url = std::move(value);
+      } else {
+        options.token = std::move(value);
+      }
+    } else if (arg == "--json") {
       options.json = true;
     } else {
-      options.arguments.emplace_back(arg);
+      words.emplace_back(arg);
     }
   }
-  if (options.arguments.empty()) {
-    std::fputs(kUsage.data(), stderr);
+  if (words.empty()) {
+    std::fputs(Usage(commands).c_str(), stderr);
     return kExitUsage;
   }
-  const std::string command = options.arguments.front();
-  const std::vector<std::string> args(options.arguments.begin() + 1, options.arguments.end());
-  if (command == "verify") return Verify(options, args);
-  if (command == "projections") return ListProjections(options);
-  if (command == "rebuild") return Rebuild(options, args);
-  if (command == "check") return Check(options);
-  if (command == "status") return Status(options, args);
-  if (command == "events") return Events(options, args);
-  return Fail(kExitUsage, fmt::format("unknown command '{}' (see ledgerctl --help)", command));
+  if (data_dir_given && !options.url.empty()) {
+    return Fail(kExitUsage, "--data-dir and --url exclude each other");
+  }
+  const std::string& name = words.front();
+  options.arguments.assign(words.begin() + 1, words.end());
+  for (const Command& command : commands) {
+    if (command.name != name) continue;
+    const bool remote = !options.url.empty();
+    const CommandFn run = remote ? command.remote : command.offline;
+    if (run == nullptr) {
+      return Fail(kExitUsage, remote ? fmt::format("{} works offline only (drop --url)", name)
+                                     : fmt::format("{} needs a running ledgerd (--url URL)", name));
+    }
+    return run(options, options.arguments);
+  }
+  return Fail(kExitUsage, fmt::format("unknown command '{}' (see ledgerctl --help)", name));
 }

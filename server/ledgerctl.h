@@ -1,0 +1,95 @@
+// ledgerctl's shared pieces: options, exit codes, output helpers and the command table.
+//
+// Each group of subcommands lives in its own file and lists itself in a table
+// (ledgerctl_offline.cc: on a data directory; further files add theirs). A subcommand may have
+// an offline form, run straight on a data directory no ledgerd holds open, and a remote form,
+// run against a ledgerd over HTTP; `--url` picks the remote form.
+//
+// Exit codes: 0 success; 1 the ledger answered "no" (a broken chain, a projection that differs
+// from the log, an unknown order); 2 bad usage; 3 the data could not be read or the server could
+// not be reached.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eventstore/event_store.h"
+#include "eventstore/state_store.h"
+
+namespace ledger::ctl {
+
+inline constexpr int kExitNo = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitData = 3;
+
+struct Options {
+  std::string data_dir = "data";
+  // Non-empty: run against the ledgerd at this base URL ("http://127.0.0.1:8080").
+  std::string url;
+  // The bearer token sent to ledgerd (also read from LEDGER_TOKEN).
+  std::string token;
+  bool json = false;
+  // The subcommand's own arguments (after its name).
+  std::vector<std::string> arguments;
+};
+
+using CommandFn = int (*)(const Options& options, const std::vector<std::string>& args);
+
+struct Command {
+  std::string_view name;
+  std::string_view synopsis;  // "status ORDER [--as-of P|TIME]"
+  std::string_view summary;   // one line for --help
+  CommandFn offline = nullptr;
+  CommandFn remote = nullptr;
+};
+
+// The tables of each file; main merges entries of the same name.
+std::vector<Command> OfflineCommands();
+
+// Prints "ledgerctl: <message>" on stderr and returns `code`.
+int Fail(int code, const std::string& message);
+int DataError(const eventstore::Error& error);
+
+// `text` as a JSON string literal, quotes included.
+std::string JsonString(std::string_view text);
+
+// A progress line on stderr, redrawn in place when stderr is a terminal, else printed about once
+// a second.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::string label);
+  void Update(uint64_t done, uint64_t total);
+  void Finish();
+
+ private:
+  std::string label_;
+  std::chrono::steady_clock::time_point started_;
+  bool terminal_;
+  double last_printed_ = -1;
+};
+
+struct Ledger {
+  std::unique_ptr<eventstore::EventStore> store;
+  std::unique_ptr<eventstore::StateStore> state;
+};
+
+// Opens options.data_dir's log (and state store when `with_state`); on failure prints the error,
+// sets exit_code and returns nullopt.
+std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& exit_code);
+
+// A decimal position, nullopt on anything else.
+std::optional<uint64_t> ParsePosition(std::string_view text);
+// RFC 3339 in UTC ("Z") or with an offset, seconds precision or finer (fraction beyond
+// microseconds ignored), as microseconds since the Unix epoch; nullopt on anything else.
+std::optional<int64_t> ParseRfc3339(std::string_view text);
+// "2026-11-22T10:00:00.000000Z".
+std::string FormatTime(int64_t time_us);
+// "49.00 USD"; minor units with the code for an unknown currency.
+std::string FormatAmount(int64_t minor_units, std::string_view currency);
+
+}  // namespace ledger::ctl

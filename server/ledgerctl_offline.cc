@@ -1,0 +1,262 @@
+// ledgerctl's offline subcommands: straight on a data directory that no ledgerd holds open
+// (RocksDB allows one process at a time).
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "domain/money.h"
+#include "eventstore/event_codec.h"
+#include "eventstore/event_store.h"
+#include "eventstore/order_command_service.h"
+#include "eventstore/state_store.h"
+#include "projections/history.h"
+#include "projections/projection_runner.h"
+#include "projections/registry.h"
+#include "server/ledgerctl.h"
+
+namespace ledger::ctl {
+namespace {
+
+using eventstore::EventStore;
+using eventstore::StateStore;
+
+int Verify(const Options& options, const std::vector<std::string>& args) {
+  uint64_t from = 1, to = UINT64_MAX;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::optional<uint64_t>* target = nullptr;
+    std::optional<uint64_t> parsed;
+    if ((args[i] == "--from" || args[i] == "--to") && i + 1 < args.size()) {
+      parsed = ParsePosition(args[i + 1]);
+      if (!parsed) return Fail(kExitUsage, fmt::format("{} needs a position", args[i]));
+      (args[i] == "--from" ? from : to) = *parsed;
+      ++i;
+    } else {
+      (void)target;
+      return Fail(kExitUsage, fmt::format("verify: unknown argument '{}'", args[i]));
+    }
+  }
+  int exit_code = 0;
+  auto ledger = OpenLedger(options, false, exit_code);
+  if (!ledger) return exit_code;
+  ProgressLine progress("verify");
+  auto report = ledger->store->Verify(
+      from, to, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+  progress.Finish();
+  if (!report) return DataError(report.error());
+  if (options.json) {
+    std::printf(
+        "{\"ok\":%s,\"from\":%llu,\"to\":%llu,\"events_checked\":%llu,"
+        "\"first_bad_position\":%llu,\"problem\":%s,\"last_hash\":\"%s\"}\n",
+        report->ok ? "true" : "false", static_cast<unsigned long long>(report->from_position),
+        static_cast<unsigned long long>(report->to_position),
+        static_cast<unsigned long long>(report->events_checked),
+        static_cast<unsigned long long>(report->first_bad_position),
+        JsonString(report->problem).c_str(),
+        ToHex(std::span<const uint8_t>(report->last_hash)).c_str());
+  } else if (report->ok) {
+    fmt::print("ok: positions {}..{} ({} events) verify; chain head hash {}\n",
+               report->from_position, report->to_position, report->events_checked,
+               ToHex(std::span<const uint8_t>(report->last_hash)));
+  } else {
+    fmt::print("BROKEN at position {}: {}\n", report->first_bad_position, report->problem);
+  }
+  return report->ok ? 0 : kExitNo;
+}
+
+int ListProjections(const Options& options, const std::vector<std::string>& args) {
+  if (!args.empty()) return Fail(kExitUsage, "projections takes no arguments");
+  int exit_code = 0;
+  auto ledger = OpenLedger(options, true, exit_code);
+  if (!ledger) return exit_code;
+  std::vector<std::string> json_rows;
+  if (!options.json)
+    fmt::print("{:<14} {:>10} {:>12} {:>10}\n", "NAME", "GENERATION", "CHECKPOINT", "LAG");
+  for (auto& factory : projections::DefaultProjections()) {
+    auto runner = projections::ProjectionRunner::Open(*ledger->store, *ledger->state, factory);
+    if (!runner) return DataError(runner.error());
+    const auto& r = **runner;
+    if (options.json) {
+      json_rows.push_back(
+          fmt::format("{{\"name\":{},\"generation\":{},\"checkpoint\":{},\"lag\":{}}}",
+                      JsonString(r.name()), r.generation(), r.checkpoint(), r.lag()));
+    } else {
+      fmt::print("{:<14} {:>10} {:>12} {:>10}\n", r.name(), r.generation(), r.checkpoint(),
+                 r.lag());
+    }
+  }
+  if (options.json) fmt::print("[{}]\n", fmt::join(json_rows, ","));
+  return 0;
+}
+
+int Rebuild(const Options& options, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail(kExitUsage, "rebuild takes one projection name");
+  auto factory = projections::FindProjection(args[0]);
+  if (!factory) return Fail(kExitUsage, fmt::format("no projection is named '{}'", args[0]));
+  int exit_code = 0;
+  auto ledger = OpenLedger(options, true, exit_code);
+  if (!ledger) return exit_code;
+  auto runner = projections::ProjectionRunner::Open(*ledger->store, *ledger->state, factory);
+  if (!runner) return DataError(runner.error());
+  ProgressLine progress("rebuild " + args[0]);
+  const auto started = std::chrono::steady_clock::now();
+  auto rebuilt =
+      (*runner)->RebuildNow([&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+  progress.Finish();
+  if (!rebuilt) return DataError(rebuilt.error());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const uint64_t events = (*runner)->checkpoint();
+  if (options.json) {
+    fmt::print("{{\"projection\":{},\"generation\":{},\"events\":{},\"seconds\":{:.3f}}}\n",
+               JsonString(args[0]), (*runner)->generation(), events, seconds);
+  } else {
+    fmt::print("rebuilt {} (generation {}) over {} events in {:.2f} s ({:.0f} events/s)\n", args[0],
+               (*runner)->generation(), events, seconds,
+               seconds > 0 ? static_cast<double>(events) / seconds : 0);
+  }
+  return 0;
+}
+
+int Check(const Options& options, const std::vector<std::string>& args) {
+  if (!args.empty()) return Fail(kExitUsage, "check takes no arguments");
+  int exit_code = 0;
+  auto ledger = OpenLedger(options, true, exit_code);
+  if (!ledger) return exit_code;
+  auto runner = projections::ProjectionRunner::Open(*ledger->store, *ledger->state,
+                                                    projections::FindProjection("order_status"));
+  if (!runner) return DataError(runner.error());
+  auto report = projections::CheckOrderStatus(*ledger->store, (*runner)->View());
+  if (!report) return DataError(report.error());
+  if (options.json) {
+    std::vector<std::string> differences;
+    for (const auto& difference : report->differences)
+      differences.push_back(JsonString(difference));
+    fmt::print("{{\"ok\":{},\"position\":{},\"orders_checked\":{},\"differences\":[{}]}}\n",
+               report->ok(), report->position, report->orders_checked, fmt::join(differences, ","));
+  } else {
+    fmt::print("checked {} orders at position {}: {}\n", report->orders_checked, report->position,
+               report->ok() ? "the projection equals the log"
+                            : fmt::format("{} differences", report->differences.size()));
+    for (const auto& difference : report->differences) fmt::print("  {}\n", difference);
+  }
+  return report->ok() ? 0 : kExitNo;
+}
+
+int Status(const Options& options, const std::vector<std::string>& args) {
+  if (args.empty()) return Fail(kExitUsage, "status needs an order number");
+  std::optional<std::string> as_of;
+  if (args.size() == 3 && args[1] == "--as-of") {
+    as_of = args[2];
+  } else if (args.size() != 1) {
+    return Fail(kExitUsage, "usage: status ORDER [--as-of POSITION|TIME]");
+  }
+  int exit_code = 0;
+  auto ledger = OpenLedger(options, false, exit_code);
+  if (!ledger) return exit_code;
+  uint64_t position = UINT64_MAX;
+  if (as_of) {
+    if (auto parsed = ParsePosition(*as_of)) {
+      position = *parsed;
+    } else if (auto time = ParseRfc3339(*as_of)) {
+      auto found = projections::PositionAtTime(*ledger->store, *time);
+      if (!found) return DataError(found.error());
+      position = *found;
+    } else {
+      return Fail(kExitUsage, "--as-of takes a position or an RFC 3339 time");
+    }
+  }
+  auto loaded = projections::OrderAsOf(*ledger->store, args[0], position);
+  if (!loaded) return DataError(loaded.error());
+  if (!loaded->stream_version) return Fail(kExitNo, fmt::format("no order {}", args[0]));
+  const domain::OrderState& state = loaded->state;
+  if (options.json) {
+    std::vector<std::string> lines;
+    for (const auto& line : state.lines) {
+      lines.push_back(
+          fmt::format("{{\"line_id\":{},\"product_type\":{},\"status\":{},\"attempts\":{},"
+                      "\"last_error\":{},\"next_retry_at_us\":{}}}",
+                      JsonString(line.line.line_id), JsonString(line.line.product_type),
+                      JsonString(domain::LineStatusName(line.status)), line.attempts,
+                      JsonString(line.last_error_message), line.next_retry_at_us));
+    }
+    fmt::print(
+        "{{\"order_number\":{},\"placed\":{},\"status\":{},\"position\":{},"
+        "\"stream_version\":{},\"lines\":[{}]}}\n",
+        JsonString(args[0]), state.placed(),
+        JsonString(state.placed() ? domain::OrderStatusName(state.status) : "Not placed"),
+        loaded->position, *loaded->stream_version, fmt::join(lines, ","));
+    return 0;
+  }
+  fmt::print("order {}: {} (as of position {}, stream version {})\n", args[0],
+             state.placed() ? domain::OrderStatusName(state.status) : "captured, not placed",
+             loaded->position, *loaded->stream_version);
+  if (state.placement) {
+    fmt::print("  user {} ({}), total {}, captured {}, refunded {}\n",
+               state.placement->user.username, state.placement->user.id,
+               FormatAmount(state.amounts.total_minor, state.placement->currency),
+               FormatAmount(state.amounts.captured_minor, state.placement->currency),
+               FormatAmount(state.amounts.refunded_minor, state.placement->currency));
+  }
+  fmt::print("  {:<8} {:<20} {:<34} {:>8}  {}\n", "LINE", "PRODUCT", "STATUS", "ATTEMPTS",
+             "LAST ERROR");
+  for (const auto& line : state.lines) {
+    fmt::print("  {:<8} {:<20} {:<34} {:>8}  {}\n", line.line.line_id, line.line.product_type,
+               domain::LineStatusName(line.status), line.attempts, line.last_error_message);
+  }
+  return 0;
+}
+
+int Events(const Options& options, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail(kExitUsage, "events takes one order number");
+  int exit_code = 0;
+  auto ledger = OpenLedger(options, false, exit_code);
+  if (!ledger) return exit_code;
+  auto events =
+      ledger->store->ReadStream(domain::OrderStreamName(args[0]), eventstore::Direction::kForward,
+                                0, EventStore::kReadCountMax);
+  if (!events) return DataError(events.error());
+  if (events->empty()) return Fail(kExitNo, fmt::format("no order {}", args[0]));
+  std::vector<std::string> json_rows;
+  for (const auto& record : *events) {
+    const std::string hash = ToHex(std::span<const uint8_t>(record.hash));
+    if (options.json) {
+      json_rows.push_back(fmt::format(
+          "{{\"position\":{},\"version\":{},\"type\":{},\"recorded_at\":{},\"actor\":{},"
+          "\"hash\":\"{}\"}}",
+          record.position, record.version, JsonString(record.event_type),
+          JsonString(FormatTime(record.recorded_at_us)), JsonString(record.actor), hash));
+    } else {
+      fmt::print("{:>10} {:>4}  {}  {:<26} {:<16} {}\n", record.position, record.version,
+                 FormatTime(record.recorded_at_us), record.event_type, record.actor,
+                 hash.substr(0, 16));
+    }
+  }
+  if (options.json) fmt::print("[{}]\n", fmt::join(json_rows, ","));
+  return 0;
+}
+
+}  // namespace
+
+std::vector<Command> OfflineCommands() {
+  return {
+      {"verify", "verify [--from P] [--to P]",
+       "walk the hash chain, with progress; names the first bad position", &Verify, nullptr},
+      {"projections", "projections", "each projection's generation, checkpoint and lag",
+       &ListProjections, nullptr},
+      {"rebuild", "rebuild NAME", "rebuild a projection from position 1, with progress", &Rebuild,
+       nullptr},
+      {"check", "check", "compare the order status projection with a fresh fold of the log", &Check,
+       nullptr},
+      {"status", "status ORDER [--as-of P|TIME]",
+       "an order's status (TIME in RFC 3339, e.g. 2026-11-22T10:00:00Z)", &Status, nullptr},
+      {"events", "events ORDER", "an order's history, every event with its position and hash",
+       &Events, nullptr},
+  };
+}
+
+}  // namespace ledger::ctl

@@ -1,0 +1,148 @@
+// ledgerctl's shared helpers (see ledgerctl.h).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "domain/money.h"
+#include "server/data_dir.h"
+#include "server/ledgerctl.h"
+
+namespace ledger::ctl {
+
+int Fail(int code, const std::string& message) {
+  std::fprintf(stderr, "ledgerctl: %s\n", message.c_str());
+  return code;
+}
+
+int DataError(const eventstore::Error& error) { return Fail(kExitData, error.ToString()); }
+
+std::string JsonString(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+ProgressLine::ProgressLine(std::string label)
+    : label_(std::move(label)),
+      started_(std::chrono::steady_clock::now()),
+      terminal_(::isatty(STDERR_FILENO) != 0) {}
+
+void ProgressLine::Update(uint64_t done, uint64_t total) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
+  const double left = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+  const int percent = total > 0 ? static_cast<int>(100 * done / total) : 100;
+  const std::string line = fmt::format("{}: {:>3}% {}/{} events, {:.0f} events/s, {:.1f} s left",
+                                       label_, percent, done, total, rate, left);
+  if (terminal_) {
+    std::fprintf(stderr, "\r%s\033[K", line.c_str());
+  } else if (done == total || seconds - last_printed_ >= 1.0) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+    last_printed_ = seconds;
+  }
+}
+
+void ProgressLine::Finish() {
+  if (terminal_) std::fputc('\n', stderr);
+}
+
+std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& exit_code) {
+  Ledger ledger;
+  auto store = eventstore::OpenRocksDbEventStore(server::LogPath(options.data_dir));
+  if (!store) {
+    exit_code = DataError(store.error());
+    return std::nullopt;
+  }
+  ledger.store = std::move(*store);
+  if (with_state) {
+    auto state = eventstore::OpenRocksDbStateStore(server::StatePath(options.data_dir));
+    if (!state) {
+      exit_code = DataError(state.error());
+      return std::nullopt;
+    }
+    ledger.state = std::move(*state);
+  }
+  return ledger;
+}
+
+std::optional<uint64_t> ParsePosition(std::string_view text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return value;
+}
+
+std::optional<int64_t> ParseRfc3339(std::string_view text) {
+  std::tm parts{};
+  const std::string copy(text);
+  const char* rest = ::strptime(copy.c_str(), "%Y-%m-%dT%H:%M:%S", &parts);
+  if (rest == nullptr) return std::nullopt;
+  int64_t micros = 0;
+  if (*rest == '.') {
+    ++rest;
+    int digits = 0;
+    while (*rest >= '0' && *rest <= '9') {
+      if (digits < 6) micros = micros * 10 + (*rest - '0');
+      ++digits;
+      ++rest;
+    }
+    if (digits == 0) return std::nullopt;
+    for (; digits < 6; ++digits) micros *= 10;
+  }
+  int64_t offset_seconds = 0;
+  if (*rest == 'Z' || *rest == 'z') {
+    ++rest;
+  } else if (*rest == '+' || *rest == '-') {
+    const int sign = *rest == '-' ? -1 : 1;
+    int hours = 0, minutes = 0;
+    if (std::sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2) return std::nullopt;
+    offset_seconds = sign * (hours * 3600 + minutes * 60);
+    rest += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (*rest != '\0') return std::nullopt;
+  const int64_t seconds = static_cast<int64_t>(::timegm(&parts)) - offset_seconds;
+  return seconds * 1'000'000 + micros;
+}
+
+std::string FormatTime(int64_t time_us) {
+  const std::time_t seconds = static_cast<std::time_t>(time_us / 1'000'000);
+  std::tm parts{};
+  ::gmtime_r(&seconds, &parts);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &parts);
+  return fmt::format("{}.{:06d}Z", text, time_us % 1'000'000);
+}
+
+std::string FormatAmount(int64_t minor_units, std::string_view currency) {
+  auto known = domain::FindCurrency(currency);
+  if (!known) return fmt::format("{} (minor units) {}", minor_units, currency);
+  return domain::FormatMinorUnits(minor_units, *known) + " " + std::string(currency);
+}
+
+}  // namespace ledger::ctl
