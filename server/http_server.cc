@@ -44,6 +44,13 @@ bool IsPlaceholder(std::string_view segment) {
 
 }  // namespace
 
+std::optional<std::string_view> HttpServerRequest::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (beast::iequals(key, name)) return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string_view> HttpServerRequest::Query(std::string_view name) const {
   auto found = query.find(name);
   if (found == query.end()) return std::nullopt;
@@ -66,7 +73,8 @@ HttpServerResponse ErrorResponse(int status, std::string_view code, std::string_
 }
 
 void Router::Add(std::string method, std::string_view pattern, HttpHandler handler) {
-  routes_.push_back({std::move(method), SplitPattern(pattern), std::move(handler)});
+  routes_.push_back(
+      {std::move(method), std::string(pattern), SplitPattern(pattern), std::move(handler)});
 }
 
 HttpServerResponse Router::Dispatch(HttpServerRequest& request) const {
@@ -89,6 +97,7 @@ HttpServerResponse Router::Dispatch(HttpServerRequest& request) const {
     path_matched = true;
     if (route.method != request.method) continue;
     request.path_params = std::move(params);
+    request.route = route.pattern;
     try {
       return route.handler(request);
     } catch (const std::exception& e) {
@@ -171,12 +180,14 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  // Called by Stop on the session's strand: an idle connection is closed at once.
+  // Called by Stop on the session's strand: an idle connection is closed at once, a streamed
+  // answer is cancelled (it ends with its last chunk).
   void CloseIfIdle() {
     if (reading_) {
       beast::error_code ignored;
       stream_.socket().cancel(ignored);
     }
+    CancelStream();
   }
 
   asio::any_io_executor executor() { return stream_.get_executor(); }
@@ -249,6 +260,12 @@ class Session : public std::enable_shared_from_this<Session> {
     request.method = std::string(message.method_string());
     request.target = std::string(message.target());
     request.content_type = std::string(message[http::field::content_type]);
+    for (const auto& field : message) {
+      if (field.name() == http::field::content_type) continue;
+      std::string name(field.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      request.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
     request.body = std::move(message.body());
     auto url = boost::urls::parse_origin_form(request.target);
     if (!url) {
@@ -264,7 +281,13 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.in_flight_.fetch_add(1);
     asio::post(server_.handlers_, [self = shared_from_this(),
                                    request = std::move(request)]() mutable {
+      const auto started = std::chrono::steady_clock::now();
       HttpServerResponse response = self->server_.router_.Dispatch(request);
+      if (self->server_.options_.on_handled) {
+        const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - started);
+        self->server_.options_.on_handled(request, response.status, took.count());
+      }
       asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
         self->WriteResponse(std::move(response), /*counted=*/true);
       });
@@ -272,10 +295,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void WriteResponse(HttpServerResponse response, bool counted) {
+    if (response.stream != nullptr) return WriteStreamed(std::move(response));
     auto message = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), 11);
     message->set(http::field::server, "ledgerd");
     message->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) message->set(name, value);
     message->keep_alive(keep_alive_ && !server_.stopping_.load());
     message->body() = std::move(response.body);
     message->prepare_payload();
@@ -293,6 +318,95 @@ class Session : public std::enable_shared_from_this<Session> {
                         if (ec || !message->keep_alive()) return self->Close();
                         self->Read();
                       });
+  }
+
+  // A streamed answer: the header (chunked, Connection: close), the initial body, then each
+  // piece of the stream as a chunk, until it ends, the client leaves or the server stops. A read
+  // runs alongside to notice the client leaving while the stream has nothing to send.
+  void WriteStreamed(HttpServerResponse response) {
+    keep_alive_ = false;
+    body_stream_ = std::move(response.stream);
+    auto header = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(response.status), 11);
+    header->set(http::field::server, "ledgerd");
+    header->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) header->set(name, value);
+    header->keep_alive(false);
+    header->chunked(true);
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*header);
+    stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
+    http::async_write_header(
+        stream_, *serializer,
+        [self = shared_from_this(), header, serializer, initial = std::move(response.body)](
+            beast::error_code ec, size_t) mutable {
+          if (ec) return self->EndStream();
+          self->stream_.expires_never();
+          self->WatchPeer();
+          self->OnPiece(std::move(initial), false);
+        });
+  }
+
+  // Reads (and drops) whatever the client sends while streaming; an error or end of file means
+  // it left.
+  void WatchPeer() {
+    stream_.socket().async_read_some(asio::buffer(drain_buffer_),
+                                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                                       if (ec) return self->CancelStream();
+                                       self->WatchPeer();
+                                     });
+  }
+
+  // On the strand. Idempotent.
+  void CancelStream() {
+    if (stream_cancelled_ || body_stream_ == nullptr) return;
+    stream_cancelled_ = true;
+    body_stream_->Cancel();
+  }
+
+  void AskForPiece() {
+    if (server_.stopping_.load()) CancelStream();
+    body_stream_->Next([self = shared_from_this()](std::string piece, bool end) {
+      asio::post(self->stream_.get_executor(), [self, piece = std::move(piece), end]() mutable {
+        self->OnPiece(std::move(piece), end);
+      });
+    });
+  }
+
+  void OnPiece(std::string piece, bool end) {
+    if (stream_cancelled_) return WriteLastChunk();
+    if (piece.empty()) return end ? WriteLastChunk() : AskForPiece();
+    auto data = std::make_shared<std::string>(std::move(piece));
+    stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
+    asio::async_write(stream_, http::make_chunk(asio::buffer(*data)),
+                      [self = shared_from_this(), data, end](beast::error_code ec, size_t) {
+                        if (ec) {
+                          self->CancelStream();
+                          return self->EndStream();
+                        }
+                        self->stream_.expires_never();
+                        if (end) return self->WriteLastChunk();
+                        self->AskForPiece();
+                      });
+  }
+
+  void WriteLastChunk() {
+    stream_.expires_after(kDrainTime);
+    asio::async_write(
+        stream_, http::make_chunk_last(),
+        [self = shared_from_this()](beast::error_code, size_t) { self->EndStream(); });
+  }
+
+  // The streamed answer is over (written or abandoned): the request no longer counts in flight.
+  void EndStream() {
+    if (stream_ended_) return;
+    stream_ended_ = true;
+    CancelStream();
+    {
+      std::lock_guard lock(server_.mutex_);
+      server_.in_flight_.fetch_sub(1);
+    }
+    server_.quiet_.notify_all();
+    Close();
   }
 
   // Answers a request that broke a limit, then drains what the client still sends and closes.
@@ -339,6 +453,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   std::array<char, 64 * 1024> drain_buffer_{};
   size_t drained_bytes_ = 0;
+  // A streamed answer's state, on the strand.
+  std::shared_ptr<BodyStream> body_stream_;
+  bool stream_cancelled_ = false;
+  bool stream_ended_ = false;
 };
 
 Result<void, std::string> HttpServer::Impl::Listen() {

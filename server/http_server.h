@@ -12,8 +12,11 @@
 // too_many_connections. A connection that sends no whole request within idle_timeout_ms is
 // closed without an answer. Every error body is {"error": {"code": "...", "message": "..."}}.
 //
-// Shutdown (Stop): stop accepting, close idle connections, let requests in flight finish and
-// their answers be written (with Connection: close), then join every thread.
+// A response may stream its body (BodyStream, for server-sent events): it is sent chunked, piece
+// by piece as the stream delivers them, until the stream ends or the client leaves.
+//
+// Shutdown (Stop): stop accepting, close idle connections, cancel body streams, let requests in
+// flight finish and their answers be written (with Connection: close), then join every thread.
 //
 // Thread safety: Router is filled before Start and then only read. HttpServer methods may be
 // called from any thread; handlers are called on handler threads, concurrently.
@@ -40,21 +43,50 @@ struct HttpServerRequest {
   std::vector<std::string> segments;
   // Percent-decoded query parameters; the first of repeated keys wins.
   std::map<std::string, std::string, std::less<>> query;
+  // The pattern of the route that matched ("/v1/orders/{number}"), empty before dispatch and
+  // when none did.
+  std::string route;
   // The segments the pattern's {placeholders} matched, by placeholder name.
   std::map<std::string, std::string, std::less<>> path_params;
   std::string content_type;
+  // Every header but Content-Type, names in lower case, in the order sent.
+  std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 
+  // The first header of that name (any case), nullopt when absent.
+  std::optional<std::string_view> Header(std::string_view name) const;
   // The query parameter, nullopt when absent.
   std::optional<std::string_view> Query(std::string_view name) const;
   // The path parameter (always present for a matched pattern's placeholder).
   std::string_view PathParam(std::string_view name) const;
 };
 
+// A response body produced piece by piece, for as long as the client stays (server-sent events).
+// The server writes the status and headers, then asks for one piece at a time and writes it
+// before asking for the next: a slow client slows its own stream only.
+class BodyStream {
+ public:
+  // Receives the next piece; `end` true ends the response (the connection is then closed).
+  using Deliver = std::function<void(std::string piece, bool end)>;
+
+  virtual ~BodyStream() = default;
+  // Asks for the next piece: `deliver` must be called exactly once, later, from any thread (it
+  // must not be called from inside Next). Never called again before `deliver` has run.
+  virtual void Next(Deliver deliver) = 0;
+  // The client left or the server is stopping: a pending Next should deliver soon (its piece is
+  // dropped). Called once, from any thread, possibly while a Next is pending.
+  virtual void Cancel() = 0;
+};
+
 struct HttpServerResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // Further headers ("WWW-Authenticate", "Cache-Control", ...).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is `body` followed by the stream's pieces (chunked), and the connection
+  // closes when the stream ends.
+  std::shared_ptr<BodyStream> stream;
 };
 
 // {"error": {"code": code, "message": message}} with `status`.
@@ -76,6 +108,7 @@ class Router {
  private:
   struct Route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments;
     HttpHandler handler;
   };
@@ -93,6 +126,10 @@ struct HttpServerOptions {
   int64_t idle_timeout_ms = 30'000;
   // How long Stop waits for requests in flight before closing their connections anyway.
   int64_t shutdown_grace_ms = 30'000;
+  // Called on the handler thread after each routed request with the status and how long the
+  // handler took (metrics). Not called for requests refused before routing (limits).
+  std::function<void(const HttpServerRequest& request, int status, int64_t handler_us)>
+      on_handled{};
 };
 
 class HttpServer {
@@ -109,7 +146,7 @@ class HttpServer {
   // Graceful shutdown, see the header comment. Idempotent.
   void Stop();
 
-  // Requests whose handler is running or whose answer is being written.
+  // Requests whose handler is running or whose answer is being written (streams included).
   uint64_t requests_in_flight() const;
   uint64_t connections_open() const;
 

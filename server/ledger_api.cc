@@ -648,23 +648,35 @@ int64_t LedgerApi::NowUs() const {
 }
 
 void LedgerApi::Register(Router& router) {
-  auto bind = [this](HttpServerResponse (LedgerApi::*member)(const HttpServerRequest&)) {
-    return [this, member](const HttpServerRequest& request) { return (this->*member)(request); };
+  // Who may call what (server/auth.h); without an authenticator every route is open.
+  constexpr Roles kWriter = static_cast<Roles>(Role::kWriter);
+  constexpr Roles kOps = static_cast<Roles>(Role::kOps);
+  constexpr Roles kQueries = Role::kReader | Role::kOps | Role::kAuditor;
+  auto add = [this, &router](std::string method, std::string_view pattern,
+                             std::optional<Roles> allowed,
+                             HttpServerResponse (LedgerApi::*member)(const HttpServerRequest&)) {
+    HttpHandler handler = [this, member](const HttpServerRequest& request) {
+      return (this->*member)(request);
+    };
+    if (allowed && options_.auth != nullptr) {
+      handler = options_.auth->Guard(*allowed, std::move(handler));
+    }
+    router.Add(std::move(method), pattern, std::move(handler));
   };
-  router.Add("POST", "/v1/payments", bind(&LedgerApi::PostPayment));
-  router.Add("POST", "/v1/orders", bind(&LedgerApi::PostOrder));
-  router.Add("GET", "/v1/orders/{number}", bind(&LedgerApi::GetOrder));
-  router.Add("GET", "/v1/orders/{number}/events", bind(&LedgerApi::GetOrderEvents));
-  router.Add("POST", "/v1/orders/{number}/fulfill", bind(&LedgerApi::PostFulfill));
-  router.Add("POST", "/v1/orders/{number}/lines/{line_id}/revoke", bind(&LedgerApi::PostRevoke));
-  router.Add("GET", "/healthz", bind(&LedgerApi::GetHealth));
-  router.Add("GET", "/v1/orders", bind(&LedgerApi::ListOrders));
-  router.Add("GET", "/v1/events", bind(&LedgerApi::GetEvents));
-  router.Add("GET", "/v1/projections", bind(&LedgerApi::GetProjections));
-  router.Add("POST", "/v1/projections/{name}/rebuild", bind(&LedgerApi::PostRebuild));
-  router.Add("GET", "/v1/payments/orphans", bind(&LedgerApi::ListOrphans));
-  router.Add("GET", "/v1/payments/excess", bind(&LedgerApi::ListExcess));
-  router.Add("GET", "/v1/revenue", bind(&LedgerApi::GetRevenue));
+  add("POST", "/v1/payments", kWriter, &LedgerApi::PostPayment);
+  add("POST", "/v1/orders", kWriter, &LedgerApi::PostOrder);
+  add("GET", "/v1/orders/{number}", kQueries, &LedgerApi::GetOrder);
+  add("GET", "/v1/orders/{number}/events", kQueries, &LedgerApi::GetOrderEvents);
+  add("POST", "/v1/orders/{number}/fulfill", kOps, &LedgerApi::PostFulfill);
+  add("POST", "/v1/orders/{number}/lines/{line_id}/revoke", kOps, &LedgerApi::PostRevoke);
+  add("GET", "/healthz", std::nullopt, &LedgerApi::GetHealth);
+  add("GET", "/v1/orders", kQueries, &LedgerApi::ListOrders);
+  add("GET", "/v1/events", kQueries, &LedgerApi::GetEvents);
+  add("GET", "/v1/projections", kQueries, &LedgerApi::GetProjections);
+  add("POST", "/v1/projections/{name}/rebuild", kOps, &LedgerApi::PostRebuild);
+  add("GET", "/v1/payments/orphans", kQueries, &LedgerApi::ListOrphans);
+  add("GET", "/v1/payments/excess", kQueries, &LedgerApi::ListExcess);
+  add("GET", "/v1/revenue", kQueries, &LedgerApi::GetRevenue);
 }
 
 HttpServerResponse LedgerApi::PostPayment(const HttpServerRequest& request) {

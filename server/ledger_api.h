@@ -40,6 +40,9 @@
 //                                     409 rebuild_running.
 //   GET  /healthz                     projection checkpoints and lags, the process manager's.
 //
+// Access (server/auth.h): POST payments and orders need the writer role; fulfill, revoke and
+// rebuild need ops; every GET needs reader, ops or auditor; /healthz is open.
+//
 // Statuses: malformed JSON, wrong types, unknown or missing fields, bad amounts or currency, and
 // every rejection of the command alone: 400. Rejections against the order's state: 404
 // (order_not_found, unknown_line), 409 (duplicate, conflicts), 422 (payment_missing,
@@ -57,6 +60,7 @@
 #include "eventstore/order_command_service.h"
 #include "fulfillment/process_manager.h"
 #include "projections/projection_runner.h"
+#include "server/auth.h"
 #include "server/http_server.h"
 
 namespace ledger::server {
@@ -71,6 +75,9 @@ struct LedgerApiOptions {
   size_t stream_events_max = 10'000;
   // Now, in microseconds since the Unix epoch; the system clock when empty.
   std::function<int64_t()> clock_us{};
+  // Checks every endpoint but /healthz for a token with a fitting role (server/auth.h); null:
+  // no checks (in-process tests only). Must outlive the API.
+  const Authenticator* auth = nullptr;
 };
 
 class LedgerApi {

@@ -3,12 +3,18 @@
 // manager with the configured router, and the HTTP/JSON API (server/ledger_api.h). SIGTERM or
 // SIGINT stops accepting, lets requests in flight finish, stops the process manager and the
 // projections (each persists its checkpoint), and exits 0.
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <toml++/toml.h>
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -24,6 +30,7 @@
 #include "fulfillment/process_manager.h"
 #include "projections/projection_runner.h"
 #include "projections/registry.h"
+#include "server/auth.h"
 #include "server/data_dir.h"
 #include "server/http_server.h"
 #include "server/ledger_api.h"
@@ -41,8 +48,10 @@ Serves the ledger's HTTP/JSON API on the ledger in DIR.
   --listen HOST:PORT    where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --config FILE         a TOML file: [server] listen, data_dir, body_bytes_max,
                         header_bytes_max, connections_max, idle_timeout_ms, io_threads,
-                        handler_threads; [fulfillment] (see fulfillment/config.h). Flags
-                        override the file.
+                        handler_threads; [fulfillment] (see fulfillment/config.h);
+                        [[auth.tokens]] name, token or token_sha256, roles (see
+                        server/auth.h; without tokens, a development token with every
+                        role is kept in DIR/dev-token and printed). Flags override the file.
   --lms-standin         start an in-process LMS stand-in and point the LMS modules that have
                         no lms_url at it (for development)
   --help                print this help
@@ -62,6 +71,7 @@ struct ServerSettings {
   std::string listen = "127.0.0.1:8080";
   server::HttpServerOptions http{};
   fulfillment::FulfillmentConfig fulfillment = fulfillment::DefaultFulfillmentConfig();
+  std::vector<server::TokenGrant> tokens;
 };
 
 // Reads the configuration file: its [server] table here, its [fulfillment] table through
@@ -77,8 +87,19 @@ Result<ServerSettings, std::string> ReadSettings(const std::string& path) {
   auto parsed = fulfillment::ParseFulfillmentConfig(document);
   if (!parsed) return Unexpected(path + ": " + parsed.error().message);
   settings.fulfillment = std::move(*parsed);
+  auto tokens = server::ParseAuthConfig(document);
+  if (!tokens) return Unexpected(path + ": " + tokens.error());
+  settings.tokens = std::move(*tokens);
   try {
     const toml::table table = toml::parse(document);
+    for (const auto& [key, node] : table) {
+      constexpr std::string_view kTables[] = {"server", "fulfillment", "auth", "jetstream"};
+      if (std::find(std::begin(kTables), std::end(kTables), key.str()) == std::end(kTables)) {
+        return Unexpected(fmt::format("{}: {} (line {}): unknown table (known: {})", path,
+                                      key.str(), node.source().begin.line,
+                                      fmt::join(kTables, ", ")));
+      }
+    }
     if (const toml::table* server = table["server"].as_table()) {
       for (const auto& [key, node] : *server) {
         const std::optional<int64_t> number = node.value<int64_t>();
@@ -134,6 +155,28 @@ std::optional<std::pair<std::string, uint16_t>> SplitListen(std::string_view lis
 int Fail(const std::string& message, int code = 1) {
   std::fprintf(stderr, "ledgerd: %s\n", message.c_str());
   return code;
+}
+
+// With no [auth] tokens configured, a development token with every role, kept in
+// <data-dir>/dev-token (mode 0600) so that it survives restarts.
+Result<std::string, std::string> DevelopmentToken(const std::string& data_dir) {
+  const std::filesystem::path path = std::filesystem::path(data_dir) / "dev-token";
+  if (std::ifstream existing(path); existing) {
+    std::string token;
+    std::getline(existing, token);
+    if (token.size() >= server::kTokenBytesMin) return token;
+  }
+  const std::string token = server::NewToken();
+  const std::string temporary = path.string() + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return Unexpected("cannot write " + temporary + ": " + std::strerror(errno));
+  const std::string line = token + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!written || ::rename(temporary.c_str(), path.c_str()) != 0) {
+    return Unexpected("cannot write " + path.string() + ": " + std::strerror(errno));
+  }
+  return token;
 }
 
 int Run(const Flags& flags) {
@@ -193,10 +236,20 @@ int Run(const Flags& flags) {
   if (!manager) return Fail("process manager: " + manager.error().ToString());
   (*manager)->Start();
 
+  std::string development_token;
+  if (settings.tokens.empty()) {
+    auto token = DevelopmentToken(settings.data_dir);
+    if (!token) return Fail(token.error());
+    development_token = *token;
+    settings.tokens.push_back(server::GrantToken("development", *token, server::kAllRoles));
+  }
+  const server::Authenticator authenticator(settings.tokens);
+
   server::LedgerApi api(
       **store, runner_pointers, manager->get(),
       {.fulfillment_sync_default = config.mode == fulfillment::FulfillmentMode::kSync,
-       .sync_timeout_ms = config.sync_timeout_ms});
+       .sync_timeout_ms = config.sync_timeout_ms,
+       .auth = &authenticator});
   server::Router routes;
   api.Register(routes);
   server::HttpServerOptions http_options = settings.http;
@@ -207,7 +260,16 @@ int Run(const Flags& flags) {
   fmt::print("ledgerd: data in {} (head position {})\n", settings.data_dir,
              (*store)->HeadPosition());
   fmt::print("listening on http://{}:{}\n", listen->first, (*http)->port());
-  fmt::print("try: curl http://{}:{}/healthz\n", listen->first, (*http)->port());
+  if (!development_token.empty()) {
+    fmt::print(
+        "no [auth] tokens configured: development token (every role, kept in {}/dev-token):\n"
+        "  {}\n",
+        settings.data_dir, development_token);
+    fmt::print("try: curl -H 'Authorization: Bearer {}' http://{}:{}/v1/orders\n",
+               development_token, listen->first, (*http)->port());
+  } else {
+    fmt::print("try: curl http://{}:{}/healthz\n", listen->first, (*http)->port());
+  }
   std::fflush(stdout);
 
   int signal_number = 0;
