@@ -7,7 +7,7 @@
 //
 // Exit codes: 0 success; 1 the ledger answered "no" (a broken chain, a projection that differs
 // from the log, an unknown order); 2 bad usage; 3 the data could not be read or the server could
-// not be reached.
+// not be reached (remote commands: see RemoteFail for how HTTP statuses map).
 #pragma once
 
 #include <chrono>
@@ -18,6 +18,9 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/value.hpp>
+
+#include "base/result.h"
 #include "eventstore/event_store.h"
 #include "eventstore/state_store.h"
 
@@ -91,5 +94,26 @@ std::optional<int64_t> ParseRfc3339(std::string_view text);
 std::string FormatTime(int64_t time_us);
 // "49.00 USD"; minor units with the code for an unknown currency.
 std::string FormatAmount(int64_t minor_units, std::string_view currency);
+
+// A ledgerd's answer to a remote command.
+struct RemoteAnswer {
+  int status = 0;
+  boost::json::value body;  // null when the body was not JSON
+  std::string text;         // the body as received
+};
+
+// Sends a request to the ledgerd at options.url with options.token as the bearer token:
+// `target` is the path and query ("/v1/orders/EDX-1"), `body` JSON or empty. On a transport
+// failure (connection refused, timeout) prints it and returns kExitData as the error.
+Result<RemoteAnswer, int> Remote(const Options& options, std::string_view method,
+                                 std::string_view target, std::string_view body = {});
+
+// For an answer that is not 2xx: prints "ledgerctl: <status> <code>: <message>" and returns the
+// exit code: 1 for 404, 409 and 422 (the ledger says no); 2 for 400, 401 and 403 (the
+// invocation is wrong: arguments or token); 3 for anything else (the server failed).
+int RemoteFail(const RemoteAnswer& answer);
+
+// `text` percent-encoded for a path segment or query value.
+std::string UrlEncode(std::string_view text);
 
 }  // namespace ledger::ctl

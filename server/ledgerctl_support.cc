@@ -2,10 +2,14 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 
+#include <boost/json.hpp>
+
 #include "domain/money.h"
+#include "fulfillment/http_client.h"
 #include "server/data_dir.h"
 #include "server/ledgerctl.h"
 
@@ -143,6 +147,65 @@ std::string FormatAmount(int64_t minor_units, std::string_view currency) {
   auto known = domain::FindCurrency(currency);
   if (!known) return fmt::format("{} (minor units) {}", minor_units, currency);
   return domain::FormatMinorUnits(minor_units, *known) + " " + std::string(currency);
+}
+
+Result<RemoteAnswer, int> Remote(const Options& options, std::string_view method,
+                                 std::string_view target, std::string_view body) {
+  static fulfillment::HttpClient client(
+      fulfillment::HttpClientOptions{.response_bytes_max = 256ull << 20});
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!options.token.empty()) headers.emplace_back("Authorization", "Bearer " + options.token);
+  if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
+  auto response = client.Send({.method = std::string(method),
+                               .url = options.url + std::string(target),
+                               .headers = std::move(headers),
+                               .body = std::string(body),
+                               .connect_timeout_ms = 5'000,
+                               .timeout_ms = 120'000});
+  if (!response) {
+    return Unexpected(Fail(kExitData, fmt::format("{} {}{}: {}", method, options.url, target,
+                                                  response.error().message)));
+  }
+  RemoteAnswer answer{.status = response->status, .body = nullptr, .text = response->body};
+  boost::system::error_code ec;
+  boost::json::value parsed = boost::json::parse(answer.text, ec);
+  if (!ec) answer.body = std::move(parsed);
+  return answer;
+}
+
+int RemoteFail(const RemoteAnswer& answer) {
+  std::string code = "error";
+  std::string message = answer.text;
+  if (const boost::json::object* object = answer.body.if_object()) {
+    if (const boost::json::value* error = object->if_contains("error")) {
+      if (const boost::json::object* fields = error->if_object()) {
+        if (auto* c = fields->if_contains("code"); c != nullptr && c->is_string()) {
+          code = std::string(c->as_string());
+        }
+        if (auto* m = fields->if_contains("message"); m != nullptr && m->is_string()) {
+          message = std::string(m->as_string());
+        }
+      }
+    }
+  }
+  const int exit_code =
+      answer.status == 404 || answer.status == 409 || answer.status == 422   ? kExitNo
+      : answer.status == 400 || answer.status == 401 || answer.status == 403 ? kExitUsage
+                                                                             : kExitData;
+  return Fail(exit_code, fmt::format("{} {}: {}", answer.status, code, message));
+}
+
+std::string UrlEncode(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += c;
+    } else {
+      out += fmt::format("%{:02X}", static_cast<unsigned>(byte));
+    }
+  }
+  return out;
 }
 
 }  // namespace ledger::ctl
