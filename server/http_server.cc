@@ -29,6 +29,8 @@ constexpr std::chrono::seconds kDrainTime{2};
 std::vector<std::string> SplitPattern(std::string_view pattern) {
   std::vector<std::string> segments;
   if (!pattern.empty() && pattern.front() == '/') pattern.remove_prefix(1);
+  // "/" has no segments, as a request for "/" has none (Boost.URL): the root is routable.
+  if (pattern.empty()) return segments;
   while (true) {
     const size_t slash = pattern.find('/');
     segments.emplace_back(pattern.substr(0, slash));
