@@ -1,6 +1,7 @@
 #include "domain/events.h"
 
 #include <type_traits>
+#include <utility>
 
 namespace ledger::domain {
 namespace {
@@ -41,6 +42,13 @@ std::string_view FailureKindName(FailureKind kind) {
 }
 
 bool IsValidFailureKind(FailureKind kind) { return FailureKindName(kind) != "invalid"; }
+
+std::vector<std::string_view> EventTypeNames() {
+  return []<size_t... kIndex>(std::index_sequence<kIndex...>) {
+    return std::vector<std::string_view>{std::variant_alternative_t<kIndex, Event>::kTypeName...};
+  }
+  (std::make_index_sequence<std::variant_size_v<Event>>());
+}
 
 std::string_view EventTypeName(const Event& event) {
   return std::visit([](const auto& e) { return std::decay_t<decltype(e)>::kTypeName; }, event);

@@ -185,6 +185,8 @@ using Event =
 
 // The event's type name, as stored in the envelope's `eventType`: "PaymentCaptured", ...
 std::string_view EventTypeName(const Event& event);
+// Every event type's name, in the variant's order.
+std::vector<std::string_view> EventTypeNames();
 
 // The order number every event carries.
 const std::string& EventOrderNumber(const Event& event);

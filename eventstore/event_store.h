@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "base/event_id.h"
+#include "base/histogram.h"
 #include "base/result.h"
 #include "base/sha256.h"
 
@@ -167,6 +168,17 @@ struct ScanOptions {
   bool verify_hashes = true;
 };
 
+// What the store has done since it was opened, for metrics.
+struct StoreStats {
+  uint64_t appends = 0;  // Append calls that wrote events.
+  uint64_t events_appended = 0;
+  uint64_t appends_replayed = 0;    // Idempotent repeats answered without writing.
+  uint64_t appends_rejected = 0;    // Wrong expected version, invalid requests.
+  uint64_t group_commits = 0;       // Synced writes, each carrying one or more appends.
+  HistogramSnapshot group_events;   // Events per group commit.
+  HistogramSnapshot write_seconds;  // Time of each group's write, the fsync included.
+};
+
 // Progress of a long walk of the log: (events done, events in all).
 using ProgressCallback = std::function<void(uint64_t done, uint64_t total)>;
 
@@ -257,6 +269,8 @@ class EventStore {
   // Returns an id for RemoveCommitListener.
   virtual uint64_t AddCommitListener(std::function<void(uint64_t head_position)> listener) = 0;
   virtual void RemoveCommitListener(uint64_t listener_id) = 0;
+
+  virtual StoreStats stats() const = 0;
 };
 
 // Settings of the RocksDB store.

@@ -175,6 +175,7 @@ class RocksDbEventStore final : public EventStore {
   std::unique_ptr<Subscription> SubscribeToAll(uint64_t after_position) override;
   uint64_t AddCommitListener(std::function<void(uint64_t)> listener) override;
   void RemoveCommitListener(uint64_t listener_id) override;
+  StoreStats stats() const override;
 
   // For subscriptions: up to max_count committed events from `from_position`, served from the
   // in-memory tail when it still holds them, else from disk.
@@ -255,6 +256,15 @@ class RocksDbEventStore final : public EventStore {
   mutable std::mutex tail_mutex_;
   std::condition_variable head_advanced_;
   std::deque<RecordedEvent> tail_;  // Positions [head - tail_.size() + 1, head].
+
+  // Counters for stats(); relaxed atomics, written by the leader of each group.
+  std::atomic<uint64_t> appends_{0};
+  std::atomic<uint64_t> events_appended_{0};
+  std::atomic<uint64_t> appends_replayed_{0};
+  std::atomic<uint64_t> appends_rejected_{0};
+  std::atomic<uint64_t> group_commits_{0};
+  Histogram group_events_{Histogram::ExponentialBounds(1, 2, 12)};           // 1 .. 2048
+  Histogram write_seconds_{Histogram::ExponentialBounds(0.0000625, 2, 16)};  // 62.5 us .. 2 s
 
   std::mutex listeners_mutex_;
   uint64_t next_listener_id_ = 1;
@@ -444,7 +454,17 @@ void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
   state.next_position = next_position_;
   state.last_hash = last_hash_;
   state.recorded_at_us = std::max(now_us, last_recorded_at_us_);
-  for (Writer* writer : group) writer->result = Decide(*writer, state);
+  uint64_t writing = 0;
+  for (Writer* writer : group) {
+    writer->result = Decide(*writer, state);
+    if (!writer->result->has_value()) {
+      appends_rejected_.fetch_add(1, std::memory_order_relaxed);
+    } else if ((*writer->result)->idempotent_replay) {
+      appends_replayed_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      ++writing;
+    }
+  }
   if (state.records.empty()) return;  // Only rejections and idempotent replays.
 
   for (const auto& [stream, version] : state.stream_heads) {
@@ -458,7 +478,10 @@ void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
   state.batch.Put(handles_[0], kHeadKey, head_marker);
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
+  const auto write_started = std::chrono::steady_clock::now();
   rocksdb::Status status = db_->Write(write_options, &state.batch);
+  write_seconds_.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - write_started).count());
   if (!status.ok()) {
     // What reached the disk is now for recovery to decide; nothing more is written by this
     // process, so no acknowledged position can be reused.
@@ -471,6 +494,10 @@ void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
   next_position_ = state.next_position;
   last_hash_ = state.last_hash;
   last_recorded_at_us_ = state.recorded_at_us;
+  appends_.fetch_add(writing, std::memory_order_relaxed);
+  events_appended_.fetch_add(state.records.size(), std::memory_order_relaxed);
+  group_commits_.fetch_add(1, std::memory_order_relaxed);
+  group_events_.Observe(static_cast<double>(state.records.size()));
   Publish(std::move(state.records), state.next_position - 1);
 }
 
@@ -911,6 +938,16 @@ uint64_t RocksDbEventStore::AddCommitListener(std::function<void(uint64_t)> list
   std::lock_guard lock(listeners_mutex_);
   listeners_.emplace_back(next_listener_id_, std::move(listener));
   return next_listener_id_++;
+}
+
+StoreStats RocksDbEventStore::stats() const {
+  return {.appends = appends_.load(std::memory_order_relaxed),
+          .events_appended = events_appended_.load(std::memory_order_relaxed),
+          .appends_replayed = appends_replayed_.load(std::memory_order_relaxed),
+          .appends_rejected = appends_rejected_.load(std::memory_order_relaxed),
+          .group_commits = group_commits_.load(std::memory_order_relaxed),
+          .group_events = group_events_.Read(),
+          .write_seconds = write_seconds_.Read()};
 }
 
 void RocksDbEventStore::RemoveCommitListener(uint64_t listener_id) {

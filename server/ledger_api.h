@@ -38,6 +38,9 @@
 //   GET  /v1/projections              every projection: checkpoint, lag, generation, rebuild.
 //   POST /v1/projections/{name}/rebuild  202 an online rebuild started; 404 unknown name,
 //                                     409 rebuild_running.
+//   GET  /v1/subscribe?from=P[&stream_prefix=S][&types=T1,T2]
+//                                     server-sent events, catch-up then live (see
+//                                     server/event_stream.h); Last-Event-ID resumes after it.
 //   GET  /healthz                     projection checkpoints and lags, the process manager's.
 //
 // Access (server/auth.h): POST payments and orders need the writer role; fulfill, revoke and
@@ -54,6 +57,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "eventstore/event_store.h"
@@ -73,12 +77,16 @@ struct LedgerApiOptions {
   int64_t min_position_wait_ms = 5'000;
   // Events of one stream answered by GET .../events at most.
   size_t stream_events_max = 10'000;
+  // How often a caught-up GET /v1/subscribe sends a keep-alive comment.
+  int64_t subscribe_heartbeat_ms = 15'000;
   // Now, in microseconds since the Unix epoch; the system clock when empty.
   std::function<int64_t()> clock_us{};
   // Checks every endpoint but /healthz for a token with a fitting role (server/auth.h); null:
   // no checks (in-process tests only). Must outlive the API.
   const Authenticator* auth = nullptr;
 };
+
+class EventStreamHub;
 
 class LedgerApi {
  public:
@@ -87,6 +95,8 @@ class LedgerApi {
   // outlive the API and the server that calls it.
   LedgerApi(eventstore::EventStore& store, std::vector<projections::ProjectionRunner*> runners,
             fulfillment::ProcessManager* process_manager, LedgerApiOptions options = {});
+  // Stop the HTTP server first: its streams refer to the API.
+  ~LedgerApi();
 
   // Adds every endpoint to `router`; the handlers refer to this object.
   void Register(Router& router);
@@ -107,6 +117,7 @@ class LedgerApi {
   HttpServerResponse ListOrphans(const HttpServerRequest& request);
   HttpServerResponse ListExcess(const HttpServerRequest& request);
   HttpServerResponse GetRevenue(const HttpServerRequest& request);
+  HttpServerResponse Subscribe(const HttpServerRequest& request);
   projections::ProjectionRunner* FindRunner(std::string_view name) const;
   int64_t NowUs() const;
 
@@ -116,6 +127,7 @@ class LedgerApi {
   projections::ProjectionRunner* order_status_ = nullptr;
   fulfillment::ProcessManager* process_manager_;
   const LedgerApiOptions options_;
+  std::unique_ptr<EventStreamHub> streams_;
 };
 
 }  // namespace ledger::server
