@@ -136,6 +136,7 @@
 
   // A message at the top of the page; kind: 'info', 'ok' or 'error'.
   function flash(text, kind = 'info') {
+    flash.at = Date.now();
     const element = $('#flash');
     element.className = 'flash ' + kind;
     element.textContent = text;
@@ -290,6 +291,8 @@
   function route() {
     if (!state.token) return;
     stopView();
+    // A message outlives the page it was about only when it is brand new (a retry that moved on).
+    if (!flash.at || Date.now() - flash.at > 1500) $('#flash').hidden = true;
     const view = state.view;
     const hash = location.hash || '#/orders';
     const [path, search] = hash.slice(1).split('?');
