@@ -31,9 +31,9 @@
 #include "projections/projection_runner.h"
 #include "projections/registry.h"
 #include "server/auth.h"
-#include "server/dashboard.h"
 #include "server/data_dir.h"
 #include "server/http_server.h"
+#include "server/jetstream_publisher.h"
 #include "server/ledger_api.h"
 #include "server/lms_standin.h"
 
@@ -52,7 +52,11 @@ Serves the ledger's HTTP/JSON API on the ledger in DIR.
                         handler_threads; [fulfillment] (see fulfillment/config.h);
                         [[auth.tokens]] name, token or token_sha256, roles (see
                         server/auth.h; without tokens, a development token with every
-                        role is kept in DIR/dev-token and printed). Flags override the file.
+                        role is kept in DIR/dev-token and printed); [jetstream] enabled,
+                        urls, stream, subject_prefix, replicas, storage,
+                        duplicate_window_s, max_in_flight, ack_timeout_ms,
+                        reconnect_backoff_ms_min/_max (see server/jetstream_publisher.h;
+                        off by default). Flags override the file.
   --lms-standin         start an in-process LMS stand-in and point the LMS modules that have
                         no lms_url at it (for development)
   --help                print this help
@@ -72,6 +76,7 @@ struct ServerSettings {
   std::string listen = "127.0.0.1:8080";
   server::HttpServerOptions http{};
   fulfillment::FulfillmentConfig fulfillment = fulfillment::DefaultFulfillmentConfig();
+  server::JetStreamConfig jetstream{};
   std::vector<server::TokenGrant> tokens;
 };
 
@@ -88,6 +93,9 @@ Result<ServerSettings, std::string> ReadSettings(const std::string& path) {
   auto parsed = fulfillment::ParseFulfillmentConfig(document);
   if (!parsed) return Unexpected(path + ": " + parsed.error().message);
   settings.fulfillment = std::move(*parsed);
+  auto jetstream = server::ParseJetStreamConfig(document);
+  if (!jetstream) return Unexpected(path + ": " + jetstream.error());
+  settings.jetstream = std::move(*jetstream);
   auto tokens = server::ParseAuthConfig(document);
   if (!tokens) return Unexpected(path + ": " + tokens.error());
   settings.tokens = std::move(*tokens);
@@ -237,6 +245,18 @@ int Run(const Flags& flags) {
   if (!manager) return Fail("process manager: " + manager.error().ToString());
   (*manager)->Start();
 
+  // Publishes the log into NATS JetStream; waits and retries on its own thread while NATS is
+  // unreachable, so the ledger serves either way.
+  std::unique_ptr<server::JetStreamPublisher> publisher;
+  if (settings.jetstream.enabled) {
+    auto opened = server::JetStreamPublisher::Open(**store, **state, settings.jetstream);
+    if (!opened) return Fail("JetStream publisher: " + opened.error().ToString());
+    publisher = std::move(*opened);
+    publisher->Start();
+    fmt::print("publishing the log to JetStream stream {} at {}\n", settings.jetstream.stream,
+               fmt::join(settings.jetstream.urls, ","));
+  }
+
   std::string development_token;
   if (settings.tokens.empty()) {
     auto token = DevelopmentToken(settings.data_dir);
@@ -253,7 +273,6 @@ int Run(const Flags& flags) {
        .auth = &authenticator});
   server::Router routes;
   api.Register(routes);
-  server::RegisterDashboard(routes);
   server::HttpServerOptions http_options = settings.http;
   http_options.address = listen->first;
   http_options.port = listen->second;
@@ -262,8 +281,6 @@ int Run(const Flags& flags) {
   fmt::print("ledgerd: data in {} (head position {})\n", settings.data_dir,
              (*store)->HeadPosition());
   fmt::print("listening on http://{}:{}\n", listen->first, (*http)->port());
-  fmt::print("dashboard: open http://{}:{}/ in a browser and sign in with a token\n", listen->first,
-             (*http)->port());
   if (!development_token.empty()) {
     fmt::print(
         "no [auth] tokens configured: development token (every role, kept in {}/dev-token):\n"
@@ -281,6 +298,7 @@ int Run(const Flags& flags) {
   fmt::print("ledgerd: {} received, finishing requests in flight\n",
              signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   (*http)->Stop();
+  if (publisher) publisher->Stop();
   (*manager)->Stop();
   for (auto& runner : runners) runner->Stop();
   if (standin) standin->Stop();

@@ -182,8 +182,13 @@ std::vector<eventstore::RecordedEvent> ReadLog(eventstore::EventStore& store) {
 }
 
 bool CheckStreamEqualsLog(eventstore::EventStore& store, const std::vector<std::string>& urls,
-                          const std::string& stream, const std::string& subject_prefix) {
-  const std::vector<eventstore::RecordedEvent> log = ReadLog(store);
+                          const std::string& stream, const std::string& subject_prefix,
+                          std::optional<uint64_t> messages_expected) {
+  std::vector<eventstore::RecordedEvent> log = ReadLog(store);
+  if (messages_expected) {
+    REQUIRE(*messages_expected <= log.size());
+    log.resize(*messages_expected);
+  }
   auto reader = server::JetStreamReader::Connect(urls, stream);
   if (!reader) FAIL("connecting the reader: " << reader.error());
   auto bounds = (*reader)->Bounds();

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,12 +57,14 @@ uint16_t FreePort();
 // The log read whole.
 std::vector<eventstore::RecordedEvent> ReadLog(eventstore::EventStore& store);
 
-// Reads the whole stream and checks that it holds exactly the log, in order: message i has
-// sequence first + i, position i + 1 and the log's stream, version, id, type, hash, previous
-// hash and payload, on the subject SubjectFor(prefix, event). Uses Catch2 CHECKs; returns
-// whether everything matched.
+// Reads the stream and checks that it holds exactly the log, in order: message i has sequence
+// first + i, position i + 1 and the log's stream, version, id, type, hash, previous hash and
+// payload, on the subject SubjectFor(prefix, event). With `messages_expected`, the stream must
+// hold that many messages and equal that prefix of the log. Uses Catch2 CHECKs; returns whether
+// everything matched.
 bool CheckStreamEqualsLog(eventstore::EventStore& store, const std::vector<std::string>& urls,
-                          const std::string& stream, const std::string& subject_prefix);
+                          const std::string& stream, const std::string& subject_prefix,
+                          std::optional<uint64_t> messages_expected = std::nullopt);
 
 // Stream names that need escaping in subjects ('.', ' ', '*', '>', '%', non-ASCII) next to
 // ordinary ones.

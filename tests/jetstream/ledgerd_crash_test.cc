@@ -1,0 +1,193 @@
+// ledgerd with a [jetstream] table, killed with SIGKILL while it publishes, several times: after
+// each kill the stream is a prefix of the log (in order, nothing twice), and once ledgerd runs to
+// the end the stream equals the log. Payments captured into the log between the runs are the
+// backlog each run publishes; the kill comes once the stream has grown during the run.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "domain/events.h"
+#include "eventstore/event_codec.h"
+#include "eventstore/event_store.h"
+#include "tests/eventstore/store_test_support.h"
+#include "tests/jetstream/nats_cluster.h"
+
+namespace ledger::jetstream_testing {
+namespace {
+
+using namespace std::chrono_literals;
+using eventstore::testing::Scaled;
+
+struct Ledgerd {
+  pid_t pid = -1;
+  FILE* output = nullptr;
+};
+
+// Starts ledgerd and reads its output up to the "listening on" line (the publisher has been
+// started by then); the rest of its output is read by a thread until it exits.
+Ledgerd StartLedgerd(const std::string& data_dir, const std::string& config_path) {
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::close(out[0]);
+    ::close(out[1]);
+    ::execl(LEDGER_LEDGERD, LEDGER_LEDGERD, "--data-dir", data_dir.c_str(), "--listen",
+            "127.0.0.1:0", "--config", config_path.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  FILE* output = ::fdopen(out[0], "r");
+  REQUIRE(output != nullptr);
+  char line[1024];
+  bool publishing = false;
+  bool listening = false;
+  while (!listening && std::fgets(line, sizeof(line), output) != nullptr) {
+    const std::string text = line;
+    if (text.rfind("publishing the log to JetStream", 0) == 0) publishing = true;
+    if (text.rfind("listening on", 0) == 0) listening = true;
+  }
+  std::thread([output] {
+    char rest[1024];
+    while (std::fgets(rest, sizeof(rest), output) != nullptr) {
+    }
+    std::fclose(output);
+  }).detach();
+  if (!listening) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    FAIL("ledgerd exited before listening (status " << status << ")");
+  }
+  REQUIRE(publishing);
+  return Ledgerd{.pid = pid, .output = nullptr};
+}
+
+void Kill(const Ledgerd& ledgerd, int signal_number) {
+  REQUIRE(::kill(ledgerd.pid, signal_number) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(ledgerd.pid, &status, 0) == ledgerd.pid);
+  if (signal_number == SIGKILL) {
+    REQUIRE(WIFSIGNALED(status));
+  } else {
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+}
+
+// Captures `count` payments into the log, 20 per order stream (order numbers with a '.', so
+// their subjects need escaping).
+void CapturePayments(const std::string& log_path, int round, size_t count) {
+  std::unique_ptr<eventstore::EventStore> store = eventstore::testing::MustOpenRocksDb(log_path);
+  const eventstore::EventMetadata metadata{
+      .correlation_id = {}, .causation_id = {}, .actor = "jetstream-test"};
+  for (size_t order = 0; order * 20 < count; ++order) {
+    const std::string number = "EDX." + std::to_string(round) + "." + std::to_string(order);
+    std::vector<eventstore::NewEvent> events;
+    for (size_t i = 0; i < 20 && order * 20 + i < count; ++i) {
+      domain::PaymentCaptured captured{.order_number = number,
+                                       .processor = "paypal",
+                                       .reference = "tx-" + std::to_string(i),
+                                       .amount = {.minor_units = 4'900, .currency = "USD"},
+                                       .card_type = "visa",
+                                       .card_last_digits = "1111",
+                                       .captured_at_us = 1'790'000'000'000'000,
+                                       .excess = false};
+      events.push_back(eventstore::ToNewEvent(domain::Event(captured), metadata));
+    }
+    auto appended = store->Append(std::string(domain::kOrderStreamPrefix) + number,
+                                  eventstore::ExpectedVersion::Any(), events);
+    REQUIRE(appended.has_value());
+  }
+}
+
+// The last stream sequence, polled.
+uint64_t LastSequence(server::JetStreamReader& reader) {
+  auto bounds = reader.Bounds();
+  if (!bounds) return 0;  // No stream yet: ledgerd creates it.
+  return bounds->second;
+}
+
+TEST_CASE(
+    "ledgerd killed with SIGKILL mid-publish, again and again: the stream gets every event "
+    "once, in order",
+    "[jetstream][cluster][crash]") {
+  eventstore::testing::TempDir dir("js-ledgerd");
+  NatsCluster cluster(dir.path());
+  const std::string data_dir = dir.Child("data");
+  std::filesystem::create_directories(data_dir);
+  const std::string config_path = dir.Child("ledgerd.toml");
+  {
+    std::ofstream config(config_path);
+    config << "[jetstream]\nenabled = true\nurls = [";
+    for (const std::string& url : cluster.urls()) config << "\"" << url << "\", ";
+    config << "]\nstream = \"LEDGERD\"\nreplicas = 3\nduplicate_window_s = 60\n"
+              "max_in_flight = 128\nack_timeout_ms = 2000\nreconnect_backoff_ms_min = 20\n"
+              "reconnect_backoff_ms_max = 500\n";
+  }
+  auto reader = server::JetStreamReader::Connect(cluster.urls(), "LEDGERD");
+  REQUIRE(reader.has_value());
+  std::mt19937_64 random(20261122);
+  constexpr int kRounds = 5;
+  const size_t backlog = Scaled(4'000, 600);
+  int behind_at_kill = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    INFO("round " << round);
+    CapturePayments(data_dir + "/log", round, backlog);
+    const uint64_t before = LastSequence(**reader);
+    const Ledgerd ledgerd = StartLedgerd(data_dir, config_path);
+    // Kill once the stream has grown by a random part of the backlog.
+    const uint64_t grow_by = 1 + random() % (backlog / 2);
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (LastSequence(**reader) < before + grow_by) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        Kill(ledgerd, SIGKILL);
+        FAIL("the stream did not grow by " << grow_by << " within 60 s");
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    Kill(ledgerd, SIGKILL);
+    // The stream is a prefix of the log: in order, nothing twice, nothing skipped.
+    std::unique_ptr<eventstore::EventStore> store =
+        eventstore::testing::MustOpenRocksDb(data_dir + "/log");
+    const uint64_t last = LastSequence(**reader);
+    if (last < store->HeadPosition()) ++behind_at_kill;
+    CHECK(CheckStreamEqualsLog(*store, cluster.urls(), "LEDGERD", "ledger", last));
+  }
+  // Most kills came with events still to publish (a kill right after the last ack is allowed).
+  CHECK(behind_at_kill >= kRounds - 1);
+
+  // A last run to the end, stopped with SIGTERM: the stream equals the log.
+  const Ledgerd ledgerd = StartLedgerd(data_dir, config_path);
+  uint64_t head = 0;
+  {
+    // The store is locked by ledgerd; its head is what the rounds appended.
+    head = static_cast<uint64_t>(kRounds) * backlog;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (LastSequence(**reader) < head) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      Kill(ledgerd, SIGKILL);
+      FAIL("ledgerd did not publish up to " << head << " within 60 s");
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  Kill(ledgerd, SIGTERM);
+  std::unique_ptr<eventstore::EventStore> store =
+      eventstore::testing::MustOpenRocksDb(data_dir + "/log");
+  CHECK(store->HeadPosition() == head);
+  CHECK(CheckStreamEqualsLog(*store, cluster.urls(), "LEDGERD", "ledger"));
+}
+
+}  // namespace
+}  // namespace ledger::jetstream_testing
