@@ -476,6 +476,66 @@ void LedgerApi::Register(Router& router) {
   add("GET", "/v1/payments/excess", kQueries, &LedgerApi::ListExcess);
   add("GET", "/v1/revenue", kQueries, &LedgerApi::GetRevenue);
   add("GET", "/v1/subscribe", kQueries, &LedgerApi::Subscribe);
+  add("GET", "/metrics", std::nullopt, &LedgerApi::GetMetrics);
+}
+
+HttpServerResponse LedgerApi::GetMetrics(const HttpServerRequest&) {
+  PrometheusText out;
+  const uint64_t head = store_.HeadPosition();
+  const eventstore::StoreStats store = store_.stats();
+  out.Gauge("ledger_store_head_position", "Position of the last committed event",
+            static_cast<double>(head));
+  out.Counter("ledger_store_appends_total", "Appends that wrote events",
+              static_cast<double>(store.appends));
+  out.Counter("ledger_store_events_appended_total", "Events written",
+              static_cast<double>(store.events_appended));
+  out.Counter("ledger_store_appends_replayed_total", "Idempotent repeats answered without writing",
+              static_cast<double>(store.appends_replayed));
+  out.Counter("ledger_store_appends_rejected_total",
+              "Appends refused (wrong expected version, invalid)",
+              static_cast<double>(store.appends_rejected));
+  out.Counter("ledger_store_group_commits_total", "Synced writes, each one group commit",
+              static_cast<double>(store.group_commits));
+  out.Histogram("ledger_store_group_commit_events", "Events per group commit", store.group_events);
+  out.Histogram("ledger_store_write_seconds", "Time of each group commit's write, fsync included",
+                store.write_seconds);
+  for (projections::ProjectionRunner* runner : runners_) {
+    const MetricLabels labels{{"projection", std::string(runner->name())}};
+    out.Gauge("ledger_projection_checkpoint", "Last position the projection has applied",
+              static_cast<double>(runner->checkpoint()), labels);
+  }
+  for (projections::ProjectionRunner* runner : runners_) {
+    const MetricLabels labels{{"projection", std::string(runner->name())}};
+    out.Gauge("ledger_projection_lag_events", "Events committed and not yet applied",
+              static_cast<double>(runner->lag()), labels);
+  }
+  if (process_manager_ != nullptr) {
+    const fulfillment::ProcessManagerStats pm = process_manager_->stats();
+    out.Gauge("ledger_fulfillment_lag_events", "Events the process manager has not read yet",
+              static_cast<double>(head > pm.checkpoint ? head - pm.checkpoint : 0));
+    out.Counter("ledger_fulfillment_attempts_total", "Lines handed to fulfillment modules",
+                static_cast<double>(pm.attempts));
+    out.Counter("ledger_fulfillment_lines_fulfilled_total", "Lines fulfilled",
+                static_cast<double>(pm.lines_fulfilled));
+    out.Counter("ledger_fulfillment_lines_failed_total", "Line attempts that failed",
+                static_cast<double>(pm.lines_failed));
+    out.Counter("ledger_fulfillment_automatic_retries_total",
+                "Retries the process manager requested on its own",
+                static_cast<double>(pm.automatic_retries));
+    out.Gauge("ledger_fulfillment_retries_pending", "Automatic retries scheduled, not yet issued",
+              static_cast<double>(pm.retries_pending));
+    out.Gauge("ledger_fulfillment_orders_in_flight", "Orders whose lines are being fulfilled",
+              static_cast<double>(pm.orders_in_flight));
+  }
+  out.Gauge("ledger_subscribe_streams", "Open GET /v1/subscribe streams",
+            static_cast<double>(streams_->streams_open()));
+  out.Counter("ledger_subscribe_events_sent_total", "Events sent to subscribers",
+              static_cast<double>(streams_->events_sent()));
+  if (options_.http_metrics != nullptr) options_.http_metrics->Write(out);
+  if (options_.extra_metrics) options_.extra_metrics(out);
+  return {.status = 200,
+          .content_type = "text/plain; version=0.0.4; charset=utf-8",
+          .body = out.text()};
 }
 
 HttpServerResponse LedgerApi::Subscribe(const HttpServerRequest& request) {

@@ -42,9 +42,11 @@
 //                                     server-sent events, catch-up then live (see
 //                                     server/event_stream.h); Last-Event-ID resumes after it.
 //   GET  /healthz                     projection checkpoints and lags, the process manager's.
+//   GET  /metrics                     Prometheus text (server/metrics.h lists the families).
 //
 // Access (server/auth.h): POST payments and orders need the writer role; fulfill, revoke and
-// rebuild need ops; every GET needs reader, ops or auditor; /healthz is open.
+// rebuild need ops; every GET needs reader, ops or auditor; /healthz and /metrics are open (they
+// carry counts, no business data).
 //
 // Statuses: malformed JSON, wrong types, unknown or missing fields, bad amounts or currency, and
 // every rejection of the command alone: 400. Rejections against the order's state: 404
@@ -66,6 +68,7 @@
 #include "projections/projection_runner.h"
 #include "server/auth.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
 
 namespace ledger::server {
 
@@ -84,6 +87,10 @@ struct LedgerApiOptions {
   // Checks every endpoint but /healthz for a token with a fitting role (server/auth.h); null:
   // no checks (in-process tests only). Must outlive the API.
   const Authenticator* auth = nullptr;
+  // Written into GET /metrics when set: the HTTP server's request metrics, and whatever else
+  // the process runs (the server's connections, a publisher). Must outlive the API.
+  const HttpMetrics* http_metrics = nullptr;
+  std::function<void(PrometheusText&)> extra_metrics{};
 };
 
 class EventStreamHub;
@@ -118,6 +125,7 @@ class LedgerApi {
   HttpServerResponse ListExcess(const HttpServerRequest& request);
   HttpServerResponse GetRevenue(const HttpServerRequest& request);
   HttpServerResponse Subscribe(const HttpServerRequest& request);
+  HttpServerResponse GetMetrics(const HttpServerRequest& request);
   projections::ProjectionRunner* FindRunner(std::string_view name) const;
   int64_t NowUs() const;
 

@@ -11,6 +11,7 @@
 
 #include <toml++/toml.h>
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -266,18 +267,50 @@ int Run(const Flags& flags) {
   }
   const server::Authenticator authenticator(settings.tokens);
 
+  // GET /metrics: the API's own families, the HTTP server's and the publisher's.
+  server::HttpMetrics http_metrics;
+  std::atomic<server::HttpServer*> http_server{nullptr};
+  auto process_metrics = [&](server::PrometheusText& out) {
+    if (server::HttpServer* running = http_server.load()) {
+      out.Gauge("ledger_http_connections", "Open HTTP connections",
+                static_cast<double>(running->connections_open()));
+      out.Gauge("ledger_http_requests_in_flight", "Requests being handled or answered",
+                static_cast<double>(running->requests_in_flight()));
+    }
+    if (publisher) {
+      const server::JetStreamStats stats = publisher->Stats();
+      out.Counter("ledger_jetstream_published_total", "Events JetStream acknowledged as stored",
+                  static_cast<double>(stats.published));
+      out.Gauge("ledger_jetstream_acknowledged_position",
+                "Position up to which JetStream holds the log",
+                static_cast<double>(stats.acknowledged_position));
+      out.Gauge("ledger_jetstream_lag_events", "Committed events not yet acknowledged by JetStream",
+                static_cast<double>(stats.lag));
+      out.Gauge("ledger_jetstream_connected", "1 while connected to NATS",
+                stats.connected ? 1.0 : 0.0);
+      out.Counter("ledger_jetstream_retries_total", "Times the publisher had to start over",
+                  static_cast<double>(stats.retries));
+    }
+  };
   server::LedgerApi api(
       **store, runner_pointers, manager->get(),
       {.fulfillment_sync_default = config.mode == fulfillment::FulfillmentMode::kSync,
        .sync_timeout_ms = config.sync_timeout_ms,
-       .auth = &authenticator});
+       .auth = &authenticator,
+       .http_metrics = &http_metrics,
+       .extra_metrics = process_metrics});
   server::Router routes;
   api.Register(routes);
   server::HttpServerOptions http_options = settings.http;
   http_options.address = listen->first;
   http_options.port = listen->second;
+  http_options.on_handled = [&http_metrics](const server::HttpServerRequest& request, int status,
+                                            int64_t handler_us) {
+    http_metrics.Record(request, status, handler_us);
+  };
   auto http = server::HttpServer::Start(http_options, std::move(routes));
   if (!http) return Fail(http.error());
+  http_server.store(http->get());
   fmt::print("ledgerd: data in {} (head position {})\n", settings.data_dir,
              (*store)->HeadPosition());
   fmt::print("listening on http://{}:{}\n", listen->first, (*http)->port());

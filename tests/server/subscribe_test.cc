@@ -25,6 +25,7 @@
 #include "server/data_dir.h"
 #include "server/http_server.h"
 #include "server/ledger_api.h"
+#include "tests/server/api_fixture.h"
 
 namespace ledger::server {
 namespace {
@@ -153,77 +154,8 @@ class SseClient {
   bool last_chunk_ = false;
 };
 
-std::string TempDataDir() {
-  const char* root = std::getenv("LEDGER_TEST_TMP");
-  static int counter = 0;
-  std::filesystem::path path =
-      std::filesystem::path(root != nullptr ? root : "/tmp") /
-      ("subscribe-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
-  std::filesystem::remove_all(path);
-  std::filesystem::create_directories(path);
-  return path.string();
-}
-
-// The store, projections, API and HTTP server; no fulfillment.
-class Ledger {
- public:
-  explicit Ledger(int64_t heartbeat_ms = 15'000) : data_dir_(TempDataDir()) {
-    auto store = eventstore::OpenRocksDbEventStore(LogPath(data_dir_));
-    REQUIRE(store);
-    store_ = std::move(*store);
-    auto state = eventstore::OpenRocksDbStateStore(StatePath(data_dir_));
-    REQUIRE(state);
-    state_ = std::move(*state);
-    std::vector<projections::ProjectionRunner*> pointers;
-    for (projections::ProjectionFactory& factory : projections::DefaultProjections()) {
-      auto runner = projections::ProjectionRunner::Open(*store_, *state_, std::move(factory));
-      REQUIRE(runner);
-      pointers.push_back(runner->get());
-      runners_.push_back(std::move(*runner));
-    }
-    api_ = std::make_unique<LedgerApi>(*store_, pointers, nullptr,
-                                       LedgerApiOptions{.subscribe_heartbeat_ms = heartbeat_ms});
-    Router routes;
-    api_->Register(routes);
-    auto server = HttpServer::Start({}, std::move(routes));
-    REQUIRE(server);
-    server_ = std::move(*server);
-  }
-  ~Ledger() {
-    server_->Stop();
-    std::filesystem::remove_all(data_dir_);
-  }
-
-  // Records payments for orders EDX-<first>.. EDX-<first + count - 1>.
-  void Pay(int first, int count) {
-    eventstore::OrderCommandService service(*store_);
-    for (int i = first; i < first + count; ++i) {
-      domain::CapturePayment command;
-      command.order_number = "EDX-" + std::to_string(i);
-      command.processor = "paypal";
-      command.reference = "ref-" + std::to_string(i);
-      command.amount = {.minor_units = 1000, .currency = "USD"};
-      command.captured_at_us = 1'700'000'000'000'000;
-      auto handled = service.Handle(command, {});
-      REQUIRE(handled);
-    }
-  }
-
-  uint16_t port() const { return server_->port(); }
-  HttpServer& server() { return *server_; }
-  eventstore::EventStore& store() { return *store_; }
-
- private:
-  std::string data_dir_;
-  std::unique_ptr<eventstore::EventStore> store_;
-  std::unique_ptr<eventstore::StateStore> state_;
-  std::vector<std::unique_ptr<projections::ProjectionRunner>> runners_;
-  std::unique_ptr<LedgerApi> api_;
-  std::unique_ptr<HttpServer> server_;
-};
-
 TEST_CASE("subscribe catches up, then delivers live events in position order") {
-  Ledger ledger;
+  ApiFixture ledger;
   ledger.Pay(0, 40);
   SseClient client(ledger.port(), "/v1/subscribe?from=1");
   REQUIRE(client.status() == 200);
@@ -249,7 +181,7 @@ TEST_CASE("subscribe catches up, then delivers live events in position order") {
 }
 
 TEST_CASE("Last-Event-ID resumes right after the last event: nothing skipped or repeated") {
-  Ledger ledger;
+  ApiFixture ledger;
   ledger.Pay(0, 30);
   std::string last_id;
   {
@@ -274,7 +206,7 @@ TEST_CASE("Last-Event-ID resumes right after the last event: nothing skipped or 
 }
 
 TEST_CASE("subscribe filters by stream prefix and type; bad parameters are 400") {
-  Ledger ledger;
+  ApiFixture ledger;
   ledger.Pay(0, 25);  // Orders EDX-0 .. EDX-24: the prefix "order-EDX-1" matches 1 and 10..19.
   SseClient prefix(ledger.port(), "/v1/subscribe?stream_prefix=order-EDX-1&types=PaymentCaptured");
   REQUIRE(prefix.status() == 200);
@@ -298,7 +230,7 @@ TEST_CASE("subscribe filters by stream prefix and type; bad parameters are 400")
 }
 
 TEST_CASE("a caught-up subscriber gets keep-alive comments, and Stop ends every stream") {
-  Ledger ledger(/*heartbeat_ms=*/100);
+  ApiFixture ledger({.subscribe_heartbeat_ms = 100});
   ledger.Pay(0, 3);
   std::vector<std::unique_ptr<SseClient>> clients;
   for (int i = 0; i < 20; ++i) {
@@ -325,7 +257,7 @@ TEST_CASE("a caught-up subscriber gets keep-alive comments, and Stop ends every 
 }
 
 TEST_CASE("a subscriber that leaves frees its stream") {
-  Ledger ledger;
+  ApiFixture ledger;
   ledger.Pay(0, 2);
   {
     SseClient client(ledger.port(), "/v1/subscribe?from=1");
