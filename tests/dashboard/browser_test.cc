@@ -2,7 +2,10 @@
 // (tests/dashboard/webdriver.h), against the ledgerd program with an LMS stand-in that fails the
 // first enrollment of an order. A reader's token sees the order in Fulfillment Error with Retry
 // disabled; an ops token finds it through the status filter, presses Retry and sees it become
-// Complete. Screenshots go to $LEDGER_TEST_TMP and their paths are printed.
+// Complete, revokes a line of another order, then visits payments, revenue, projections (with a
+// rebuild) and the live tail, also as it falls back to polling when GET /v1/subscribe is refused.
+// Screenshots of each page go to $LEDGER_TEST_TMP/dashboard-browser-<pid>/ and their paths are
+// printed.
 //
 // Every wait polls until a deadline; chromedriver (with its browser), ledgerd and the stand-in
 // are stopped by destructors, also when a check fails. Registered in the Release pass only (see
@@ -494,6 +497,27 @@ TEST_CASE("in Chromium, the dashboard retries an order in Fulfillment Error unti
       all_diagnostics);
   save_screenshot("orders");
 
+  // Ops revoke a line of the other order, with a refund reference.
+  WaitFor("EDX-300001's link", 5s, click("tr[data-order='EDX-300001'] a.order-link"),
+          all_diagnostics);
+  WaitFor("EDX-300001 Complete", 10s, text_is("#order-status", "Complete"), all_diagnostics);
+  WaitFor("Revoke", 5s, click("tr[data-line='1'] .revoke-button"), all_diagnostics);
+  WaitFor(
+      "the refund reference", 5s,
+      [&](std::string& last) {
+        const Reply input = browser.Find("tr[data-line='1'] .refund-input");
+        last = input.error;
+        return input.ok && browser.SendKeys(ElementId(input), "rf-42").ok;
+      },
+      all_diagnostics);
+  WaitFor("Confirm revoke", 5s, click("tr[data-line='1'] .inline-form button[type='submit']"),
+          all_diagnostics);
+  WaitFor("the line Revoked", 10s, text_contains("tr[data-line='1']", "Revoked"), all_diagnostics);
+  WaitFor("the refund reference in the line", 5s, text_contains("tr[data-line='1']", "rf-42"),
+          all_diagnostics);
+  CHECK(OrderStatus(port, ops_token, "EDX-300001") == "Refunded");
+  WaitFor("EDX-300001 Refunded", 10s, text_is("#order-status", "Refunded"), all_diagnostics);
+
   // The other panels draw what the ledger holds.
   WaitFor("the Payments tab", 5s, click("#nav a[data-view='payments']"), all_diagnostics);
   WaitFor("the orphan payment", 10s, text_contains("#orphans-table", "EDX-300003"),
@@ -502,8 +526,10 @@ TEST_CASE("in Chromium, the dashboard retries an order in Fulfillment Error unti
           all_diagnostics);
   save_screenshot("payments");
   WaitFor("the Revenue tab", 5s, click("#nav a[data-view='revenue']"), all_diagnostics);
-  // 49.00 + 149.00 + 25.00 captured today (the orphan's capture counts: money came in).
+  // 49.00 + 149.00 + 25.00 captured today (the orphan's capture counts: money came in), and
+  // the revoked line's 49.00 refunded.
   WaitFor("today's revenue", 10s, text_contains("#revenue-table", "223.00"), all_diagnostics);
+  WaitFor("today's refund", 10s, text_contains("#revenue-table", "net 174.00"), all_diagnostics);
   save_screenshot("revenue");
   WaitFor("the Projections tab", 5s, click("#nav a[data-view='projections']"), all_diagnostics);
   WaitFor("the projections", 10s, text_contains("#projections-table", "order_status"),
