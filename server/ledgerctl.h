@@ -53,6 +53,13 @@ struct Command {
 
 // The tables of each file; main merges entries of the same name.
 std::vector<Command> OfflineCommands();
+std::vector<Command> RemoteCommands();
+std::vector<Command> AuditCommands();
+
+// `verify` with --file or --digest is the audit check (ledgerctl_audit.cc): the offline verify
+// hands such arguments to AuditVerify.
+bool IsAuditVerify(const std::vector<std::string>& args);
+int AuditVerify(const Options& options, const std::vector<std::string>& args);
 
 // Prints "ledgerctl: <message>" on stderr and returns `code`.
 int Fail(int code, const std::string& message);

@@ -31,6 +31,8 @@ std::vector<Command> AllCommands() {
     }
   };
   add(OfflineCommands());
+  add(RemoteCommands());
+  add(AuditCommands());
   return merged;
 }
 

@@ -26,6 +26,7 @@ using eventstore::EventStore;
 using eventstore::StateStore;
 
 int Verify(const Options& options, const std::vector<std::string>& args) {
+  if (IsAuditVerify(args)) return AuditVerify(options, args);
   uint64_t from = 1, to = UINT64_MAX;
   for (size_t i = 0; i < args.size(); ++i) {
     std::optional<uint64_t>* target = nullptr;
@@ -245,7 +246,9 @@ int Events(const Options& options, const std::vector<std::string>& args) {
 std::vector<Command> OfflineCommands() {
   return {
       {"verify", "verify [--from P] [--to P]",
-       "walk the hash chain, with progress; names the first bad position", &Verify, nullptr},
+       "walk the hash chain, with progress; names the first bad position (--file, --digest: "
+       "see below)",
+       &Verify, nullptr},
       {"projections", "projections", "each projection's generation, checkpoint and lag",
        &ListProjections, nullptr},
       {"rebuild", "rebuild NAME", "rebuild a projection from position 1, with progress", &Rebuild,

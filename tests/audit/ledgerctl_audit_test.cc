@@ -1,0 +1,226 @@
+// ledgerctl's audit commands, run as the built program on a data directory filled by the test:
+// export -> verify --file -> tamper -> exit code 1 naming the line; digests offline and checked
+// against the export and the data directory; inclusion and consistency proofs made and checked
+// with verify-proof (and a damaged one refused); replay to a position and a time.
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "eventstore/audit_export.h"
+#include "eventstore/digest.h"
+#include "tests/audit/audit_test_support.h"
+
+namespace ledger::audit_testing {
+namespace {
+
+struct Run {
+  int exit_code = -1;
+  std::string out;
+};
+
+// Runs ledgerctl with `arguments` (a shell-quoted string), stderr to a file of the directory.
+Run Ledgerctl(const TempDir& dir, const std::string& arguments) {
+  const std::string command =
+      fmt::format("'{}' {} 2>'{}'", LEDGER_LEDGERCTL, arguments, dir.Child("stderr"));
+  Run run;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  size_t read = 0;
+  while ((read = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.out.append(buffer, read);
+  const int status = ::pclose(pipe);
+  REQUIRE(WIFEXITED(status));
+  run.exit_code = WEXITSTATUS(status);
+  std::ifstream errors(dir.Child("stderr"));
+  std::stringstream text;
+  text << errors.rdbuf();
+  UNSCOPED_INFO("ledgerctl " << arguments << " -> " << run.exit_code << "\nstdout: " << run.out
+                             << "\nstderr: " << text.str());
+  return run;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream file(path, std::ios::trunc);
+  file << text;
+}
+
+// A data directory with orders, closed again so that ledgerctl can open it.
+class DataDir {
+ public:
+  DataDir() : dir_("ledgerctl-audit") {
+    std::filesystem::create_directories(dir_.Child("data"));
+    auto store = MustOpen(dir_.Child("data") + "/log");
+    FillOrders(*store, 12);
+    head_ = store->HeadPosition();
+  }
+  const TempDir& dir() const { return dir_; }
+  std::string File(std::string_view name) const { return dir_.Child(name); }
+  uint64_t head() const { return head_; }
+  Run Ctl(const std::string& arguments) const {
+    return Ledgerctl(dir_, fmt::format("--data-dir '{}' {}", dir_.Child("data"), arguments));
+  }
+  Run Offline(const std::string& arguments) const { return Ledgerctl(dir_, arguments); }
+
+ private:
+  TempDir dir_;
+  uint64_t head_ = 0;
+};
+
+TEST_CASE("ledgerctl: export, verify --file, tamper, and the line named", "[ledgerctl]") {
+  DataDir data;
+  const std::string exported = data.File("export.jsonl");
+  REQUIRE(data.Ctl(fmt::format("export --out '{}'", exported)).exit_code == 0);
+  CHECK(SplitLines(ReadFile(exported)).size() == data.head() + 1);
+  Run run = data.Offline(fmt::format("verify --file '{}'", exported));
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("ok:") == 0);
+
+  // Two events swapped: lines 8 and 9 (positions 7 and 8).
+  std::vector<std::string> lines = SplitLines(ReadFile(exported));
+  std::swap(lines[7], lines[8]);
+  const std::string swapped = data.File("swapped.jsonl");
+  WriteFile(swapped, JoinLines(lines));
+  run = data.Offline(fmt::format("verify --file '{}'", swapped));
+  CHECK(run.exit_code == 1);
+  CHECK(run.out.find("BROKEN at line 8 (position 7)") != std::string::npos);
+
+  // One byte of a payload changed (as JSON: the base64 text), in line 21.
+  lines = SplitLines(ReadFile(exported));
+  const size_t at = lines[20].find("\"payload\":\"") + 12;
+  lines[20][at] = lines[20][at] == 'A' ? 'B' : 'A';
+  WriteFile(swapped, JoinLines(lines));
+  run = data.Offline(fmt::format("--json verify --file '{}'", swapped));
+  CHECK(run.exit_code == 1);
+  CHECK(run.out.find("\"line\":21,\"position\":20") != std::string::npos);
+
+  // One event dropped.
+  lines = SplitLines(ReadFile(exported));
+  lines.erase(lines.begin() + 30);
+  WriteFile(swapped, JoinLines(lines));
+  run = data.Offline(fmt::format("verify --file '{}'", swapped));
+  CHECK(run.exit_code == 1);
+  CHECK(run.out.find("BROKEN at line 31 (position 30)") != std::string::npos);
+
+  // A part of the log.
+  REQUIRE(data.Ctl(fmt::format("export --from 10 --to 20 --out '{}'", exported)).exit_code == 0);
+  CHECK(SplitLines(ReadFile(exported)).size() == 12);
+  CHECK(data.Offline(fmt::format("verify --file '{}'", exported)).exit_code == 0);
+  // No such file: the data could not be read.
+  CHECK(data.Offline(fmt::format("verify --file '{}'", data.File("none"))).exit_code == 3);
+  CHECK(data.Ctl("export --from x").exit_code == 2);
+}
+
+TEST_CASE("ledgerctl: digests against an export and the data directory", "[ledgerctl]") {
+  DataDir data;
+  const std::string digest = data.File("digest.json");
+  const std::string exported = data.File("export.jsonl");
+  REQUIRE(data.Ctl(fmt::format("digest --out '{}'", digest)).exit_code == 0);
+  REQUIRE(data.Ctl(fmt::format("export --out '{}'", exported)).exit_code == 0);
+  auto parsed = eventstore::ParseDigestJson(ReadFile(digest));
+  REQUIRE(parsed);
+  CHECK(parsed->digest.position == data.head());
+  REQUIRE(parsed->public_key);
+  const std::string key_hex = ToHex(std::span<const uint8_t>(*parsed->public_key));
+
+  Run run = data.Offline(
+      fmt::format("verify --file '{}' --digest '{}' --public-key {}", exported, digest, key_hex));
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("the signed one (chain head and Merkle root") != std::string::npos);
+  CHECK(data.Ctl(fmt::format("verify --digest '{}'", digest)).exit_code == 0);
+
+  // Another key pinned: the digest is refused.
+  const std::string other_key(64, 'a');
+  run = data.Offline(
+      fmt::format("verify --file '{}' --digest '{}' --public-key {}", exported, digest, other_key));
+  CHECK(run.exit_code == 1);
+
+  // A digest with a changed field (the time): the signature fails.
+  std::string text = ReadFile(digest);
+  const size_t at = text.find("\"time_us\":") + 10;
+  text[at] = text[at] == '1' ? '2' : '1';
+  WriteFile(data.File("changed.json"), text);
+  CHECK(data.Offline(fmt::format("verify --file '{}' --digest '{}'", exported,
+                                 data.File("changed.json")))
+            .exit_code == 1);
+
+  // The ledger grows: the old digest still verifies against the longer log and export.
+  {
+    auto store = MustOpen(data.File("data") + "/log");
+    FillOrders(*store, 3, 77);
+  }
+  REQUIRE(data.Ctl(fmt::format("export --out '{}'", exported)).exit_code == 0);
+  CHECK(data.Offline(fmt::format("verify --file '{}' --digest '{}'", exported, digest)).exit_code ==
+        0);
+  CHECK(data.Ctl(fmt::format("verify --digest '{}'", digest)).exit_code == 0);
+}
+
+TEST_CASE("ledgerctl: prove and verify-proof, inclusion and consistency", "[ledgerctl]") {
+  DataDir data;
+  const std::string old_digest = data.File("old.json");
+  const std::string new_digest = data.File("new.json");
+  REQUIRE(data.Ctl(fmt::format("digest --position 17 --out '{}'", old_digest)).exit_code == 0);
+  REQUIRE(data.Ctl(fmt::format("digest --out '{}'", new_digest)).exit_code == 0);
+
+  const std::string proof = data.File("proof.json");
+  REQUIRE(data.Ctl(fmt::format("prove --position 9 --digest '{}' --out '{}'", new_digest, proof))
+              .exit_code == 0);
+  Run run = data.Offline(fmt::format("verify-proof --proof '{}'", proof));
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("is in the tree of") != std::string::npos);
+  // Against the older digest the tree is another one.
+  CHECK(data.Offline(fmt::format("verify-proof --proof '{}' --digest '{}'", proof, old_digest))
+            .exit_code == 1);
+  // One character of the path changed.
+  std::string text = ReadFile(proof);
+  const size_t at = text.find("\"path\":[\"") + 9;
+  text[at] = text[at] == '0' ? '1' : '0';
+  WriteFile(data.File("bad.json"), text);
+  CHECK(data.Offline(fmt::format("verify-proof --proof '{}'", data.File("bad.json"))).exit_code ==
+        1);
+
+  const std::string consistency = data.File("consistency.json");
+  REQUIRE(data.Ctl(fmt::format("prove --digest '{}' --to-digest '{}' --out '{}'", old_digest,
+                               new_digest, consistency))
+              .exit_code == 0);
+  run = data.Offline(fmt::format("verify-proof --proof '{}' --digest '{}' --to-digest '{}'",
+                                 consistency, old_digest, new_digest));
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("is a prefix of") != std::string::npos);
+  // The digests the other way round do not fit.
+  CHECK(data.Offline(fmt::format("verify-proof --proof '{}' --digest '{}' --to-digest '{}'",
+                                 consistency, new_digest, old_digest))
+            .exit_code == 1);
+  CHECK(data.Ctl("prove --position 0").exit_code == 2);
+}
+
+TEST_CASE("ledgerctl: replay folds every order up to a position", "[ledgerctl]") {
+  DataDir data;
+  Run run = data.Ctl(fmt::format("--json replay --to {}", data.head()));
+  REQUIRE(run.exit_code == 0);
+  const std::vector<std::string> all = SplitLines(run.out);
+  CHECK(all.size() == 13);  // 12 orders and one orphan payment.
+  run = data.Ctl("--json replay --to 3");
+  REQUIRE(run.exit_code == 0);
+  CHECK(SplitLines(run.out).size() < all.size());
+  CHECK(run.out.find("\"position\":") != std::string::npos);
+  run = data.Ctl("replay --to 2000-01-01T00:00:00Z");
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("0 orders as of position 0") == 0);
+  CHECK(data.Ctl("replay --to yesterday").exit_code == 2);
+}
+
+}  // namespace
+}  // namespace ledger::audit_testing
