@@ -393,7 +393,8 @@
       h('td', { class: 'num' }, order.position),
       h('td', {}, order.status === 'Fulfillment Error'
         ? opsButton('Retry', { class: 'small retry-row' },
-          (event) => retryOrder(event.currentTarget, order.order_number, () => route()))
+          (event) => retryOrder(event.currentTarget, order.order_number,
+            () => loadOrdersPage(body, view, filters, pageIndex)))
         : '')));
     const clientSide = filtered.length !== page.orders.length;
     const pager = h('div', { class: 'pager' },
@@ -418,6 +419,16 @@
         `${filtered.length} of ${page.orders.length} orders of this page match the filters ` +
         '(dates, and status with a user, are filtered in the browser).') : null,
       pager);
+    // The page follows the log: events of its orders (or a new order, on the first page) redraw
+    // it, at most every 700 ms.
+    const shown = new Set(page.orders.map((order) => 'order-' + order.order_number));
+    let redrawing = false;
+    state.onTail = (event) => {
+      const created = event.type === 'OrderCreated' && pageIndex === 0;
+      if (redrawing || !(shown.has(event.stream) || created)) return;
+      redrawing = true;
+      later(view, 700, () => loadOrdersPage(body, view, filters, pageIndex));
+    };
   }
 
   // Asks for a manual retry; `done` runs once the answer came (either way).
