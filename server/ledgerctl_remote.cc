@@ -1,0 +1,382 @@
+// ledgerctl's remote subcommands: against a running ledgerd over HTTP (--url, --token), through
+// the API of server/ledger_api.h. --json prints the server's JSON answer as it came.
+#include <fmt/format.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/ledgerctl.h"
+
+namespace ledger::ctl {
+namespace {
+
+namespace json = boost::json;
+
+// Field access that tolerates what a different server version might leave out.
+std::string Text(const json::value& value, std::string_view key) {
+  const json::object* object = value.if_object();
+  if (object == nullptr) return "";
+  const json::value* field = object->if_contains(key);
+  if (field == nullptr || field->is_null()) return "";
+  if (field->is_string()) return std::string(field->as_string());
+  return json::serialize(*field);
+}
+
+const json::array& Array(const json::value& value, std::string_view key) {
+  static const json::array kEmpty;
+  const json::object* object = value.if_object();
+  if (object == nullptr) return kEmpty;
+  const json::value* field = object->if_contains(key);
+  return field != nullptr && field->is_array() ? field->as_array() : kEmpty;
+}
+
+// Sends the request; prints and maps any failure. On success with --json, prints the body.
+std::optional<RemoteAnswer> Call(const Options& options, std::string_view method,
+                                 const std::string& target, int& exit_code,
+                                 std::string_view body = {}) {
+  auto answer = Remote(options, method, target, body);
+  if (!answer) {
+    exit_code = answer.error();
+    return std::nullopt;
+  }
+  if (answer->status < 200 || answer->status > 299) {
+    exit_code = RemoteFail(*answer);
+    return std::nullopt;
+  }
+  if (options.json) fmt::print("{}\n", answer->text);
+  return std::move(*answer);
+}
+
+int RemoteStatus(const Options& options, const std::vector<std::string>& args) {
+  std::string target;
+  if (args.size() == 1) {
+    target = "/v1/orders/" + UrlEncode(args[0]);
+  } else if (args.size() == 3 && args[1] == "--as-of") {
+    target = "/v1/orders/" + UrlEncode(args[0]) + "?as_of=" + UrlEncode(args[2]);
+  } else {
+    return Fail(kExitUsage, "usage: status ORDER [--as-of POSITION|TIME]");
+  }
+  int exit_code = 0;
+  auto answer = Call(options, "GET", target, exit_code);
+  if (!answer) return exit_code;
+  if (options.json) return 0;
+  const json::value& order = answer->body;
+  fmt::print("order {}: {} (as of position {})\n", Text(order, "order_number"),
+             Text(order, "status"), Text(order, "position"));
+  if (order.as_object().contains("user")) {
+    const json::value& user = order.at("user");
+    const json::value& amounts = order.at("amounts");
+    const std::string currency = Text(order, "currency");
+    fmt::print("  user {} ({}), total {} {}, captured {} {}, refunded {} {}\n",
+               Text(user, "username"), Text(user, "id"), Text(amounts, "total"), currency,
+               Text(amounts, "captured"), currency, Text(amounts, "refunded"), currency);
+  }
+  fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:<27}  {}\n", "LINE", "PRODUCT", "STATUS", "ATTEMPTS",
+             "NEXT RETRY", "LAST ERROR");
+  for (const json::value& line : Array(order, "lines")) {
+    std::string error;
+    if (const json::value& last = line.at("last_error"); last.is_object()) {
+      error = Text(last, "kind") + ": " + Text(last, "message");
+    }
+    fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:<27}  {}\n", Text(line, "line_id"),
+               Text(line, "product_type"), Text(line, "status"), Text(line, "attempts"),
+               Text(line, "next_retry_at"), error);
+  }
+  return 0;
+}
+
+int RemoteEvents(const Options& options, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail(kExitUsage, "events takes one order number");
+  int exit_code = 0;
+  auto answer = Call(options, "GET", "/v1/orders/" + UrlEncode(args[0]) + "/events", exit_code);
+  if (!answer) return exit_code;
+  if (options.json) return 0;
+  fmt::print("{:>10} {:>7}  {:<26} {:<28} {}\n", "POSITION", "VERSION", "TYPE", "RECORDED AT",
+             "HASH");
+  for (const json::value& event : Array(answer->body, "events")) {
+    fmt::print("{:>10} {:>7}  {:<26} {:<28} {}\n", Text(event, "position"), Text(event, "version"),
+               Text(event, "type"), Text(event, "recorded_at"), Text(event, "hash"));
+  }
+  if (Text(answer->body, "truncated") == "true") {
+    std::fputs("(truncated: the stream has more events than the server answers at once)\n", stderr);
+  }
+  return 0;
+}
+
+int RemoteRetry(const Options& options, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail(kExitUsage, "retry takes one order number");
+  int exit_code = 0;
+  auto answer =
+      Call(options, "POST", "/v1/orders/" + UrlEncode(args[0]) + "/fulfill", exit_code, "{}");
+  if (!answer) return exit_code;
+  if (options.json) return 0;
+  std::vector<std::string> lines;
+  for (const json::value& line : Array(answer->body, "line_ids")) {
+    lines.push_back(line.is_string() ? std::string(line.as_string()) : json::serialize(line));
+  }
+  fmt::print("retry of order {} recorded at position {}; lines: {}\n", args[0],
+             Text(answer->body, "position"), fmt::join(lines, ", "));
+  return 0;
+}
+
+int RemoteRevoke(const Options& options, const std::vector<std::string>& args) {
+  json::object body;
+  if (args.size() == 4 && args[2] == "--refund-reference") {
+    body["refund_reference"] = args[3];
+  } else if (args.size() != 2) {
+    return Fail(kExitUsage, "usage: revoke ORDER LINE [--refund-reference REF]");
+  }
+  int exit_code = 0;
+  auto answer =
+      Call(options, "POST",
+           "/v1/orders/" + UrlEncode(args[0]) + "/lines/" + UrlEncode(args[1]) + "/revoke",
+           exit_code, json::serialize(body));
+  if (!answer) return exit_code;
+  if (!options.json) {
+    const json::value& line = answer->body.at("line");
+    std::string outcome = Text(line, "status");
+    if (const json::value& error = line.at("last_error"); error.is_object()) {
+      outcome += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
+    }
+    fmt::print("line {} of order {}: {}; order {}\n", args[1], args[0], outcome,
+               Text(answer->body, "order_status"));
+  }
+  return 0;
+}
+
+int RemoteProjections(const Options& options, const std::vector<std::string>& args) {
+  if (!args.empty()) return Fail(kExitUsage, "projections takes no arguments");
+  int exit_code = 0;
+  auto answer = Call(options, "GET", "/v1/projections", exit_code);
+  if (!answer) return exit_code;
+  if (options.json) return 0;
+  fmt::print("{:<16} {:>10} {:>12} {:>10}  {}\n", "NAME", "GENERATION", "CHECKPOINT", "LAG",
+             "REBUILD");
+  for (const json::value& projection : Array(answer->body, "projections")) {
+    const json::value& rebuild = projection.at("rebuild");
+    const std::string state = Text(rebuild, "running") == "true"
+                                  ? fmt::format("running: {}/{}", Text(rebuild, "events_done"),
+                                                Text(rebuild, "events_total"))
+                                  : "-";
+    fmt::print("{:<16} {:>10} {:>12} {:>10}  {}\n", Text(projection, "name"),
+               Text(projection, "generation"), Text(projection, "checkpoint"),
+               Text(projection, "lag"), state);
+  }
+  return 0;
+}
+
+// Starts an online rebuild and follows its progress until the new generation takes over.
+int RemoteRebuild(const Options& options, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail(kExitUsage, "rebuild takes a projection name");
+  int exit_code = 0;
+  Options quiet = options;
+  quiet.json = false;
+  auto started =
+      Call(quiet, "POST", "/v1/projections/" + UrlEncode(args[0]) + "/rebuild", exit_code, "{}");
+  if (!started) return exit_code;
+  ProgressLine progress("rebuild " + args[0]);
+  while (true) {
+    auto answer = Call(quiet, "GET", "/v1/projections", exit_code);
+    if (!answer) return exit_code;
+    for (const json::value& projection : Array(answer->body, "projections")) {
+      if (Text(projection, "name") != args[0]) continue;
+      const json::value& rebuild = projection.at("rebuild");
+      if (auto failure = Text(rebuild, "failure"); !failure.empty()) {
+        progress.Finish();
+        return Fail(kExitData, "rebuild failed: " + failure);
+      }
+      const auto done = rebuild.at("events_done").to_number<uint64_t>();
+      const auto total = rebuild.at("events_total").to_number<uint64_t>();
+      if (Text(rebuild, "running") != "true") {
+        progress.Finish();
+        if (options.json) {
+          fmt::print("{}\n", json::serialize(projection));
+        } else {
+          fmt::print("{}: rebuilt, generation {}, checkpoint {}\n", args[0],
+                     Text(projection, "generation"), Text(projection, "checkpoint"));
+        }
+        return 0;
+      }
+      progress.Update(done, total);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+// Follows GET /v1/subscribe and prints each event; reconnects with Last-Event-ID when the
+// connection drops, so that nothing is skipped or printed twice.
+class Tail {
+ public:
+  Tail(const Options& options, std::string query) : options_(options), query_(std::move(query)) {}
+
+  int Run() {
+    auto url = boost::urls::parse_uri(options_.url);
+    if (!url || url->scheme() != "http") {
+      return Fail(kExitUsage, "--url must be http://HOST:PORT, not " + options_.url);
+    }
+    host_ = url->host();
+    port_ = url->has_port() ? std::string(url->port()) : "80";
+    int failures = 0;
+    while (true) {
+      const std::optional<int> ended = Follow();
+      if (ended) return *ended;
+      ++failures;
+      if (failures > 30) return Fail(kExitData, "the server stays unreachable; giving up");
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+
+ private:
+  // One connection: an exit code when tailing must end, nullopt to reconnect.
+  std::optional<int> Follow() {
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    using tcp = boost::asio::ip::tcp;
+    boost::asio::io_context ioc;
+    tcp::resolver resolver(ioc);
+    beast::tcp_stream stream(ioc);
+    beast::error_code ec;
+    auto endpoints = resolver.resolve(host_, port_, ec);
+    if (!ec) stream.connect(endpoints, ec);
+    if (ec) {
+      std::fprintf(stderr, "ledgerctl: tail: %s; retrying\n", ec.message().c_str());
+      return std::nullopt;
+    }
+    http::request<http::empty_body> request(http::verb::get, "/v1/subscribe" + query_, 11);
+    request.set(http::field::host, host_);
+    request.set(http::field::accept, "text/event-stream");
+    if (!options_.token.empty())
+      request.set(http::field::authorization, "Bearer " + options_.token);
+    if (!last_id_.empty()) request.set("Last-Event-ID", last_id_);
+    http::write(stream, request, ec);
+    if (ec) return std::nullopt;
+
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(boost::none);
+    http::read_header(stream, buffer, parser, ec);
+    if (ec) return std::nullopt;
+    if (parser.get().result_int() != 200) {
+      http::read(stream, buffer, parser, ec);
+      RemoteAnswer answer{.status = static_cast<int>(parser.get().result_int()),
+                          .body = nullptr,
+                          .text = parser.get().body()};
+      boost::system::error_code parse_ec;
+      json::value parsed = json::parse(answer.text, parse_ec);
+      if (!parse_ec) answer.body = std::move(parsed);
+      return RemoteFail(answer);
+    }
+    std::string pending;
+    auto on_chunk = [&](uint64_t, std::string_view data, beast::error_code&) -> size_t {
+      pending.append(data);
+      size_t end;
+      while ((end = pending.find("\n\n")) != std::string::npos) {
+        Print(std::string_view(pending).substr(0, end));
+        pending.erase(0, end + 2);
+      }
+      return data.size();
+    };
+    parser.on_chunk_body(on_chunk);
+    while (!parser.is_done()) {
+      http::read(stream, buffer, parser, ec);
+      if (ec == http::error::end_of_chunk) continue;
+      if (ec) break;
+    }
+    std::fprintf(stderr, "ledgerctl: tail: the server ended the stream; reconnecting\n");
+    return std::nullopt;
+  }
+
+  void Print(std::string_view message) {
+    std::string id, type, data;
+    while (!message.empty()) {
+      const size_t newline = message.find('\n');
+      const std::string_view line = message.substr(0, newline);
+      if (line.starts_with("id: ")) id = line.substr(4);
+      if (line.starts_with("event: ")) type = line.substr(7);
+      if (line.starts_with("data: ")) data = line.substr(6);
+      message =
+          newline == std::string_view::npos ? std::string_view() : message.substr(newline + 1);
+    }
+    if (type == "error") {
+      std::fprintf(stderr, "ledgerctl: tail: the server reports %s\n", data.c_str());
+      return;
+    }
+    if (id.empty()) return;  // A keep-alive or the retry hint.
+    last_id_ = id;
+    if (options_.json) {
+      fmt::print("{}\n", data);
+    } else {
+      boost::system::error_code ec;
+      const json::value event = json::parse(data, ec);
+      fmt::print("{:>10}  {:<28} {:<26} {}\n", id, Text(event, "recorded_at"), type,
+                 Text(event, "stream"));
+    }
+    std::fflush(stdout);
+  }
+
+  const Options& options_;
+  std::string query_;
+  std::string host_;
+  std::string port_;
+  std::string last_id_;
+};
+
+int RemoteTail(const Options& options, const std::vector<std::string>& args) {
+  std::string from = "";
+  std::string query;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const bool has_value = i + 1 < args.size();
+    if (args[i] == "--from" && has_value) {
+      if (!ParsePosition(args[i + 1])) return Fail(kExitUsage, "--from needs a position");
+      from = args[++i];
+    } else if (args[i] == "--types" && has_value) {
+      query += "&types=" + UrlEncode(args[++i]);
+    } else if (args[i] == "--stream-prefix" && has_value) {
+      query += "&stream_prefix=" + UrlEncode(args[++i]);
+    } else {
+      return Fail(kExitUsage, "usage: tail [--from P] [--types T1,T2] [--stream-prefix PREFIX]");
+    }
+  }
+  if (from.empty()) {
+    // By default, only what comes next: from one past the head.
+    int exit_code = 0;
+    Options quiet = options;
+    quiet.json = false;
+    auto page = Call(quiet, "GET", "/v1/events?from=1&limit=1", exit_code);
+    if (!page) return exit_code;
+    from = std::to_string(page->body.at("head_position").to_number<uint64_t>() + 1);
+  }
+  if (!options.json) {
+    fmt::print("{:>10}  {:<28} {:<26} {}\n", "POSITION", "RECORDED AT", "TYPE", "STREAM");
+  }
+  return Tail(options, "?from=" + from + query).Run();
+}
+
+}  // namespace
+
+std::vector<Command> RemoteCommands() {
+  return {
+      {"status", "status ORDER [--as-of P|TIME]", "", nullptr, &RemoteStatus},
+      {"events", "events ORDER", "", nullptr, &RemoteEvents},
+      {"projections", "projections", "", nullptr, &RemoteProjections},
+      {"rebuild", "rebuild NAME", "", nullptr, &RemoteRebuild},
+      {"tail", "tail [--from P] [--types T,..] [--stream-prefix S]",
+       "follow the log as it grows (server-sent events; reconnects and resumes)", nullptr,
+       &RemoteTail},
+      {"retry", "retry ORDER", "retry the order's failed lines (ops role)", nullptr, &RemoteRetry},
+      {"revoke", "revoke ORDER LINE [--refund-reference R]", "revoke a line, e.g. on refund (ops)",
+       nullptr, &RemoteRevoke},
+  };
+}
+
+}  // namespace ledger::ctl

@@ -1,0 +1,242 @@
+// ledgerctl as operators run it: the real binary against a real ledgerd (--url, --token), and
+// offline on the data directory once ledgerd has stopped. Output, --json and exit codes.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/server/ledgerd_process.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace ledger::testing;
+
+struct Run {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs ledgerctl with `args`; LEDGER_TOKEN is `token` (unset when empty). Kills it after
+// `timeout`, or as soon as `stop_when` returns true for its output so far.
+Run Ledgerctl(const std::vector<std::string>& args, const std::string& token = "",
+              std::chrono::milliseconds timeout = 20s,
+              const std::function<bool(const std::string&)>& stop_when = {}) {
+  int out[2], err[2];
+  REQUIRE(::pipe(out) == 0);
+  REQUIRE(::pipe(err) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
+    if (token.empty()) {
+      ::unsetenv("LEDGER_TOKEN");
+    } else {
+      ::setenv("LEDGER_TOKEN", token.c_str(), 1);
+    }
+    std::vector<char*> argv{const_cast<char*>(LEDGER_LEDGERCTL)};
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    ::execv(LEDGER_LEDGERCTL, argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  Run run;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool out_open = true, err_open = true, killed = false;
+  while (out_open || err_open) {
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    ::poll(fds, 2, 50);
+    char buffer[4096];
+    if (out_open && (fds[0].revents & (POLLIN | POLLHUP)) != 0) {
+      const ssize_t n = ::read(out[0], buffer, sizeof(buffer));
+      if (n <= 0) out_open = false;
+      if (n > 0) run.out.append(buffer, static_cast<size_t>(n));
+    }
+    if (err_open && (fds[1].revents & (POLLIN | POLLHUP)) != 0) {
+      const ssize_t n = ::read(err[0], buffer, sizeof(buffer));
+      if (n <= 0) err_open = false;
+      if (n > 0) run.err.append(buffer, static_cast<size_t>(n));
+    }
+    const bool stop = stop_when && stop_when(run.out);
+    if (!killed && (stop || std::chrono::steady_clock::now() > deadline)) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    }
+  }
+  ::close(out[0]);
+  ::close(err[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return run;
+}
+
+std::string OrderBody(const std::string& number) {
+  return R"({"order_number": ")" + number + R"(",
+    "user": {"id": 7, "username": "ada", "email": "ada@example.com"},
+    "lines": [{"line_id": "1", "product_type": "Seat", "sku": "S1", "title": "Seat",
+               "quantity": 1, "unit_price": "49.00",
+               "attributes": {"course_key": "course-v1:edX+DemoX+Demo",
+                              "certificate_type": "verified"}}],
+    "shipping_method": "No shipping required", "shipping_charge": "0.00",
+    "billing_address": {"first_name": "Ada", "last_name": "Lovelace", "line1": "1 Main",
+                        "city": "Cambridge", "postcode": "02139", "country": "US"},
+    "order_total": "49.00", "currency": "USD", "partner": "EDX"})";
+}
+
+void PlaceOrder(const Child& child, const std::string& token, const std::string& number) {
+  auto paid =
+      Send(child.port, token, "POST", "/v1/payments",
+           R"({"order_number": ")" + number + R"(", "processor": "paypal", "reference": "p-)" +
+               number + R"(", "amount": "49.00", "currency": "USD"})");
+  REQUIRE(paid);
+  REQUIRE(paid->status == 201);
+  auto placed = Send(child.port, token, "POST", "/v1/orders?fulfillment=sync", OrderBody(number));
+  REQUIRE(placed);
+  REQUIRE(placed->status == 201);
+}
+
+size_t CountLines(const std::string& text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, revoke, rebuild") {
+  const std::filesystem::path data_dir = FreshDataDir("ledgerctl");
+  const Child child = StartLedgerd(data_dir.string());
+  const std::string token = ReadDevToken(data_dir);
+  const std::string url = "http://127.0.0.1:" + std::to_string(child.port);
+  REQUIRE_FALSE(child.standin_url.empty());
+
+  PlaceOrder(child, token, "EDX-1");
+  // The LMS fails the next order's enrollment: it ends in Fulfillment Error.
+  ledger::fulfillment::HttpClient lms;
+  auto faulted = lms.Send({.method = "POST",
+                           .url = child.standin_url + "/control/faults",
+                           .headers = {},
+                           .body = R"({"fail_next": 1000, "status": 500})",
+                           .connect_timeout_ms = 2'000,
+                           .timeout_ms = 5'000});
+  REQUIRE(faulted);
+  REQUIRE(faulted->status == 200);
+  PlaceOrder(child, token, "EDX-2");
+
+  Run status = Ledgerctl({"--url", url, "status", "EDX-1"}, token);
+  CHECK(status.exit_code == 0);
+  CHECK(status.out.find("order EDX-1: Complete") != std::string::npos);
+  CHECK(status.out.find("Seat") != std::string::npos);
+
+  Run failed = Ledgerctl({"--url", url, "status", "EDX-2"}, token);
+  CHECK(failed.exit_code == 0);
+  CHECK(failed.out.find("order EDX-2: Fulfillment Error") != std::string::npos);
+  CHECK(failed.out.find("server") != std::string::npos);  // The failure kind of the line.
+
+  Run json_status = Ledgerctl({"--url", url, "--json", "status", "EDX-1"}, token);
+  REQUIRE(json_status.exit_code == 0);
+  CHECK(boost::json::parse(json_status.out).at("status").as_string() == "Complete");
+
+  Run events = Ledgerctl({"--url", url, "events", "EDX-1"}, token);
+  CHECK(events.exit_code == 0);
+  for (const char* type : {"PaymentCaptured", "OrderCreated", "PostCheckout", "LineFulfilled"}) {
+    CHECK(events.out.find(type) != std::string::npos);
+  }
+
+  // tail from position 1 prints every event so far, in order, then waits for more.
+  Run tail = Ledgerctl({"--url", url, "tail", "--from", "1"}, token, 10s,
+                       [](const std::string& out) { return CountLines(out) >= 1 + 8; });
+  REQUIRE(CountLines(tail.out) >= 9);
+  CHECK(tail.out.find("         1  ") != std::string::npos);
+  CHECK(tail.out.find("PaymentCaptured") < tail.out.find("OrderCreated"));
+  Run tail_json =
+      Ledgerctl({"--url", url, "--json", "tail", "--from", "2", "--types", "OrderCreated"}, token,
+                10s, [](const std::string& out) { return CountLines(out) >= 2; });
+  REQUIRE(CountLines(tail_json.out) >= 2);
+  CHECK(boost::json::parse(tail_json.out.substr(0, tail_json.out.find('\n')))
+            .at("type")
+            .as_string() == "OrderCreated");
+
+  // Ops: the LMS is healthy again; a manual retry completes EDX-2.
+  auto healed = lms.Send({.method = "POST",
+                          .url = child.standin_url + "/control/faults",
+                          .headers = {},
+                          .body = R"({"fail_next": 0})",
+                          .connect_timeout_ms = 2'000,
+                          .timeout_ms = 5'000});
+  REQUIRE(healed);
+  Run retry = Ledgerctl({"--url", url, "retry", "EDX-2"}, token);
+  CHECK(retry.exit_code == 0);
+  CHECK(retry.out.find("retry of order EDX-2 recorded") != std::string::npos);
+  bool complete = false;
+  for (int i = 0; i < 100 && !complete; ++i) {
+    complete = Ledgerctl({"--url", url, "status", "EDX-2"}, token).out.find("Complete") !=
+               std::string::npos;
+    if (!complete) std::this_thread::sleep_for(100ms);
+  }
+  CHECK(complete);
+  Run again = Ledgerctl({"--url", url, "retry", "EDX-1"}, token);
+  CHECK(again.exit_code == 1);  // 409 nothing_to_fulfill: the ledger says no.
+  CHECK(again.err.find("nothing_to_fulfill") != std::string::npos);
+
+  Run revoke =
+      Ledgerctl({"--url", url, "revoke", "EDX-1", "1", "--refund-reference", "rf-1"}, token);
+  CHECK(revoke.exit_code == 0);
+  CHECK(revoke.out.find("Revoked") != std::string::npos);
+
+  Run rebuild = Ledgerctl({"--url", url, "rebuild", "order_status"}, token);
+  CHECK(rebuild.exit_code == 0);
+  CHECK(rebuild.out.find("order_status: rebuilt, generation 2") != std::string::npos);
+  Run projections = Ledgerctl({"--url", url, "projections"}, token);
+  CHECK(projections.exit_code == 0);
+  CHECK(projections.out.find("order_status") != std::string::npos);
+
+  // Failures: unknown order 1, bad token 2, unknown projection 1, usage 2.
+  CHECK(Ledgerctl({"--url", url, "status", "EDX-404"}, token).exit_code == 1);
+  Run bad_token = Ledgerctl({"--url", url, "--token", "not-the-token", "status", "EDX-1"});
+  CHECK(bad_token.exit_code == 2);
+  CHECK(bad_token.err.find("401") != std::string::npos);
+  CHECK(Ledgerctl({"--url", url, "rebuild", "nope"}, token).exit_code == 1);
+  CHECK(Ledgerctl({"--url", url, "status"}, token).exit_code == 2);
+  CHECK(Ledgerctl({"--url", url, "verify"}, token).exit_code == 2);  // Offline only.
+
+  CHECK(StopAndWait(child) == 0);
+
+  // Offline, on the same data directory.
+  const std::string dir = (data_dir).string();
+  Run verify = Ledgerctl({"--data-dir", dir, "verify"});
+  CHECK(verify.exit_code == 0);
+  CHECK(verify.out.find("ok: positions 1..") != std::string::npos);
+  Run offline_status = Ledgerctl({"--data-dir", dir, "status", "EDX-2"});
+  CHECK(offline_status.exit_code == 0);
+  CHECK(offline_status.out.find("Complete") != std::string::npos);
+  CHECK(Ledgerctl({"--data-dir", dir, "check"}).exit_code == 0);
+  CHECK(Ledgerctl({"--data-dir", dir, "tail"}).exit_code == 2);  // Needs --url.
+  std::filesystem::remove_all(data_dir);
+}
+
+TEST_CASE("ledgerctl: an unreachable server is exit code 3, usage errors 2") {
+  Run unreachable = Ledgerctl({"--url", "http://127.0.0.1:1", "status", "EDX-1"});
+  CHECK(unreachable.exit_code == 3);
+  CHECK(unreachable.err.find("Connection refused") != std::string::npos);
+  CHECK(Ledgerctl({}).exit_code == 2);
+  CHECK(Ledgerctl({"frobnicate"}).exit_code == 2);
+  CHECK(Ledgerctl({"--url"}).exit_code == 2);
+  CHECK(Ledgerctl({"--url", "http://127.0.0.1:1", "--data-dir", "x", "status", "A"}).exit_code ==
+        2);
+  Run help = Ledgerctl({"--help"});
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("tail") != std::string::npos);
+}
+
+}  // namespace
