@@ -24,13 +24,16 @@
 #include <string_view>
 #include <vector>
 
+#include "eventstore/digest.h"
 #include "eventstore/event_store.h"
 #include "eventstore/state_store.h"
 #include "fulfillment/config.h"
 #include "fulfillment/http_client.h"
 #include "fulfillment/process_manager.h"
+#include "projections/merkle_projection.h"
 #include "projections/projection_runner.h"
 #include "projections/registry.h"
+#include "server/audit_api.h"
 #include "server/auth.h"
 #include "server/data_dir.h"
 #include "server/http_server.h"
@@ -57,7 +60,11 @@ Serves the ledger's HTTP/JSON API on the ledger in DIR.
                         urls, stream, subject_prefix, replicas, storage,
                         duplicate_window_s, max_in_flight, ack_timeout_ms,
                         reconnect_backoff_ms_min/_max (see server/jetstream_publisher.h;
-                        off by default). Flags override the file.
+                        off by default); [audit] signing_key_file (default
+                        DIR/audit/signing.key, created mode 0600), digest_file (default
+                        DIR/audit/digests.jsonl), digest_interval_s (default 3600; 0: no
+                        periodic digests), wait_ms (see server/audit_api.h). Flags override
+                        the file.
   --lms-standin         start an in-process LMS stand-in and point the LMS modules that have
                         no lms_url at it (for development)
   --help                print this help
@@ -79,7 +86,40 @@ struct ServerSettings {
   fulfillment::FulfillmentConfig fulfillment = fulfillment::DefaultFulfillmentConfig();
   server::JetStreamConfig jetstream{};
   std::vector<server::TokenGrant> tokens;
+  // [audit]: empty paths mean the defaults inside the data directory.
+  struct {
+    std::string signing_key_file;
+    std::string digest_file;
+    int64_t digest_interval_s = 3600;
+    int64_t wait_ms = 5'000;
+  } audit;
 };
+
+// The [audit] table of the configuration; unknown keys are errors, as in [server].
+Result<void, std::string> ReadAuditSettings(const std::string& path, const toml::table& table,
+                                            ServerSettings& settings) {
+  const toml::table* audit = table["audit"].as_table();
+  if (audit == nullptr) return {};
+  for (const auto& [key, node] : *audit) {
+    const std::optional<int64_t> number = node.value<int64_t>();
+    if (key == "signing_key_file" && node.is_string() && !node.as_string()->get().empty()) {
+      settings.audit.signing_key_file = node.as_string()->get();
+    } else if (key == "digest_file" && node.is_string() && !node.as_string()->get().empty()) {
+      settings.audit.digest_file = node.as_string()->get();
+    } else if (key == "digest_interval_s" && number && *number >= 0 && *number <= 31'622'400) {
+      settings.audit.digest_interval_s = *number;
+    } else if (key == "wait_ms" && number && *number > 0 && *number <= 600'000) {
+      settings.audit.wait_ms = *number;
+    } else {
+      return Unexpected(fmt::format(
+          "{}: audit.{} (line {}): unknown key, wrong type or out of range (known: "
+          "signing_key_file, digest_file: non-empty strings; digest_interval_s: 0..31622400; "
+          "wait_ms: 1..600000)",
+          path, std::string_view(key), node.source().begin.line));
+    }
+  }
+  return {};
+}
 
 // Reads the configuration file: its [server] table here, its [fulfillment] table through
 // ParseFulfillmentConfig. An error text for any problem.
@@ -103,7 +143,8 @@ Result<ServerSettings, std::string> ReadSettings(const std::string& path) {
   try {
     const toml::table table = toml::parse(document);
     for (const auto& [key, node] : table) {
-      constexpr std::string_view kTables[] = {"server", "fulfillment", "auth", "jetstream"};
+      constexpr std::string_view kTables[] = {"server", "fulfillment", "auth", "jetstream",
+                                              "audit"};
       if (std::find(std::begin(kTables), std::end(kTables), key.str()) == std::end(kTables)) {
         return Unexpected(fmt::format("{}: {} (line {}): unknown table (known: {})", path,
                                       key.str(), node.source().begin.line,
@@ -140,6 +181,9 @@ Result<ServerSettings, std::string> ReadSettings(const std::string& path) {
               path, std::string_view(key), node.source().begin.line));
         }
       }
+    }
+    if (auto audit = ReadAuditSettings(path, table, settings); !audit) {
+      return Unexpected(std::move(audit).error());
     }
   } catch (const toml::parse_error& error) {
     return Unexpected(path + ": " + std::string(error.description()));
@@ -233,6 +277,18 @@ int Run(const Flags& flags) {
     runner_pointers.push_back(runner->get());
     runners.push_back(std::move(*runner));
   }
+  // The Merkle tree of the audit endpoints: a projection of its own, not in the registry's
+  // list (projections/merkle_projection.h).
+  auto merkle =
+      projections::ProjectionRunner::Open(**store, **state, projections::MerkleProjectionFactory());
+  if (!merkle) return Fail("merkle projection: " + merkle.error().ToString());
+  (*merkle)->Start();
+  const std::string signing_key_file =
+      settings.audit.signing_key_file.empty()
+          ? settings.data_dir + "/" + std::string(eventstore::kDefaultSigningKeyFile)
+          : settings.audit.signing_key_file;
+  auto signing_key = eventstore::SigningKey::LoadOrCreate(signing_key_file);
+  if (!signing_key) return Fail("audit: " + signing_key.error());
 
   const fulfillment::FulfillmentConfig& config = settings.fulfillment;
   const fulfillment::Router router =
@@ -301,6 +357,19 @@ int Run(const Flags& flags) {
        .extra_metrics = process_metrics});
   server::Router routes;
   api.Register(routes);
+  server::AuditApi audit_api(**store, **merkle, *signing_key,
+                             {.wait_ms = settings.audit.wait_ms, .auth = &authenticator});
+  audit_api.Register(routes);
+  std::unique_ptr<server::DigestWriter> digest_writer;
+  if (settings.audit.digest_interval_s > 0) {
+    digest_writer = std::make_unique<server::DigestWriter>(
+        audit_api,
+        settings.audit.digest_file.empty()
+            ? settings.data_dir + "/" + std::string(eventstore::kDefaultDigestFile)
+            : settings.audit.digest_file,
+        std::chrono::seconds(settings.audit.digest_interval_s));
+    digest_writer->Start();
+  }
   server::HttpServerOptions http_options = settings.http;
   http_options.address = listen->first;
   http_options.port = listen->second;
@@ -331,9 +400,11 @@ int Run(const Flags& flags) {
   fmt::print("ledgerd: {} received, finishing requests in flight\n",
              signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   (*http)->Stop();
+  if (digest_writer) digest_writer->Stop();
   if (publisher) publisher->Stop();
   (*manager)->Stop();
   for (auto& runner : runners) runner->Stop();
+  (*merkle)->Stop();
   if (standin) standin->Stop();
   fmt::print("ledgerd: stopped\n");
   return 0;
