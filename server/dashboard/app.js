@@ -28,7 +28,7 @@
     ops: false,          // Whether the token may retry, revoke and rebuild.
     roleText: '',
     view: 0,             // Id of the current drawing.
-    timers: [],          // Timers of the current drawing.
+    timers: new Set(),   // Timers of the current drawing.
     onTail: null,        // The current drawing's listener for tail events.
     ordersPages: [''],   // Cursors of the pages seen in the orders list (for "Previous").
     ordersPageKey: '',
@@ -245,7 +245,7 @@
       await api('POST', '/v1/projections/-role-probe-/rebuild');
       state.ops = true;
     } catch (error) {
-      state.ops = error.status !== 403;
+      state.ops = error.status === 404;  // In doubt (ledgerd unreachable), no ops buttons.
     }
     sessionStorage.setItem(TOKEN_KEY, token);
     const roleBadge = $('#role-badge');
@@ -279,13 +279,37 @@
   function stopView() {
     state.view += 1;
     for (const timer of state.timers) clearTimeout(timer);
-    state.timers = [];
+    state.timers.clear();
     state.onTail = null;
   }
 
   function later(view, ms, fn) {
     if (view !== state.view) return;
-    state.timers.push(setTimeout(() => { if (view === state.view) fn(); }, ms));
+    const timer = setTimeout(() => {
+      state.timers.delete(timer);
+      if (view === state.view) fn();
+    }, ms);
+    state.timers.add(timer);
+  }
+
+  // A timer of `view` that runs `fn`; scheduling again replaces the pending one, so that loads
+  // started from several places (a button, the previous poll) keep one chain of polls.
+  function poller(view, fn) {
+    let timer = null;
+    return (ms) => {
+      if (view !== state.view) return;
+      if (timer !== null) {
+        clearTimeout(timer);
+        state.timers.delete(timer);
+      }
+      const scheduled = setTimeout(() => {
+        state.timers.delete(scheduled);
+        timer = null;
+        if (view === state.view) fn();
+      }, ms);
+      timer = scheduled;
+      state.timers.add(scheduled);
+    };
   }
 
   function route() {
@@ -297,7 +321,13 @@
     const hash = location.hash || '#/orders';
     const [path, search] = hash.slice(1).split('?');
     const params = new URLSearchParams(search || '');
-    const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+    const parts = path.split('/').filter(Boolean).map((part) => {
+      try {
+        return decodeURIComponent(part);
+      } catch (error) {
+        return part;  // A malformed escape: taken as written.
+      }
+    });
     const main = $('#main');
     main.replaceChildren();
     let name = parts[0] || 'orders';
@@ -460,6 +490,15 @@
     const stream = 'order-' + number;
     let shownPosition = -1;
     let watchUntil = 0;  // Poll until then (after a retry or a revoke).
+    let pollPending = false;  // One poll at a time, however many loads asked for one.
+    const poll = () => {
+      if (pollPending) return;
+      pollPending = true;
+      later(view, POLL_MS, () => {
+        pollPending = false;
+        load();
+      });
+    };
     const load = async (minPosition) => {
       const path = '/v1/orders/' + encodeURIComponent(number);
       let order;
@@ -472,7 +511,9 @@
         if (view !== state.view) return;
         if (error.status === 404) {
           replace(root, section(number, h('p', {}, 'No order or payment with this number.')));
-        } else if (error.code !== 'projection_behind') {
+        } else if (error.code === 'projection_behind') {
+          poll();  // Not there yet after min_position_wait_ms: ask again without it.
+        } else {
           replace(root, errorBox(error));
         }
         return;
@@ -487,7 +528,7 @@
       }
       // Poll while fulfillment is under way (Open lines, a retry asked for) or just asked for.
       const busy = (order.lines || []).some((line) => line.status === 'Open' || line.retry_requested);
-      if (busy || Date.now() < watchUntil) later(view, POLL_MS, () => load());
+      if (busy || Date.now() < watchUntil) poll();
     };
     // Events of this order in the live tail redraw it.
     state.onTail = (event) => { if (event.stream === stream) load(event.position); };
@@ -827,6 +868,7 @@
       'Each projection folds the log into rows; lag is how many positions it is behind the head. ' +
       'A rebuild builds a new generation beside the active one and switches when it caught up.'),
     body));
+    const schedule = poller(view, () => load());
     const load = async () => {
       try {
         const answer = await api('GET', '/v1/projections');
@@ -835,11 +877,11 @@
           answer.projections.map((projection) => projectionRow(projection, load)),
           { id: 'projections-table', class: 'data' }));
         const running = answer.projections.some((projection) => projection.rebuild.running);
-        later(view, running ? 300 : 2000, load);
+        schedule(running ? 300 : 2000);
       } catch (error) {
         if (view !== state.view) return;
         replace(body, errorBox(error));
-        later(view, 5000, load);
+        schedule(5000);
       }
     };
     load();
@@ -935,10 +977,12 @@
       let opened = false;
       source.onopen = () => {
         opened = true;
+        $('#live').title = 'Live tail of the log';
         if (generation === this.generation) this.setMode('live');
       };
       const onEvent = (message) => {
         if (generation !== this.generation) return;
+        this.mode = 'live';  // Also after a reconnection that had no open event yet.
         try {
           this.receive([JSON.parse(message.data)], true);
         } catch (error) {
@@ -947,8 +991,21 @@
       };
       for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
       source.onmessage = onEvent;
-      source.onerror = () => {
+      source.onerror = (event) => {
         if (generation !== this.generation) return;
+        if (typeof event.data === 'string') {
+          // ledgerd's own "event: error" ({code, message}): the log could not be read. The
+          // stream ends and EventSource reconnects from the last id.
+          let detail = {};
+          try {
+            detail = JSON.parse(event.data);
+          } catch (error) {
+            detail = { message: event.data };
+          }
+          this.setMode('error');
+          $('#live').title = 'ledgerd could not read the log: ' + (detail.message || detail.code);
+          return;
+        }
         if (source.readyState === EventSource.CLOSED) {
           // Refused (no /v1/subscribe yet, or an error status): follow by polling instead.
           source.close();
