@@ -35,6 +35,7 @@
 #include "projections/registry.h"
 #include "server/audit_api.h"
 #include "server/auth.h"
+#include "server/dashboard.h"
 #include "server/data_dir.h"
 #include "server/http_server.h"
 #include "server/jetstream_publisher.h"
@@ -370,6 +371,7 @@ int Run(const Flags& flags) {
         std::chrono::seconds(settings.audit.digest_interval_s));
     digest_writer->Start();
   }
+  server::RegisterDashboard(routes);
   server::HttpServerOptions http_options = settings.http;
   http_options.address = listen->first;
   http_options.port = listen->second;
@@ -383,6 +385,8 @@ int Run(const Flags& flags) {
   fmt::print("ledgerd: data in {} (head position {})\n", settings.data_dir,
              (*store)->HeadPosition());
   fmt::print("listening on http://{}:{}\n", listen->first, (*http)->port());
+  fmt::print("dashboard: open http://{}:{}/ in a browser and sign in with a token\n", listen->first,
+             (*http)->port());
   if (!development_token.empty()) {
     fmt::print(
         "no [auth] tokens configured: development token (every role, kept in {}/dev-token):\n"
