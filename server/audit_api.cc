@@ -78,7 +78,8 @@ void AuditApi::Register(Router& router) {
   add("/v1/audit/export", audit, &AuditApi::GetExport);
 }
 
-eventstore::StoreResult<eventstore::Digest> AuditApi::SignDigest(std::optional<uint64_t> position) {
+eventstore::StoreResult<eventstore::Digest> AuditApi::SignDigest(std::optional<uint64_t> position,
+                                                                 std::optional<int64_t> wait_ms) {
   const uint64_t head = store_.HeadPosition();
   const uint64_t at = position.value_or(head);
   if (at > head) {
@@ -88,7 +89,7 @@ eventstore::StoreResult<eventstore::Digest> AuditApi::SignDigest(std::optional<u
                           .current_version = std::nullopt,
                           .position = 0});
   }
-  if (!merkle_.WaitFor(at, std::chrono::milliseconds(options_.wait_ms))) {
+  if (!merkle_.WaitFor(at, std::chrono::milliseconds(wait_ms.value_or(options_.wait_ms)))) {
     return Unexpected(eventstore::Error{
         .code = eventstore::ErrorCode::kIoError,
         .message = fmt::format("{}: the merkle projection is at position {}, not yet at {}",
@@ -239,8 +240,8 @@ void DigestWriter::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-Result<void, std::string> DigestWriter::WriteOnce() {
-  auto digest = api_.SignDigest(std::nullopt);
+Result<void, std::string> DigestWriter::WriteOnce(int64_t wait_ms) {
+  auto digest = api_.SignDigest(std::nullopt, wait_ms);
   if (!digest) return Unexpected("digest: " + digest.error().ToString());
   if (last_position_ && *last_position_ == digest->position) return {};
   std::error_code ignored;
@@ -260,10 +261,17 @@ Result<void, std::string> DigestWriter::WriteOnce() {
 
 void DigestWriter::Run() {
   while (true) {
-    auto written = WriteOnce();
-    if (!written) std::fprintf(stderr, "ledgerd: audit digest: %s\n", written.error().c_str());
+    auto written = WriteOnce(/*wait_ms=*/200);
+    bool behind = false;
+    if (!written) {
+      behind = written.error().find(kBehind) != std::string::npos;
+      if (!behind) std::fprintf(stderr, "ledgerd: audit digest: %s\n", written.error().c_str());
+    }
+    const std::chrono::milliseconds wait =
+        behind ? std::min<std::chrono::milliseconds>(interval_, std::chrono::seconds(1))
+               : interval_;
     std::unique_lock lock(mutex_);
-    if (wake_.wait_for(lock, interval_, [this] { return stopping_; })) return;
+    if (wake_.wait_for(lock, wait, [this] { return stopping_; })) return;
   }
 }
 

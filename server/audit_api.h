@@ -65,7 +65,9 @@ class AuditApi {
   // A digest of the log at `position` (the head when nullopt), signed now, once the Merkle
   // projection has reached it. kInvalidArgument beyond the head; kIoError (message
   // "projection_behind: ...") when the projection does not get there within wait_ms.
-  eventstore::StoreResult<eventstore::Digest> SignDigest(std::optional<uint64_t> position);
+  // `wait_ms` overrides the options' wait.
+  eventstore::StoreResult<eventstore::Digest> SignDigest(std::optional<uint64_t> position,
+                                                         std::optional<int64_t> wait_ms = {});
 
   const eventstore::PublicKey& public_key() const { return key_.public_key(); }
 
@@ -86,8 +88,10 @@ class AuditApi {
 };
 
 // Appends a signed digest of the head (one JSON line, DigestToJson's form) to a file every
-// `interval`, when the head moved since the last one written; the first at Start. Failures are
-// printed on stderr and retried at the next tick.
+// `interval`, when the head moved since the last one written; the first at Start. While the
+// Merkle projection catches up (after a start on a long log) it tries again every second rather
+// than wait, so that Stop is prompt. Other failures are printed on stderr and retried at the next
+// tick.
 class DigestWriter {
  public:
   DigestWriter(AuditApi& api, std::string path, std::chrono::milliseconds interval);
@@ -98,7 +102,8 @@ class DigestWriter {
   void Start();
   void Stop();
   // Signs and appends one digest now (when the head moved); an error text on failure.
-  Result<void, std::string> WriteOnce();
+  // `wait_ms`: how long to wait for the Merkle projection to reach the head.
+  Result<void, std::string> WriteOnce(int64_t wait_ms = 5'000);
 
  private:
   void Run();
