@@ -246,8 +246,9 @@ int Events(const Options& options, const std::vector<std::string>& args) {
 std::vector<Command> OfflineCommands() {
   return {
       {"verify", "verify [--from P] [--to P]",
-       "walk the hash chain, with progress; names the first bad position (--file, --digest: "
-       "see below)",
+       "walk the hash chain, with progress; names the first bad position. --file EXPORT "
+       "[--digest D] [--public-key K]: check an export, no data directory needed; --digest D "
+       "alone: the ledger against a signed digest",
        &Verify, nullptr},
       {"projections", "projections", "each projection's generation, checkpoint and lag",
        &ListProjections, nullptr},
