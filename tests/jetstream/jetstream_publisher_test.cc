@@ -256,7 +256,7 @@ TEST_CASE("with NATS unreachable the publisher retries with backoff, then catche
   CHECK(CheckStreamEqualsLog(*ledger.store, cluster.urls(), "LATE", "ledger"));
 }
 
-TEST_CASE("one node down: publishing continues; two down: it waits, then catches up",
+TEST_CASE("one node down: publishing continues, and with two down it waits, then catches up",
           "[jetstream][cluster]") {
   TempDir dir("js-nodes");
   NatsCluster cluster(dir.path());
