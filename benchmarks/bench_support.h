@@ -1,0 +1,65 @@
+// Small pieces every benchmark program shares: latency percentiles and flag parsing.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ledger::bench {
+
+// The value at `fraction` (0.5: median, 0.99: p99) by nearest rank; 0 for no samples.
+template <typename T>
+T Percentile(std::vector<T> values, double fraction) {
+  if (values.empty()) return T{};
+  std::sort(values.begin(), values.end());
+  const size_t rank = static_cast<size_t>(fraction * static_cast<double>(values.size() - 1) + 0.5);
+  return values[std::min(rank, values.size() - 1)];
+}
+
+// Walks argv as --name value pairs; exits with a message on anything unknown or malformed.
+class Flags {
+ public:
+  Flags(int argc, char** argv, std::string_view usage) : argc_(argc), argv_(argv), usage_(usage) {}
+
+  // Calls `visit(name, value)` for each pair; `visit` returns false for an unknown name.
+  template <typename Visit>
+  void Parse(Visit visit) {
+    for (int i = 1; i < argc_; ++i) {
+      const std::string_view name = argv_[i];
+      if (name == "--help" || name == "-h") {
+        std::fputs(usage_.data(), stdout);
+        std::exit(0);
+      }
+      if (!name.starts_with("--") || i + 1 >= argc_ || !visit(name, std::string(argv_[i + 1]))) {
+        Fail(std::string("bad or incomplete flag: ") + std::string(name));
+      }
+      ++i;
+    }
+  }
+
+  // A positive integer, or exit.
+  uint64_t Count(std::string_view name, const std::string& value) const {
+    char* end = nullptr;
+    const unsigned long long parsed = std::strtoull(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || parsed == 0) {
+      Fail(std::string(name) + " needs a positive integer, not '" + value + "'");
+    }
+    return parsed;
+  }
+
+  [[noreturn]] void Fail(const std::string& message) const {
+    std::fprintf(stderr, "%s\n\n%s", message.c_str(), usage_.data());
+    std::exit(2);
+  }
+
+ private:
+  int argc_;
+  char** argv_;
+  std::string_view usage_;
+};
+
+}  // namespace ledger::bench
