@@ -387,6 +387,28 @@ int main(int argc, char** argv) {
       "\n",
       sse_rate, head, pages_rate, sse_rate / pages_rate);
 
+  // What ledgerd saw: group commits and their write time, from GET /metrics (stderr).
+  {
+    asio::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), ledgerd.port));
+    auto request = Request(http::verb::get, "/metrics", token);
+    request.prepare_payload();
+    http::write(stream, request);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    http::read(stream, buffer, response);
+    const std::string& text = response.body();
+    for (std::string_view name :
+         {"ledger_store_group_commits_total ", "ledger_store_events_appended_total ",
+          "ledger_store_write_seconds_sum ", "ledger_store_write_seconds_count "}) {
+      const size_t at = text.find(std::string("\n") + std::string(name));
+      if (at == std::string::npos) continue;
+      const size_t end = text.find('\n', at + 1);
+      std::fprintf(stderr, "http_bench: ledgerd %s\n",
+                   text.substr(at + 1, end - at - 1).c_str());
+    }
+  }
   ::kill(ledgerd.pid, SIGTERM);
   int status = 0;
   ::waitpid(ledgerd.pid, &status, 0);

@@ -477,6 +477,21 @@ void LedgerApi::Register(Router& router) {
   add("GET", "/v1/revenue", kQueries, &LedgerApi::GetRevenue);
   add("GET", "/v1/subscribe", kQueries, &LedgerApi::Subscribe);
   add("GET", "/metrics", std::nullopt, &LedgerApi::GetMetrics);
+  add("GET", "/v1/whoami", kAllRoles, &LedgerApi::GetWhoami);
+}
+
+HttpServerResponse LedgerApi::GetWhoami(const HttpServerRequest& request) {
+  std::optional<TokenGrant> grant;
+  if (options_.auth != nullptr) grant = options_.auth->Authenticate(request);
+  const Roles roles = grant ? grant->roles : kAllRoles;
+  json::array names;
+  for (const Role role : {Role::kWriter, Role::kReader, Role::kOps, Role::kAuditor}) {
+    if ((roles & static_cast<Roles>(role)) != 0)
+      names.emplace_back(RoleNames(static_cast<Roles>(role)));
+  }
+  return JsonResponse(
+      200, json::object{{"name", grant ? grant->name : "unauthenticated (no access control)"},
+                        {"roles", std::move(names)}});
 }
 
 HttpServerResponse LedgerApi::GetMetrics(const HttpServerRequest&) {

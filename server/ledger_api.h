@@ -43,6 +43,7 @@
 //                                     server/event_stream.h); Last-Event-ID resumes after it.
 //   GET  /healthz                     projection checkpoints and lags, the process manager's.
 //   GET  /metrics                     Prometheus text (server/metrics.h lists the families).
+//   GET  /v1/whoami                   the token's name and roles (any valid token).
 //
 // Access (server/auth.h): POST payments and orders need the writer role; fulfill, revoke and
 // rebuild need ops; every GET needs reader, ops or auditor; /healthz and /metrics are open (they
@@ -126,6 +127,7 @@ class LedgerApi {
   HttpServerResponse GetRevenue(const HttpServerRequest& request);
   HttpServerResponse Subscribe(const HttpServerRequest& request);
   HttpServerResponse GetMetrics(const HttpServerRequest& request);
+  HttpServerResponse GetWhoami(const HttpServerRequest& request);
   projections::ProjectionRunner* FindRunner(std::string_view name) const;
   int64_t NowUs() const;
 

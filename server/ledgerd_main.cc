@@ -284,6 +284,8 @@ int Run(const Flags& flags) {
       projections::ProjectionRunner::Open(**store, **state, projections::MerkleProjectionFactory());
   if (!merkle) return Fail("merkle projection: " + merkle.error().ToString());
   (*merkle)->Start();
+  // Listed with the others for the API: GET /v1/projections, its rebuild, /healthz, /metrics.
+  runner_pointers.push_back(merkle->get());
   const std::string signing_key_file =
       settings.audit.signing_key_file.empty()
           ? settings.data_dir + "/" + std::string(eventstore::kDefaultSigningKeyFile)

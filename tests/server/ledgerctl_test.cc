@@ -200,6 +200,7 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   Run projections = Ledgerctl({"--url", url, "projections"}, token);
   CHECK(projections.exit_code == 0);
   CHECK(projections.out.find("order_status") != std::string::npos);
+  CHECK(projections.out.find("merkle") != std::string::npos);  // ledgerd lists the audit tree.
 
   // Failures: unknown order 1, bad token 2, unknown projection 1, usage 2.
   CHECK(Ledgerctl({"--url", url, "status", "EDX-404"}, token).exit_code == 1);

@@ -128,6 +128,10 @@ TEST_CASE("configured tokens: 401 without one, 403 without the role, the role le
       Send(child.port, "audit-token-0123456789", "POST", "/v1/payments", PaymentBody(2));
   REQUIRE(audit_writes);
   CHECK(audit_writes->status == 403);
+  auto whoami = Send(child.port, "audit-token-0123456789", "GET", "/v1/whoami");
+  REQUIRE(whoami);
+  CHECK(whoami->status == 200);
+  CHECK(whoami->body == R"({"name":"audit","roles":["auditor"]})");
   auto anonymous = Send(child.port, "", "GET", "/v1/events?from=1");
   REQUIRE(anonymous);
   CHECK(anonymous->status == 401);
