@@ -405,8 +405,7 @@ int main(int argc, char** argv) {
       const size_t at = text.find(std::string("\n") + std::string(name));
       if (at == std::string::npos) continue;
       const size_t end = text.find('\n', at + 1);
-      std::fprintf(stderr, "http_bench: ledgerd %s\n",
-                   text.substr(at + 1, end - at - 1).c_str());
+      std::fprintf(stderr, "http_bench: ledgerd %s\n", text.substr(at + 1, end - at - 1).c_str());
     }
   }
   ::kill(ledgerd.pid, SIGTERM);
