@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "base/bytes.h"
+#include "base/text.h"
 #include "domain/money.h"
 #include "domain/status.h"
 #include "eventstore/event_codec.h"
@@ -16,12 +17,7 @@ namespace json = boost::json;
 
 std::string FormatTime(int64_t time_us) {
   if (time_us <= 0) return "";
-  const auto seconds = static_cast<std::time_t>(time_us / 1'000'000);
-  std::tm parts{};
-  ::gmtime_r(&seconds, &parts);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &parts);
-  return fmt::format("{}.{:06d}Z", text, time_us % 1'000'000);
+  return FormatRfc3339(time_us);
 }
 
 json::value TimeValue(int64_t time_us) {

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "base/bytes.h"
+#include "base/text.h"
 #include "eventstore/audit_export.h"
 #include "eventstore/audit_proof.h"
 #include "projections/merkle_projection.h"
@@ -19,16 +20,6 @@ namespace ledger::server {
 namespace {
 
 namespace json = boost::json;
-
-std::optional<uint64_t> ParseNumber(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
-  uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return value;
-}
 
 HttpServerResponse JsonText(std::string body) {
   return {.status = 200, .content_type = "application/json", .body = std::move(body)};
@@ -130,7 +121,7 @@ HttpServerResponse AuditApi::GetPublicKey(const HttpServerRequest&) {
 HttpServerResponse AuditApi::GetDigest(const HttpServerRequest& request) {
   std::optional<uint64_t> position;
   if (auto text = request.Query("position")) {
-    position = ParseNumber(*text);
+    position = ParseDecimal(*text);
     if (!position) return ErrorResponse(400, "invalid_parameter", "position must be a position");
     if (auto refused = WaitForTree(*position)) return *refused;
   }
@@ -145,14 +136,14 @@ HttpServerResponse AuditApi::GetDigest(const HttpServerRequest& request) {
 }
 
 HttpServerResponse AuditApi::GetProof(const HttpServerRequest& request) {
-  auto position = ParseNumber(request.Query("position").value_or(""));
+  auto position = ParseDecimal(request.Query("position").value_or(""));
   if (!position || *position == 0) {
     return ErrorResponse(400, "invalid_parameter", "position must be a log position (from 1)");
   }
   std::optional<eventstore::ParsedDigest> digest;
   uint64_t tree_size = 0;
   if (auto text = request.Query("tree_size")) {
-    auto parsed = ParseNumber(*text);
+    auto parsed = ParseDecimal(*text);
     if (!parsed || *parsed < *position) {
       return ErrorResponse(400, "invalid_parameter", "tree_size must be a size >= position");
     }
@@ -173,14 +164,14 @@ HttpServerResponse AuditApi::GetProof(const HttpServerRequest& request) {
 }
 
 HttpServerResponse AuditApi::GetConsistency(const HttpServerRequest& request) {
-  auto from_size = ParseNumber(request.Query("from_size").value_or(""));
+  auto from_size = ParseDecimal(request.Query("from_size").value_or(""));
   if (!from_size || *from_size == 0) {
     return ErrorResponse(400, "invalid_parameter", "from_size must be a tree size (from 1)");
   }
   std::optional<eventstore::ParsedDigest> digest;
   uint64_t to_size = 0;
   if (auto text = request.Query("to_size")) {
-    auto parsed = ParseNumber(*text);
+    auto parsed = ParseDecimal(*text);
     if (!parsed || *parsed < *from_size) {
       return ErrorResponse(400, "invalid_parameter", "to_size must be a size >= from_size");
     }
@@ -201,9 +192,9 @@ HttpServerResponse AuditApi::GetConsistency(const HttpServerRequest& request) {
 }
 
 HttpServerResponse AuditApi::GetExport(const HttpServerRequest& request) {
-  auto from = ParseNumber(request.Query("from").value_or("1"));
+  auto from = ParseDecimal(request.Query("from").value_or("1"));
   std::optional<uint64_t> limit = options_.export_events_max;
-  if (auto text = request.Query("limit")) limit = ParseNumber(*text);
+  if (auto text = request.Query("limit")) limit = ParseDecimal(*text);
   if (!from || !limit || *limit == 0 || *limit > options_.export_events_max) {
     return ErrorResponse(
         400, "invalid_parameter",

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "base/bytes.h"
+#include "base/text.h"
 #include "domain/money.h"
 #include "domain/rejection.h"
 #include "domain/status.h"
@@ -94,68 +95,6 @@ HttpServerResponse FailureResponse(const eventstore::CommandFailure& failure) {
 
 HttpServerResponse JsonResponse(int status, const json::value& body) {
   return {.status = status, .content_type = "application/json", .body = json::serialize(body)};
-}
-
-// Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" into microseconds since the epoch.
-std::optional<int64_t> ParseRfc3339(std::string_view text) {
-  auto digits = [&text](size_t at, size_t count) -> std::optional<int> {
-    if (at + count > text.size()) return std::nullopt;
-    int value = 0;
-    for (size_t i = at; i < at + count; ++i) {
-      if (text[i] < '0' || text[i] > '9') return std::nullopt;
-      value = value * 10 + (text[i] - '0');
-    }
-    return value;
-  };
-  auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2);
-  auto hour = digits(11, 2), minute = digits(14, 2), second = digits(17, 2);
-  if (!year || !month || !day || !hour || !minute || !second || text.size() < 20) {
-    return std::nullopt;
-  }
-  if (text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't') || text[13] != ':' ||
-      text[16] != ':' || *hour > 23 || *minute > 59 || *second > 60) {
-    return std::nullopt;
-  }
-  const std::chrono::year_month_day date{std::chrono::year(*year),
-                                         std::chrono::month(static_cast<unsigned>(*month)),
-                                         std::chrono::day(static_cast<unsigned>(*day))};
-  if (!date.ok()) return std::nullopt;
-  size_t at = 19;
-  int64_t fraction_us = 0;
-  if (text[at] == '.') {
-    ++at;
-    int64_t scale = 100'000;
-    const size_t start = at;
-    while (at < text.size() && text[at] >= '0' && text[at] <= '9') {
-      fraction_us += (text[at] - '0') * scale;
-      scale /= 10;
-      ++at;
-    }
-    if (at == start) return std::nullopt;
-  }
-  int64_t offset_s = 0;
-  if (at < text.size() && (text[at] == 'Z' || text[at] == 'z') && at + 1 == text.size()) {
-    offset_s = 0;
-  } else if (at + 6 == text.size() && (text[at] == '+' || text[at] == '-') && text[at + 3] == ':') {
-    auto offset_h = digits(at + 1, 2), offset_m = digits(at + 4, 2);
-    if (!offset_h || !offset_m) return std::nullopt;
-    offset_s = (*offset_h * 3600 + *offset_m * 60) * (text[at] == '-' ? -1 : 1);
-  } else {
-    return std::nullopt;
-  }
-  const int64_t days = std::chrono::sys_days(date).time_since_epoch().count();
-  const int64_t seconds = days * 86'400 + *hour * 3600 + *minute * 60 + *second - offset_s;
-  return seconds * 1'000'000 + fraction_us;
-}
-
-std::optional<uint64_t> ParsePosition(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
-  uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return value;
 }
 
 // ---- Reading request bodies ----
@@ -318,7 +257,7 @@ std::optional<size_t> ParseLimit(const HttpServerRequest& request, size_t fallba
                                  size_t maximum) {
   auto text = request.Query("limit");
   if (!text) return fallback;
-  auto value = ParsePosition(*text);
+  auto value = ParseDecimal(*text);
   if (!value || *value == 0 || *value > maximum) return std::nullopt;
   return static_cast<size_t>(*value);
 }
@@ -556,13 +495,13 @@ HttpServerResponse LedgerApi::GetMetrics(const HttpServerRequest&) {
 HttpServerResponse LedgerApi::Subscribe(const HttpServerRequest& request) {
   uint64_t first_position = 1;
   if (auto from = request.Query("from")) {
-    auto parsed = ParsePosition(*from);
+    auto parsed = ParseDecimal(*from);
     if (!parsed) return ErrorResponse(400, "invalid_parameter", "from must be a position");
     first_position = *parsed;
   }
   // An EventSource reconnecting: resume right after the last event it received.
   if (auto last = request.Header("last-event-id")) {
-    auto parsed = ParsePosition(*last);
+    auto parsed = ParseDecimal(*last);
     if (!parsed || *parsed == UINT64_MAX) {
       return ErrorResponse(400, "invalid_parameter", "Last-Event-ID must be a position");
     }
@@ -677,7 +616,7 @@ HttpServerResponse LedgerApi::GetOrder(const HttpServerRequest& request) {
   const std::string_view number = request.PathParam("number");
   if (auto as_of = request.Query("as_of")) return GetOrderAsOf(request, *as_of);
   if (auto min_position = request.Query("min_position")) {
-    auto position = ParsePosition(*min_position);
+    auto position = ParseDecimal(*min_position);
     if (!position) {
       return ErrorResponse(400, "invalid_parameter", "min_position must be a log position");
     }
@@ -706,7 +645,7 @@ HttpServerResponse LedgerApi::GetOrderAsOf(const HttpServerRequest& request,
                                            std::string_view as_of) {
   const std::string_view number = request.PathParam("number");
   uint64_t position = 0;
-  if (auto given = ParsePosition(as_of)) {
+  if (auto given = ParseDecimal(as_of)) {
     position = *given;
   } else if (auto time_us = ParseRfc3339(as_of)) {
     auto found = projections::PositionAtTime(store_, *time_us);
@@ -866,7 +805,7 @@ HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
     }
     page = OrderStatusProjection::ListByStatus(view, *parsed, *limit, cursor);
   } else if (user) {
-    auto id = ParsePosition(*user);
+    auto id = ParseDecimal(*user);
     if (!id || *id > static_cast<uint64_t>(INT64_MAX)) {
       return ErrorResponse(400, "invalid_parameter", "user must be a user id");
     }
@@ -887,7 +826,7 @@ HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
 HttpServerResponse LedgerApi::GetEvents(const HttpServerRequest& request) {
   constexpr size_t kEventsPerPageMax = 1000;
   auto limit = ParseLimit(request, 100, kEventsPerPageMax);
-  auto from = ParsePosition(request.Query("from").value_or("1"));
+  auto from = ParseDecimal(request.Query("from").value_or("1"));
   if (!limit || !from) {
     return ErrorResponse(400, "invalid_parameter",
                          fmt::format("from must be a position, limit 1..{}", kEventsPerPageMax));
@@ -954,7 +893,7 @@ HttpServerResponse LedgerApi::ListOrphans(const HttpServerRequest& request) {
   projections::ProjectionRunner* runner = FindRunner(PaymentsProjection::kName);
   if (runner == nullptr) return ErrorResponse(503, "projection_unavailable", "no payments");
   auto limit = ParseLimit(request, 100, PaymentsProjection::kPageRowsMax);
-  auto min_age_s = ParsePosition(request.Query("min_age_s").value_or("0"));
+  auto min_age_s = ParseDecimal(request.Query("min_age_s").value_or("0"));
   if (!limit || !min_age_s || *min_age_s > 100ull * 365 * 86'400) {
     return ErrorResponse(400, "invalid_parameter", "limit or min_age_s out of range");
   }

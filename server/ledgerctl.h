@@ -21,6 +21,7 @@
 #include <boost/json/value.hpp>
 
 #include "base/result.h"
+#include "base/text.h"
 #include "eventstore/event_store.h"
 #include "eventstore/state_store.h"
 
@@ -92,13 +93,6 @@ struct Ledger {
 // sets exit_code and returns nullopt.
 std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& exit_code);
 
-// A decimal position, nullopt on anything else.
-std::optional<uint64_t> ParsePosition(std::string_view text);
-// RFC 3339 in UTC ("Z") or with an offset, seconds precision or finer (fraction beyond
-// microseconds ignored), as microseconds since the Unix epoch; nullopt on anything else.
-std::optional<int64_t> ParseRfc3339(std::string_view text);
-// "2026-11-22T10:00:00.000000Z".
-std::string FormatTime(int64_t time_us);
 // "49.00 USD"; minor units with the code for an unknown currency.
 std::string FormatAmount(int64_t minor_units, std::string_view currency);
 

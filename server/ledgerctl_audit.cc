@@ -213,7 +213,7 @@ std::optional<ExportRange> ParseExportArguments(const std::vector<std::string>& 
   range.out = arguments->Get("--out");
   for (const char* name : {"--from", "--to"}) {
     if (auto text = arguments->Get(name)) {
-      auto parsed = ParsePosition(*text);
+      auto parsed = ParseDecimal(*text);
       if (!parsed || *parsed == 0) {
         code = Fail(kExitUsage, fmt::format("export: {} needs a position", name));
         return std::nullopt;
@@ -462,7 +462,7 @@ int MakeDigest(const Options& options, const std::vector<std::string>& args) {
   if (!arguments) return code;
   std::optional<uint64_t> position;
   if (auto text = arguments->Get("--position")) {
-    position = ParsePosition(*text);
+    position = ParseDecimal(*text);
     if (!position) return Fail(kExitUsage, "digest: --position needs a position");
   }
   const std::string key_path = arguments->Get("--key").value_or(
@@ -525,7 +525,7 @@ std::optional<ProveRequest> ParseProve(const std::vector<std::string>& args, int
   auto number = [&](std::string_view name) -> std::optional<uint64_t> {
     auto text = arguments->Get(name);
     if (!text) return std::nullopt;
-    auto parsed = ParsePosition(*text);
+    auto parsed = ParseDecimal(*text);
     if (!parsed) code = Fail(kExitUsage, fmt::format("prove: {} needs a number", name));
     return parsed;
   };
@@ -780,7 +780,7 @@ int Replay(const Options& options, const std::vector<std::string>& args) {
   auto ledger = OpenLedger(options, false, code);
   if (!ledger) return code;
   uint64_t to = 0;
-  if (auto position = ParsePosition(*to_text)) {
+  if (auto position = ParseDecimal(*to_text)) {
     to = std::min(*position, ledger->store->HeadPosition());
   } else if (auto time = ParseRfc3339(*to_text)) {
     auto found = projections::PositionAtTime(*ledger->store, *time);

@@ -32,7 +32,7 @@ int Verify(const Options& options, const std::vector<std::string>& args) {
     std::optional<uint64_t>* target = nullptr;
     std::optional<uint64_t> parsed;
     if ((args[i] == "--from" || args[i] == "--to") && i + 1 < args.size()) {
-      parsed = ParsePosition(args[i + 1]);
+      parsed = ParseDecimal(args[i + 1]);
       if (!parsed) return Fail(kExitUsage, fmt::format("{} needs a position", args[i]));
       (args[i] == "--from" ? from : to) = *parsed;
       ++i;
@@ -161,7 +161,7 @@ int Status(const Options& options, const std::vector<std::string>& args) {
   if (!ledger) return exit_code;
   uint64_t position = UINT64_MAX;
   if (as_of) {
-    if (auto parsed = ParsePosition(*as_of)) {
+    if (auto parsed = ParseDecimal(*as_of)) {
       position = *parsed;
     } else if (auto time = ParseRfc3339(*as_of)) {
       auto found = projections::PositionAtTime(*ledger->store, *time);
@@ -230,10 +230,10 @@ int Events(const Options& options, const std::vector<std::string>& args) {
           "{{\"position\":{},\"version\":{},\"type\":{},\"recorded_at\":{},\"actor\":{},"
           "\"hash\":\"{}\"}}",
           record.position, record.version, JsonString(record.event_type),
-          JsonString(FormatTime(record.recorded_at_us)), JsonString(record.actor), hash));
+          JsonString(FormatRfc3339(record.recorded_at_us)), JsonString(record.actor), hash));
     } else {
       fmt::print("{:>10} {:>4}  {}  {:<26} {:<16} {}\n", record.position, record.version,
-                 FormatTime(record.recorded_at_us), record.event_type, record.actor,
+                 FormatRfc3339(record.recorded_at_us), record.event_type, record.actor,
                  hash.substr(0, 16));
     }
   }

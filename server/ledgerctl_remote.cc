@@ -337,7 +337,7 @@ int RemoteTail(const Options& options, const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const bool has_value = i + 1 < args.size();
     if (args[i] == "--from" && has_value) {
-      if (!ParsePosition(args[i + 1])) return Fail(kExitUsage, "--from needs a position");
+      if (!ParseDecimal(args[i + 1])) return Fail(kExitUsage, "--from needs a position");
       from = args[++i];
     } else if (args[i] == "--types" && has_value) {
       query += "&types=" + UrlEncode(args[++i]);

@@ -90,59 +90,6 @@ std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& e
   return ledger;
 }
 
-std::optional<uint64_t> ParsePosition(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
-  uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return value;
-}
-
-std::optional<int64_t> ParseRfc3339(std::string_view text) {
-  std::tm parts{};
-  const std::string copy(text);
-  const char* rest = ::strptime(copy.c_str(), "%Y-%m-%dT%H:%M:%S", &parts);
-  if (rest == nullptr) return std::nullopt;
-  int64_t micros = 0;
-  if (*rest == '.') {
-    ++rest;
-    int digits = 0;
-    while (*rest >= '0' && *rest <= '9') {
-      if (digits < 6) micros = micros * 10 + (*rest - '0');
-      ++digits;
-      ++rest;
-    }
-    if (digits == 0) return std::nullopt;
-    for (; digits < 6; ++digits) micros *= 10;
-  }
-  int64_t offset_seconds = 0;
-  if (*rest == 'Z' || *rest == 'z') {
-    ++rest;
-  } else if (*rest == '+' || *rest == '-') {
-    const int sign = *rest == '-' ? -1 : 1;
-    int hours = 0, minutes = 0;
-    if (std::sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2) return std::nullopt;
-    offset_seconds = sign * (hours * 3600 + minutes * 60);
-    rest += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (*rest != '\0') return std::nullopt;
-  const int64_t seconds = static_cast<int64_t>(::timegm(&parts)) - offset_seconds;
-  return seconds * 1'000'000 + micros;
-}
-
-std::string FormatTime(int64_t time_us) {
-  const std::time_t seconds = static_cast<std::time_t>(time_us / 1'000'000);
-  std::tm parts{};
-  ::gmtime_r(&seconds, &parts);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &parts);
-  return fmt::format("{}.{:06d}Z", text, time_us % 1'000'000);
-}
-
 std::string FormatAmount(int64_t minor_units, std::string_view currency) {
   auto known = domain::FindCurrency(currency);
   if (!known) return fmt::format("{} (minor units) {}", minor_units, currency);
