@@ -54,6 +54,8 @@ constexpr std::string_view kUsage = R"(usage: http_bench [--orders N] [--request
   --connections N   keep-alive connections of the load generator (default 64)
   --ledgerd PATH    the ledgerd to start (default: ../server/ledgerd from this program)
   --dir DIR         where the data directory goes (default $TMPDIR or /tmp)
+  --product TYPE    the product of each order's one line: Seat (default; the process manager
+                    enrolls over HTTP on the LMS stand-in) or Donation (fulfilled without I/O)
 )";
 
 struct Settings {
@@ -62,6 +64,7 @@ struct Settings {
   uint64_t connections = 64;
   std::string ledgerd;
   std::string dir;
+  std::string product = "Seat";
 };
 
 struct Ledgerd {
@@ -175,16 +178,16 @@ http::request<http::string_body> Request(http::verb verb, std::string target,
 
 std::string OrderNumber(uint64_t i) { return fmt::format("HB-{}", i); }
 
-std::string OrderBody(uint64_t i) {
+std::string OrderBody(uint64_t i, const std::string& product) {
   return fmt::format(
       R"({{"order_number":"{}","user":{{"id":{},"username":"u{}","email":"u{}@example.com"}},)"
-      R"("lines":[{{"line_id":"1","product_type":"Seat","sku":"S1","title":"Seat","quantity":1,)"
+      R"("lines":[{{"line_id":"1","product_type":"{}","sku":"S1","title":"Seat","quantity":1,)"
       R"("unit_price":"49.00","attributes":{{"course_key":"course-v1:edX+DemoX+Demo",)"
       R"("certificate_type":"verified"}}}}],"shipping_method":"No shipping required",)"
       R"("shipping_charge":"0.00","billing_address":{{"first_name":"Ada","last_name":"Lovelace",)"
       R"("line1":"1 Main","city":"Cambridge","postcode":"02139","country":"US"}},)"
       R"("order_total":"49.00","currency":"USD","partner":"EDX"}})",
-      OrderNumber(i), i + 1, i, i);
+      OrderNumber(i), i + 1, i, i, product);
 }
 
 void Print(std::string_view name, const Result& result, std::string_view unit,
@@ -313,6 +316,9 @@ int main(int argc, char** argv) {
       settings.ledgerd = value;
     } else if (name == "--dir") {
       settings.dir = value;
+    } else if (name == "--product") {
+      if (value != "Seat" && value != "Donation") flags.Fail("--product is Seat or Donation");
+      settings.product = value;
     } else {
       return false;
     }
@@ -358,7 +364,9 @@ int main(int argc, char** argv) {
 
   const Result orders = Drive(
       ledgerd.port, settings.orders, settings.connections,
-      [&](uint64_t i) { return Request(http::verb::post, "/v1/orders", token, OrderBody(i)); },
+      [&](uint64_t i) {
+        return Request(http::verb::post, "/v1/orders", token, OrderBody(i, settings.product));
+      },
       201);
   Print("orders", orders, "orders", "healthz", healthz_rate, 10'000);
 
