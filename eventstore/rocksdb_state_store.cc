@@ -184,10 +184,23 @@ class RocksDbStateStore final : public StateStore {
   StoreResult<void> Write(StateBatch& batch, bool sync) override {
     rocksdb::WriteOptions options;
     options.sync = sync;
-    rocksdb::Status status = db_->Write(options, batch.impl_->batch());
-    if (!status.ok()) return Unexpected(StateIoError(status, "write"));
-    batch.impl_->Clear();
-    batch.write_count_ = 0;
+    return WriteWith(options, batch);
+  }
+
+  StoreResult<void> WriteUnlogged(StateBatch& batch) override {
+    rocksdb::WriteOptions options;
+    options.disableWAL = true;
+    return WriteWith(options, batch);
+  }
+
+  StoreResult<void> Persist() override {
+    // A flush writes the memtables (unlogged writes included) into table files and syncs them
+    // and the MANIFEST before it returns; whatever else is in the WAL is synced with it.
+    rocksdb::FlushOptions options;
+    options.wait = true;
+    rocksdb::Status status = db_->Flush(options);
+    if (status.ok()) status = db_->SyncWAL();
+    if (!status.ok()) return Unexpected(StateIoError(status, "persist"));
     return {};
   }
 
@@ -200,6 +213,14 @@ class RocksDbStateStore final : public StateStore {
   }
 
  private:
+  StoreResult<void> WriteWith(const rocksdb::WriteOptions& options, StateBatch& batch) {
+    rocksdb::Status status = db_->Write(options, batch.impl_->batch());
+    if (!status.ok()) return Unexpected(StateIoError(status, "write"));
+    batch.impl_->Clear();
+    batch.write_count_ = 0;
+    return {};
+  }
+
   rocksdb::DB* db_;
 };
 
@@ -209,6 +230,12 @@ StoreResult<std::unique_ptr<StateStore>> OpenRocksDbStateStore(const std::string
   options.max_background_jobs = 2;
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   options.compression = rocksdb::kLZ4Compression;
+  // A Bloom filter over each memtable's keys: a projection looks up every order it has not seen
+  // in the batch, and during a rebuild most of them are new, so most lookups are misses that
+  // would otherwise search the memtables' skip lists (about 5% of a rebuild's CPU). 2% of the
+  // memtable's size (1.3 MB per 64 MB memtable) is tens of bits per key for our rows.
+  options.memtable_prefix_bloom_size_ratio = 0.02;
+  options.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.block_cache = rocksdb::NewLRUCache(128ull << 20);

@@ -79,6 +79,17 @@ class StateStore {
   // Applies `batch` atomically; with `sync`, durably before returning.
   virtual StoreResult<void> Write(StateBatch& batch, bool sync = false) = 0;
 
+  // Applies `batch` atomically but without the write-ahead log: cheaper, and lost in a crash
+  // until a later Persist() returns (a crash keeps a prefix of such batches, in order, or none).
+  // Only for keys nothing relies on until then, such as a projection generation being rebuilt
+  // (which an interrupted rebuild leaves as garbage anyway); never mix them with logged writes
+  // to the same keys before Persist.
+  virtual StoreResult<void> WriteUnlogged(StateBatch& batch) = 0;
+
+  // Makes every write applied so far durable, WriteUnlogged's included (RocksDB: flushes the
+  // memtables into synced table files).
+  virtual StoreResult<void> Persist() = 0;
+
   // Deletes every key in [begin, end) atomically (used to drop a projection's old copy).
   virtual StoreResult<void> DeleteRange(std::string_view begin, std::string_view end) = 0;
 };

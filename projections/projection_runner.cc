@@ -296,6 +296,7 @@ StoreResult<void> ProjectionRunner::ApplyBatch(Generation& generation,
 }
 
 StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t to_position,
+                                              BuildMode mode,
                                               const eventstore::ProgressCallback& progress) {
   if (generation.checkpoint >= to_position) return {};
   const uint64_t total = to_position - generation.checkpoint;
@@ -313,7 +314,9 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
       return false;
     }
     batch.Put(generation.checkpoint_key, EncodePosition(last_position));
-    if (auto written = state_.Write(batch); !written) {
+    if (auto written =
+            mode == BuildMode::kUnlogged ? state_.WriteUnlogged(batch) : state_.Write(batch);
+        !written) {
       failure = std::move(written).error();
       return false;
     }
@@ -379,7 +382,8 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
 StoreResult<uint64_t> ProjectionRunner::CatchUp(const eventstore::ProgressCallback& progress) {
   LEDGER_ASSERT(!live_thread_.joinable(), "CatchUp while the live thread runs");
   const uint64_t before = active_.checkpoint;
-  if (auto built = BuildUpTo(active_, store_.HeadPosition(), progress); !built) {
+  if (auto built = BuildUpTo(active_, store_.HeadPosition(), BuildMode::kLogged, progress);
+      !built) {
     PublishCheckpoint(active_.checkpoint);
     return Unexpected(std::move(built).error());
   }
@@ -577,17 +581,20 @@ void ProjectionRunner::RunRebuild(uint64_t generation_number) {
   auto generation = OpenGeneration(generation_number);
   if (!generation) return fail(generation.error());
   const uint64_t head = store_.HeadPosition();
-  auto built = BuildUpTo(*generation, head, [&](uint64_t done, uint64_t total) {
-    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    std::lock_guard lock(mutex_);
-    rebuild_.events_done = done;
-    rebuild_.events_total = total;
-    rebuild_.events_per_second = seconds > 0 ? static_cast<double>(done) / seconds : 0;
-    rebuild_.seconds_left = rebuild_.events_per_second > 0
-                                ? static_cast<double>(total - done) / rebuild_.events_per_second
-                                : 0;
-  });
+  auto built =
+      BuildUpTo(*generation, head, BuildMode::kUnlogged, [&](uint64_t done, uint64_t total) {
+        const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        std::lock_guard lock(mutex_);
+        rebuild_.events_done = done;
+        rebuild_.events_total = total;
+        rebuild_.events_per_second = seconds > 0 ? static_cast<double>(done) / seconds : 0;
+        rebuild_.seconds_left = rebuild_.events_per_second > 0
+                                    ? static_cast<double>(total - done) / rebuild_.events_per_second
+                                    : 0;
+      });
   if (!built) return fail(built.error());
+  // The rows were written without the WAL: durable before the live thread may switch to them.
+  if (auto persisted = state_.Persist(); !persisted) return fail(persisted.error());
   std::lock_guard lock(mutex_);
   rebuild_.events_done = rebuild_.events_total = head;
   rebuild_.seconds_left = 0;
@@ -604,7 +611,12 @@ StoreResult<void> ProjectionRunner::RebuildNow(const eventstore::ProgressCallbac
   }
   auto generation = OpenGeneration(number);
   if (!generation) return Unexpected(std::move(generation).error());
-  if (auto built = BuildUpTo(*generation, store_.HeadPosition(), progress); !built) return built;
+  if (auto built = BuildUpTo(*generation, store_.HeadPosition(), BuildMode::kUnlogged, progress);
+      !built) {
+    return built;
+  }
+  // The rows were written without the WAL: durable before the switch makes them the answer.
+  if (auto persisted = state_.Persist(); !persisted) return persisted;
   return SwitchTo(std::move(*generation));
 }
 

@@ -116,8 +116,13 @@ class ProjectionRunner {
 
   StoreResult<Generation> OpenGeneration(uint64_t number);
   StoreResult<void> ApplyBatch(Generation& generation, std::span<const RecordedEvent> events);
+  // How BuildUpTo commits its batches. kUnlogged (StateStore::WriteUnlogged) only for a
+  // generation that is not active yet, and then Persist() before switching to it: a crash before
+  // that loses some of its batches, but it was garbage to the next Open anyway.
+  enum class BuildMode { kLogged, kUnlogged };
+
   // Builds `generation` from its checkpoint up to `to_position` with ScanAll.
-  StoreResult<void> BuildUpTo(Generation& generation, uint64_t to_position,
+  StoreResult<void> BuildUpTo(Generation& generation, uint64_t to_position, BuildMode mode,
                               const eventstore::ProgressCallback& progress);
   // Makes `rebuilt` the active generation (it must have reached the active checkpoint).
   StoreResult<void> SwitchTo(Generation rebuilt);
