@@ -142,10 +142,14 @@ HttpServerResponse AuditApi::GetProof(const HttpServerRequest& request) {
   }
   std::optional<eventstore::ParsedDigest> digest;
   uint64_t tree_size = 0;
-  if (auto text = request.Query("tree_size")) {
+  // A saved digest is named by its position, which is its tree's size.
+  std::optional<std::string_view> size_text = request.Query("tree_size");
+  if (!size_text) size_text = request.Query("digest");
+  if (auto text = size_text) {
     auto parsed = ParseDecimal(*text);
     if (!parsed || *parsed < *position) {
-      return ErrorResponse(400, "invalid_parameter", "tree_size must be a size >= position");
+      return ErrorResponse(400, "invalid_parameter",
+                           "tree_size (or digest: a digest's position) must be >= position");
     }
     tree_size = *parsed;
     if (auto refused = WaitForTree(tree_size)) return *refused;

@@ -5,10 +5,11 @@
 //
 //   GET /v1/audit/public-key          {algorithm: "ed25519", public_key, key_id}
 //   GET /v1/audit/digest[?position=P] a digest of the log at P (default: the head), signed now
-//   GET /v1/audit/proof?position=P[&tree_size=N]
+//   GET /v1/audit/proof?position=P[&tree_size=N | &digest=D]
 //                                     an inclusion proof of the event at P in the tree of N
-//                                     events; without N, in the tree at the head, with the
-//                                     signed digest of that tree embedded ("digest")
+//                                     events (a digest at position D has the tree of D events);
+//                                     without either, in the tree at the head, with the signed
+//                                     digest of that tree embedded ("digest")
 //   GET /v1/audit/consistency?from_size=M[&to_size=N]
 //                                     a consistency proof from the tree of M events to the tree
 //                                     of N; without N, to the head, with its signed digest

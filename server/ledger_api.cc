@@ -778,6 +778,9 @@ HttpServerResponse LedgerApi::GetHealth(const HttpServerRequest&) {
   } else {
     answer["process_manager"] = nullptr;
   }
+  // Components outside the API (the JetStream publisher): their detail, never their failure
+  // as the ledger's (the ledger serves while they wait and retry).
+  if (options_.extra_health) options_.extra_health(answer);
   answer["status"] = healthy ? "ok" : "degraded";
   return JsonResponse(healthy ? 200 : 503, answer);
 }

@@ -58,6 +58,7 @@
 // Thread safety: handlers may run concurrently; everything they touch is thread-safe.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -92,6 +93,8 @@ struct LedgerApiOptions {
   // the process runs (the server's connections, a publisher). Must outlive the API.
   const HttpMetrics* http_metrics = nullptr;
   std::function<void(PrometheusText&)> extra_metrics{};
+  // Adds fields to GET /healthz's answer (the JetStream publisher's detail).
+  std::function<void(boost::json::object&)> extra_health{};
 };
 
 class EventStreamHub;

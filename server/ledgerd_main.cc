@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 #include <algorithm>
 #include <atomic>
+#include <boost/json.hpp>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -357,7 +358,18 @@ int Run(const Flags& flags) {
        .sync_timeout_ms = config.sync_timeout_ms,
        .auth = &authenticator,
        .http_metrics = &http_metrics,
-       .extra_metrics = process_metrics});
+       .extra_metrics = process_metrics,
+       .extra_health = [&publisher](boost::json::object& health) {
+         if (!publisher) return;
+         const server::JetStreamStats stats = publisher->Stats();
+         health["jetstream"] =
+             boost::json::object{{"connected", stats.connected},
+                                 {"acknowledged_position", stats.acknowledged_position},
+                                 {"lag", stats.lag},
+                                 {"in_flight", stats.in_flight},
+                                 {"retries", stats.retries},
+                                 {"last_error", stats.last_error}};
+       }});
   server::Router routes;
   api.Register(routes);
   server::AuditApi audit_api(**store, **merkle, *signing_key,

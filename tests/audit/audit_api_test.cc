@@ -105,6 +105,15 @@ TEST_CASE("audit api: digest, proofs and export pages verify offline", "[audit_a
   CHECK(proof->consistency->to_size == head);
   CHECK(eventstore::CheckConsistencyProof(*proof->consistency));
 
+  // A saved digest named by its position: the proof is in that digest's tree.
+  answer = server.Get("/v1/audit/proof", {{"position", "7"}, {"digest", "20"}});
+  REQUIRE(answer.status == 200);
+  proof = eventstore::ParseProofJson(answer.body);
+  REQUIRE(proof);
+  REQUIRE(proof->inclusion);
+  CHECK(proof->inclusion->tree_size == 20);
+  CHECK(eventstore::CheckInclusionProof(*proof->inclusion));
+
   answer = server.Get("/v1/audit/consistency", {{"from_size", "20"}, {"to_size", "30"}});
   REQUIRE(answer.status == 200);
   proof = eventstore::ParseProofJson(answer.body);
@@ -132,6 +141,7 @@ TEST_CASE("audit api: bad parameters, positions beyond the head", "[audit_api]")
   CHECK(server.Get("/v1/audit/proof").status == 400);
   CHECK(server.Get("/v1/audit/proof", {{"position", "0"}}).status == 400);
   CHECK(server.Get("/v1/audit/proof", {{"position", "9"}, {"tree_size", "8"}}).status == 400);
+  CHECK(server.Get("/v1/audit/proof", {{"position", "9"}, {"digest", "8"}}).status == 400);
   CHECK(server.Get("/v1/audit/proof", {{"position", beyond}}).status == 404);
   CHECK(server.Get("/v1/audit/consistency", {{"from_size", "0"}}).status == 400);
   CHECK(server.Get("/v1/audit/consistency", {{"from_size", "5"}, {"to_size", beyond}}).status ==

@@ -20,6 +20,7 @@
 #include "eventstore/event_store.h"
 #include "tests/eventstore/store_test_support.h"
 #include "tests/jetstream/nats_cluster.h"
+#include "tests/server/ledgerd_process.h"
 
 namespace ledger::jetstream_testing {
 namespace {
@@ -27,63 +28,10 @@ namespace {
 using namespace std::chrono_literals;
 using eventstore::testing::Scaled;
 
-struct Ledgerd {
-  pid_t pid = -1;
-  FILE* output = nullptr;
-};
-
-// Starts ledgerd and reads its output up to the "listening on" line (the publisher has been
-// started by then); the rest of its output is read by a thread until it exits.
-Ledgerd StartLedgerd(const std::string& data_dir, const std::string& config_path) {
-  int out[2];
-  REQUIRE(::pipe(out) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(out[1], STDOUT_FILENO);
-    ::close(out[0]);
-    ::close(out[1]);
-    ::execl(LEDGER_LEDGERD, LEDGER_LEDGERD, "--data-dir", data_dir.c_str(), "--listen",
-            "127.0.0.1:0", "--config", config_path.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  FILE* output = ::fdopen(out[0], "r");
-  REQUIRE(output != nullptr);
-  char line[1024];
-  bool publishing = false;
-  bool listening = false;
-  while (!listening && std::fgets(line, sizeof(line), output) != nullptr) {
-    const std::string text = line;
-    if (text.rfind("publishing the log to JetStream", 0) == 0) publishing = true;
-    if (text.rfind("listening on", 0) == 0) listening = true;
-  }
-  std::thread([output] {
-    char rest[1024];
-    while (std::fgets(rest, sizeof(rest), output) != nullptr) {
-    }
-    std::fclose(output);
-  }).detach();
-  if (!listening) {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    FAIL("ledgerd exited before listening (status " << status << ")");
-  }
-  REQUIRE(publishing);
-  return Ledgerd{.pid = pid, .output = nullptr};
-}
-
-void Kill(const Ledgerd& ledgerd, int signal_number) {
-  REQUIRE(::kill(ledgerd.pid, signal_number) == 0);
-  int status = 0;
-  REQUIRE(::waitpid(ledgerd.pid, &status, 0) == ledgerd.pid);
-  if (signal_number == SIGKILL) {
-    REQUIRE(WIFSIGNALED(status));
-  } else {
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-  }
-}
+using testing::Child;
+using testing::KillAndWait;
+using testing::StartLedgerd;
+using testing::StopAndWait;
 
 // Captures `count` payments into the log, 20 per order stream (order numbers with a '.', so
 // their subjects need escaping).
@@ -145,18 +93,18 @@ TEST_CASE(
     INFO("round " << round);
     CapturePayments(data_dir + "/log", round, backlog);
     const uint64_t before = LastSequence(**reader);
-    const Ledgerd ledgerd = StartLedgerd(data_dir, config_path);
+    const Child ledgerd = StartLedgerd(data_dir, config_path);
     // Kill once the stream has grown by a random part of the backlog.
     const uint64_t grow_by = 1 + random() % (backlog / 2);
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     while (LastSequence(**reader) < before + grow_by) {
       if (std::chrono::steady_clock::now() > deadline) {
-        Kill(ledgerd, SIGKILL);
+        KillAndWait(ledgerd);
         FAIL("the stream did not grow by " << grow_by << " within 60 s");
       }
       std::this_thread::sleep_for(2ms);
     }
-    Kill(ledgerd, SIGKILL);
+    KillAndWait(ledgerd);
     // The stream is a prefix of the log: in order, nothing twice, nothing skipped.
     std::unique_ptr<eventstore::EventStore> store =
         eventstore::testing::MustOpenRocksDb(data_dir + "/log");
@@ -168,7 +116,7 @@ TEST_CASE(
   CHECK(behind_at_kill >= kRounds - 1);
 
   // A last run to the end, stopped with SIGTERM: the stream equals the log.
-  const Ledgerd ledgerd = StartLedgerd(data_dir, config_path);
+  const Child ledgerd = StartLedgerd(data_dir, config_path);
   uint64_t head = 0;
   {
     // The store is locked by ledgerd; its head is what the rounds appended.
@@ -177,12 +125,26 @@ TEST_CASE(
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   while (LastSequence(**reader) < head) {
     if (std::chrono::steady_clock::now() > deadline) {
-      Kill(ledgerd, SIGKILL);
+      KillAndWait(ledgerd);
       FAIL("ledgerd did not publish up to " << head << " within 60 s");
     }
     std::this_thread::sleep_for(5ms);
   }
-  Kill(ledgerd, SIGTERM);
+  // /healthz shows the publisher caught up (ledgerd reads its own acknowledgements a moment
+  // after the stream has them).
+  std::string health;
+  const auto health_deadline = std::chrono::steady_clock::now() + 10s;
+  do {
+    auto answer = testing::Send(ledgerd.port, "", "GET", "/healthz");
+    REQUIRE(answer);
+    health = answer->body;
+    if (health.find("\"lag\":0,\"in_flight\":0") != std::string::npos) break;
+    std::this_thread::sleep_for(20ms);
+  } while (std::chrono::steady_clock::now() < health_deadline);
+  INFO(health);
+  CHECK(health.find("\"jetstream\":{\"connected\":true,\"acknowledged_position\":" +
+                    std::to_string(head) + ",\"lag\":0") != std::string::npos);
+  CHECK(StopAndWait(ledgerd) == 0);
   std::unique_ptr<eventstore::EventStore> store =
       eventstore::testing::MustOpenRocksDb(data_dir + "/log");
   CHECK(store->HeadPosition() == head);
