@@ -1,5 +1,6 @@
 #include "eventstore/event_codec.h"
 
+#include <capnp/serialize-packed.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -446,11 +447,8 @@ unsigned SnapshotWordsEstimate(const domain::OrderState& state) {
   return static_cast<unsigned>(std::min<size_t>(words, 1 << 16));
 }
 
-}  // namespace
-
-std::string EncodeOrderState(const domain::OrderState& state) {
-  capnp::MallocMessageBuilder message(SnapshotWordsEstimate(state));
-  auto out = message.initRoot<schema::OrderStateSnapshot>();
+// The snapshot of `state`, flat or packed alike.
+void FillSnapshot(schema::OrderStateSnapshot::Builder out, const domain::OrderState& state) {
   out.setOrderNumber(Text(state.order_number));
   out.setEventsApplied(state.events_applied);
   auto captures = out.initCaptures(static_cast<unsigned>(state.captures.size()));
@@ -481,6 +479,49 @@ std::string EncodeOrderState(const domain::OrderState& state) {
   out.setOverpaidMinor(state.amounts.overpaid_minor);
   out.setRefundedMinor(state.amounts.refunded_minor);
   out.setRetryRequests(state.retry_requests);
+}
+
+// Reads a snapshot from `message`: nullopt on success, else what is wrong.
+std::optional<std::string> ReadSnapshot(capnp::MessageReader& message, domain::OrderState& state) {
+  auto in = message.getRoot<schema::OrderStateSnapshot>();
+  state.order_number = String(in.getOrderNumber());
+  state.events_applied = in.getEventsApplied();
+  for (auto capture : in.getCaptures()) {
+    state.captures.push_back(
+        domain::CaptureRecord{.processor = String(capture.getProcessor()),
+                              .reference = String(capture.getReference()),
+                              .amount = Read(capture.getAmount()),
+                              .card_type = String(capture.getCardType()),
+                              .card_last_digits = String(capture.getCardLastDigits()),
+                              .captured_at_us = capture.getCapturedAtUs(),
+                              .excess = capture.getExcess()});
+  }
+  if (in.getHasPlacement()) state.placement = Read(in.getPlacement());
+  state.post_checkout_requested = in.getPostCheckoutRequested();
+  state.post_checkout_synchronous = in.getPostCheckoutSynchronous();
+  for (auto line : in.getLines()) state.lines.push_back(Read(line));
+  state.status = static_cast<domain::OrderStatus>(in.getStatus());
+  state.amounts = domain::OrderAmounts{.total_minor = in.getTotalMinor(),
+                                       .captured_minor = in.getCapturedMinor(),
+                                       .due_minor = in.getDueMinor(),
+                                       .overpaid_minor = in.getOverpaidMinor(),
+                                       .refunded_minor = in.getRefundedMinor()};
+  state.retry_requests = in.getRetryRequests();
+  return SnapshotProblem(state);
+}
+
+Error SnapshotCorruption(const std::string& problem) {
+  return Error{.code = ErrorCode::kCorruption,
+               .message = fmt::format("order snapshot is corrupt: {}", problem),
+               .current_version = std::nullopt,
+               .position = 0};
+}
+
+}  // namespace
+
+std::string EncodeOrderState(const domain::OrderState& state) {
+  capnp::MallocMessageBuilder message(SnapshotWordsEstimate(state));
+  FillSnapshot(message.initRoot<schema::OrderStateSnapshot>(), state);
   // Written straight into the string: one copy of the segments, not two.
   std::string bytes(capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word), '\0');
   kj::ArrayOutputStream stream(
@@ -492,39 +533,45 @@ std::string EncodeOrderState(const domain::OrderState& state) {
 
 Result<domain::OrderState, Error> DecodeOrderState(std::string_view bytes) {
   domain::OrderState state;
-  auto problem = internal::ReadMessage(bytes, [&](capnp::MessageReader& message) {
-    auto in = message.getRoot<schema::OrderStateSnapshot>();
-    state.order_number = String(in.getOrderNumber());
-    state.events_applied = in.getEventsApplied();
-    for (auto capture : in.getCaptures()) {
-      state.captures.push_back(
-          domain::CaptureRecord{.processor = String(capture.getProcessor()),
-                                .reference = String(capture.getReference()),
-                                .amount = Read(capture.getAmount()),
-                                .card_type = String(capture.getCardType()),
-                                .card_last_digits = String(capture.getCardLastDigits()),
-                                .captured_at_us = capture.getCapturedAtUs(),
-                                .excess = capture.getExcess()});
+  auto problem = internal::ReadMessage(
+      bytes, [&](capnp::MessageReader& message) { return ReadSnapshot(message, state); });
+  if (problem) return Unexpected(SnapshotCorruption(*problem));
+  return state;
+}
+
+void AppendPackedOrderState(const domain::OrderState& state, std::string& out) {
+  capnp::MallocMessageBuilder message(SnapshotWordsEstimate(state));
+  FillSnapshot(message.initRoot<schema::OrderStateSnapshot>(), state);
+  // Packed straight into `out`. Packing never grows a word by more than its tag byte, plus a
+  // count byte per run of literal words: 10 bytes per 8 bounds it.
+  const size_t flat_bytes = capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word);
+  const size_t start = out.size();
+  out.resize(start + flat_bytes + flat_bytes / 4 + 16);
+  kj::ArrayOutputStream stream(
+      kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data() + start), out.size() - start));
+  capnp::writePackedMessage(stream, message);
+  out.resize(start + stream.getArray().size());
+}
+
+Result<domain::OrderState, Error> DecodePackedOrderState(std::string_view bytes) {
+  domain::OrderState state;
+  std::optional<std::string> problem;
+  try {
+    kj::ArrayInputStream stream(
+        kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = internal::kTraversalWordsMax;
+    options.nestingLimit = internal::kNestingMax;
+    capnp::PackedMessageReader message(stream, options);
+    problem = ReadSnapshot(message, state);
+    // The snapshot must be the whole of the bytes: trailing garbage is damage too.
+    if (!problem && stream.tryGetReadBuffer().size() != 0) {
+      problem = "bytes follow the snapshot";
     }
-    if (in.getHasPlacement()) state.placement = Read(in.getPlacement());
-    state.post_checkout_requested = in.getPostCheckoutRequested();
-    state.post_checkout_synchronous = in.getPostCheckoutSynchronous();
-    for (auto line : in.getLines()) state.lines.push_back(Read(line));
-    state.status = static_cast<domain::OrderStatus>(in.getStatus());
-    state.amounts = domain::OrderAmounts{.total_minor = in.getTotalMinor(),
-                                         .captured_minor = in.getCapturedMinor(),
-                                         .due_minor = in.getDueMinor(),
-                                         .overpaid_minor = in.getOverpaidMinor(),
-                                         .refunded_minor = in.getRefundedMinor()};
-    state.retry_requests = in.getRetryRequests();
-    return SnapshotProblem(state);
-  });
-  if (problem) {
-    return Unexpected(Error{.code = ErrorCode::kCorruption,
-                            .message = fmt::format("order snapshot is corrupt: {}", *problem),
-                            .current_version = std::nullopt,
-                            .position = 0});
+  } catch (const kj::Exception& exception) {
+    problem = std::string(exception.getDescription().cStr());
   }
+  if (problem) return Unexpected(SnapshotCorruption(*problem));
   return state;
 }
 

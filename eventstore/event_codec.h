@@ -43,4 +43,9 @@ StoreResult<domain::Event> DecodeEvent(const RecordedEvent& record);
 std::string EncodeOrderState(const domain::OrderState& state);
 Result<domain::OrderState, Error> DecodeOrderState(std::string_view bytes);
 
+// The same snapshot in Cap'n Proto's packed encoding (zero bytes run-length encoded: about 2.5
+// times smaller for an order's state), appended to `out`; and its decoder, with the same checks.
+void AppendPackedOrderState(const domain::OrderState& state, std::string& out);
+Result<domain::OrderState, Error> DecodePackedOrderState(std::string_view bytes);
+
 }  // namespace ledger::eventstore

@@ -15,6 +15,10 @@ namespace {
 using eventstore::ErrorCode;
 
 constexpr size_t kRowHeaderBytes = 8 * 4;
+// The first byte of a row says its format (OrderRow's comment in the header). A row written
+// before the format byte existed starts with its position's most significant byte: 0.
+constexpr char kRowFormatFlat = 0x00;
+constexpr char kRowFormatPacked = 0x01;
 
 std::string OrderKey(std::string_view order_number) { return fmt::format("o/{}", order_number); }
 std::string StatusPrefix(domain::OrderStatus status) {
@@ -73,18 +77,26 @@ StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& 
 }  // namespace
 
 std::string OrderStatusProjection::EncodeRow(const OrderRow& row) {
-  const std::string state = eventstore::EncodeOrderState(row.state);
   std::string bytes;
-  bytes.reserve(kRowHeaderBytes + state.size());
+  bytes.reserve(512);
+  bytes.push_back(kRowFormatPacked);
   AppendBigEndian64(bytes, row.position);
   AppendBigEndian64(bytes, row.stream_version);
   AppendBigEndian64(bytes, row.status_since_position);
   AppendBigEndian64(bytes, static_cast<uint64_t>(row.status_since_us));
-  bytes.append(state);
+  eventstore::AppendPackedOrderState(row.state, bytes);
   return bytes;
 }
 
 StoreResult<OrderRow> OrderStatusProjection::DecodeRow(std::string_view bytes) {
+  if (bytes.empty()) return Unexpected(CorruptionError("an order row is empty"));
+  const char format = bytes[0];
+  if (format == kRowFormatPacked) {
+    bytes.remove_prefix(1);
+  } else if (format != kRowFormatFlat) {
+    return Unexpected(CorruptionError(
+        fmt::format("an order row has an unknown format {}", static_cast<unsigned char>(format))));
+  }
   if (bytes.size() < kRowHeaderBytes)
     return Unexpected(CorruptionError("an order row is truncated"));
   OrderRow row;
@@ -92,7 +104,9 @@ StoreResult<OrderRow> OrderStatusProjection::DecodeRow(std::string_view bytes) {
   row.stream_version = ReadBigEndian64(bytes.data() + 8);
   row.status_since_position = ReadBigEndian64(bytes.data() + 16);
   row.status_since_us = static_cast<int64_t>(ReadBigEndian64(bytes.data() + 24));
-  auto state = eventstore::DecodeOrderState(bytes.substr(kRowHeaderBytes));
+  const std::string_view snapshot = bytes.substr(kRowHeaderBytes);
+  auto state = format == kRowFormatPacked ? eventstore::DecodePackedOrderState(snapshot)
+                                          : eventstore::DecodeOrderState(snapshot);
   if (!state) return Unexpected(std::move(state).error());
   row.state = std::move(*state);
   return row;

@@ -5,7 +5,7 @@
 // first), and all orders (newest first).
 //
 // Rows (relative to the generation):
-//   o/<order number>                                   the order (see OrderRow)
+//   o/<order number>                                   the order (see OrderRow for its bytes)
 //   s/<status, 2 hex>/<since position, 16 hex>/<order> orders by status, oldest first
 //   u/<user id, 16 hex>/<placed position, 16 hex>/<order>  orders by user
 //   t/<placed position, 16 hex>/<order>                 every placed order
@@ -23,6 +23,11 @@
 
 namespace ledger::projections {
 
+// Its bytes: a format byte, 0x01; position, stream_version, status_since_position and
+// status_since_us as 8-byte big-endian integers; then the state as a packed Cap'n Proto
+// OrderStateSnapshot (eventstore::AppendPackedOrderState). Rows written before the format byte
+// existed have none: they begin with the position, whose first byte is 0, and hold a flat
+// (unpacked) snapshot; they are still read. Never reuse a format byte: stored on disk.
 struct OrderRow {
   domain::OrderState state;
   // The position of the order's last event applied, and its version in the stream.
