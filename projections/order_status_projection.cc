@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "base/assert.h"
 #include "base/bytes.h"
 #include "eventstore/event_codec.h"
 
@@ -118,6 +119,17 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
   auto cached = cache_.find(order_number);
   if (cached == cache_.end()) {
     CachedOrder order;
+    if (auto sealed = sealed_.find(order_number); sealed != sealed_.end()) {
+      // Written by the batch in flight: stored as the sealed row says once that batch commits.
+      order.row = sealed->second.row;
+      order.stored_placed = order.row.state.placed();
+      order.stored_status = order.row.state.status;
+      order.stored_status_since_position = order.row.status_since_position;
+      cached = cache_.emplace(order_number, std::move(order)).first;
+    }
+  }
+  if (cached == cache_.end()) {
+    CachedOrder order;
     auto stored = rows.Get(OrderKey(order_number));
     if (!stored) return Unexpected(std::move(stored).error());
     if (*stored) {
@@ -156,9 +168,26 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
 }
 
 StoreResult<void> OrderStatusProjection::Flush(RowBatch& rows) {
+  WriteOrders(cache_, rows);
+  cache_.clear();
+  return {};
+}
+
+void OrderStatusProjection::SealBatch() {
+  LEDGER_ASSERT(sealed_.empty(), "a batch is sealed while another one is in flight");
+  // Swapped, not moved: the emptied map keeps its buckets for the next batch.
+  sealed_.swap(cache_);
+}
+
+StoreResult<void> OrderStatusProjection::FlushSealed(RowBatch& rows) {
+  WriteOrders(sealed_, rows);
+  return {};
+}
+
+void OrderStatusProjection::WriteOrders(const Orders& cache, RowBatch& rows) {
   std::vector<const std::pair<const std::string, CachedOrder>*> orders;
-  orders.reserve(cache_.size());
-  for (const auto& entry : cache_) orders.push_back(&entry);
+  orders.reserve(cache.size());
+  for (const auto& entry : cache) orders.push_back(&entry);
   std::sort(orders.begin(), orders.end(),
             [](const auto* a, const auto* b) { return a->first < b->first; });
 
@@ -192,8 +221,6 @@ StoreResult<void> OrderStatusProjection::Flush(RowBatch& rows) {
       rows.Delete(key);
     }
   }
-  cache_.clear();
-  return {};
 }
 
 StoreResult<std::optional<OrderRow>> OrderStatusProjection::Get(const ProjectionView& view,

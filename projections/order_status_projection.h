@@ -53,7 +53,14 @@ class OrderStatusProjection final : public Projection {
   StoreResult<void> Apply(const RecordedEvent& record, const domain::Event& event,
                           RowBatch& rows) override;
   StoreResult<void> Flush(RowBatch& rows) override;
-  void Reset() override { cache_.clear(); }
+  void Reset() override {
+    cache_.clear();
+    sealed_.clear();
+  }
+  bool CanFlushConcurrently() const override { return true; }
+  void SealBatch() override;
+  StoreResult<void> FlushSealed(RowBatch& rows) override;
+  void ReleaseSealed() override { sealed_.clear(); }
 
   static StoreResult<std::optional<OrderRow>> Get(const ProjectionView& view,
                                                   std::string_view order_number);
@@ -85,8 +92,15 @@ class OrderStatusProjection final : public Projection {
     uint64_t placed_position = 0;
   };
 
+  using Orders = std::unordered_map<std::string, CachedOrder>;
+
+  // Writes `orders`' rows and their net index changes into `rows`, in key order.
+  static void WriteOrders(const Orders& orders, RowBatch& rows);
+
   // Orders changed in the current batch, written by Flush.
-  std::unordered_map<std::string, CachedOrder> cache_;
+  Orders cache_;
+  // The batch sealed for a concurrent flush (SealBatch to ReleaseSealed): read-only meanwhile.
+  Orders sealed_;
 };
 
 }  // namespace ledger::projections

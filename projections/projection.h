@@ -86,6 +86,19 @@ class Projection {
 
   // Forgets anything kept in memory (after a commit failed).
   virtual void Reset() {}
+
+  // Optional: writing one batch's rows on another thread while the next batch is applied. A
+  // projection that returns true lets the runner, instead of calling Flush, call for each batch:
+  //   SealBatch()         on the applying thread: what Apply kept becomes the sealed batch;
+  //   FlushSealed(rows)   on a writing thread, while Apply goes on with the next batch: writes
+  //                       the sealed batch into `rows` (which it must not read back);
+  //   ReleaseSealed()     on the applying thread, once that batch is committed: forgets it.
+  // Between SealBatch and ReleaseSealed, Apply must take a row the sealed batch holds from it
+  // (read-only: the writing thread reads it too), since the store may not have it yet.
+  virtual bool CanFlushConcurrently() const { return false; }
+  virtual void SealBatch() {}
+  virtual StoreResult<void> FlushSealed(RowBatch& /*rows*/) { return {}; }
+  virtual void ReleaseSealed() {}
 };
 
 using ProjectionFactory = std::function<std::unique_ptr<Projection>()>;

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "base/bytes.h"
@@ -173,6 +175,77 @@ class DecodePipeline {
   std::thread thread_;  // Last: it starts once everything above is built.
 };
 
+// Commits a projection's sealed batches (Projection::SealBatch) on a thread of its own, one at a
+// time and in order, while the applying thread goes on with the next batch: a build then takes
+// about the longer of applying and writing instead of their sum. Each commit is still one atomic
+// write of rows and checkpoint.
+//
+// Thread safety: Start and Wait are called by one thread (the applying one).
+class BatchWriter {
+ public:
+  // Writes the sealed batch that ends at the position given, with its checkpoint.
+  using Commit = std::function<StoreResult<void>(uint64_t last_position)>;
+
+  explicit BatchWriter(Commit commit) : commit_(std::move(commit)), thread_([this] { Run(); }) {}
+  // Finishes the batch in flight, if any, and joins the thread.
+  ~BatchWriter() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  BatchWriter(const BatchWriter&) = delete;
+  BatchWriter& operator=(const BatchWriter&) = delete;
+
+  // Starts committing the batch that ends at `last_position`. The previous one must have been
+  // waited for.
+  void Start(uint64_t last_position) {
+    {
+      std::lock_guard lock(mutex_);
+      LEDGER_ASSERT(!in_flight_, "a batch is committed while another one is in flight");
+      job_ = last_position;
+      in_flight_ = true;
+    }
+    changed_.notify_all();
+  }
+
+  // Waits until the batch started last is committed (or failed): its result, or nullopt when no
+  // batch was in flight.
+  std::optional<StoreResult<void>> Wait() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return !in_flight_; });
+    return std::exchange(result_, std::nullopt);
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      changed_.wait(lock, [&] { return stopping_ || job_.has_value(); });
+      if (!job_) return;
+      const uint64_t last_position = *job_;
+      job_.reset();
+      lock.unlock();
+      StoreResult<void> committed = commit_(last_position);
+      lock.lock();
+      result_ = std::move(committed);
+      in_flight_ = false;
+      changed_.notify_all();
+    }
+  }
+
+  Commit commit_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::optional<uint64_t> job_;  // A batch to commit, not yet taken by the thread.
+  bool in_flight_ = false;       // From Start until its result is set.
+  std::optional<StoreResult<void>> result_;
+  bool stopping_ = false;
+  std::thread thread_;  // Last: it starts once everything above is built.
+};
+
 }  // namespace
 
 StoreResult<std::optional<std::string>> RowBatch::Get(std::string_view key) {
@@ -306,17 +379,56 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
   uint64_t in_batch = 0;
   uint64_t last_position = generation.checkpoint;
   std::optional<Error> failure;
+  auto write = [&](eventstore::StateBatch& to_write) {
+    return mode == BuildMode::kUnlogged ? state_.WriteUnlogged(to_write) : state_.Write(to_write);
+  };
+
+  // With a projection that supports it, batches are written on a second thread (BatchWriter)
+  // while the next one is applied.
+  eventstore::StateBatch sealed_batch = state_.NewBatch();
+  RowBatch sealed_rows(sealed_batch, generation.rows_prefix);
+  std::optional<BatchWriter> writer;
+  uint64_t in_flight_position = 0;  // The last position of the batch in flight, and the events
+  uint64_t in_flight_done = 0;      // done with it.
+  if (generation.projection->CanFlushConcurrently()) {
+    writer.emplace([&](uint64_t position) -> StoreResult<void> {
+      if (auto flushed = generation.projection->FlushSealed(sealed_rows); !flushed) return flushed;
+      sealed_batch.Put(generation.checkpoint_key, EncodePosition(position));
+      return write(sealed_batch);
+    });
+  }
+  // Waits for the batch in flight; false when it failed (`failure` says why, unless it said
+  // something already).
+  auto finish_in_flight = [&]() -> bool {
+    std::optional<StoreResult<void>> committed = writer->Wait();
+    if (!committed) return true;
+    generation.projection->ReleaseSealed();
+    if (!*committed) {
+      if (!failure) failure = std::move(*committed).error();
+      return false;
+    }
+    generation.checkpoint = in_flight_position;
+    if (progress) progress(in_flight_done, total);
+    return true;
+  };
 
   auto commit = [&]() -> bool {
     if (in_batch == 0) return true;
+    if (writer) {
+      if (!finish_in_flight()) return false;
+      generation.projection->SealBatch();
+      in_flight_position = last_position;
+      in_flight_done = done;
+      writer->Start(last_position);
+      in_batch = 0;
+      return true;
+    }
     if (auto flushed = generation.projection->Flush(rows); !flushed) {
       failure = std::move(flushed).error();
       return false;
     }
     batch.Put(generation.checkpoint_key, EncodePosition(last_position));
-    if (auto written =
-            mode == BuildMode::kUnlogged ? state_.WriteUnlogged(batch) : state_.Write(batch);
-        !written) {
+    if (auto written = write(batch); !written) {
       failure = std::move(written).error();
       return false;
     }
@@ -372,6 +484,8 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
     if (!scanned && !failure) failure = std::move(scanned).error();
   }
   if (!failure) commit();
+  // The writing thread reads the sealed batch until it is done: wait for it before any Reset.
+  if (writer) finish_in_flight();
   if (failure) {
     generation.projection->Reset();
     return Unexpected(std::move(*failure));

@@ -8,7 +8,12 @@
 // Rebuild: a new generation is built beside the active one from position 1, while the active
 // one keeps answering; once the new one has caught up, the live thread switches to it in one
 // atomic write and drops the old one. An interrupted rebuild leaves only garbage that the next
-// open deletes.
+// open deletes. A rebuild writes its generation without the WAL (StateStore::WriteUnlogged) and
+// persists it before the switch.
+//
+// The walks of the log by CatchUp and rebuilds commit each batch on a second thread while the
+// next one is applied, for projections that allow it (Projection::CanFlushConcurrently); still
+// one batch at a time, in order, each rows and checkpoint together.
 //
 // State keys (in the StateStore), for projection P:
 //   proj/P/active              the active generation, 8 bytes big-endian
