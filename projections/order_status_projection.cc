@@ -40,19 +40,20 @@ std::string AllKey(uint64_t placed_position, std::string_view order_number) {
 }
 
 // Reads the order rows named by an index scan: the last path segment of each key.
-StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& prefix,
+// The index rows of keys in [begin, end), newest (last) first or oldest first, after the
+// cursor: the last key of the previous page.
+StoreResult<OrderPage> ListRange(const ProjectionView& view, std::string begin, std::string end,
                                  bool newest_first, size_t limit, std::string_view cursor) {
   limit = std::clamp<size_t>(limit, 1, OrderStatusProjection::kPageRowsMax);
-  std::string begin = prefix;
-  std::string end = prefix.substr(0, prefix.size() - 1) + "0";  // One past the prefix.
   if (!cursor.empty()) {
-    // The cursor is the last key returned; continue strictly after (or before) it.
+    // Continue strictly after (or before) the cursor, never outside the range.
     if (newest_first) {
-      end = std::string(cursor);
+      end = std::min(end, std::string(cursor));
     } else {
-      begin = std::string(cursor) + '\0';
+      begin = std::max(begin, std::string(cursor) + '\0');
     }
   }
+  if (begin >= end) return OrderPage{};
   std::vector<std::string> keys;
   std::vector<std::string> order_numbers;
   auto scanned = view.Scan(begin, end, newest_first, [&](std::string_view key, std::string_view) {
@@ -73,6 +74,13 @@ StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& 
   }
   if (keys.size() == limit) page.next_cursor = keys.back();
   return page;
+}
+
+StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& prefix,
+                                 bool newest_first, size_t limit, std::string_view cursor) {
+  // One past the prefix: its last character ('/') incremented.
+  return ListRange(view, prefix, prefix.substr(0, prefix.size() - 1) + "0", newest_first, limit,
+                   cursor);
 }
 
 }  // namespace
@@ -248,6 +256,17 @@ StoreResult<OrderPage> OrderStatusProjection::ListByUser(const ProjectionView& v
 StoreResult<OrderPage> OrderStatusProjection::ListAll(const ProjectionView& view, size_t limit,
                                                       std::string_view cursor) {
   return ListIndex(view, "t/", /*newest_first=*/true, limit, cursor);
+}
+
+StoreResult<OrderPage> OrderStatusProjection::ListPlacedBetween(const ProjectionView& view,
+                                                                uint64_t first_position,
+                                                                uint64_t last_position,
+                                                                size_t limit,
+                                                                std::string_view cursor) {
+  if (first_position > last_position || last_position == UINT64_MAX) return OrderPage{};
+  return ListRange(view, fmt::format("t/{:016x}/", first_position),
+                   fmt::format("t/{:016x}/", last_position + 1), /*newest_first=*/true, limit,
+                   cursor);
 }
 
 }  // namespace ledger::projections

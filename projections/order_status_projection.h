@@ -73,6 +73,10 @@ class OrderStatusProjection final : public Projection {
   // Every placed order, newest first.
   static StoreResult<OrderPage> ListAll(const ProjectionView& view, size_t limit,
                                         std::string_view cursor = {});
+  // The orders placed at positions first..last (both included), newest first.
+  static StoreResult<OrderPage> ListPlacedBetween(const ProjectionView& view,
+                                                  uint64_t first_position, uint64_t last_position,
+                                                  size_t limit, std::string_view cursor = {});
 
   // Row encoding, exposed for tests and tools.
   static std::string EncodeRow(const OrderRow& row);

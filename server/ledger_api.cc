@@ -798,9 +798,47 @@ HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
   if (status && user) {
     return ErrorResponse(400, "invalid_parameter", "give status or user, not both");
   }
+  // placed_from / placed_to: a UTC day (YYYY-MM-DD: from its start, to its end) or an RFC 3339
+  // time, both included.
+  auto placed_bound = [](std::string_view text, bool end_of_day) -> std::optional<int64_t> {
+    if (text.size() == 10) {
+      auto day = ParseRfc3339(std::string(text) + "T00:00:00Z");
+      if (!day) return std::nullopt;
+      return end_of_day ? *day + 86'400'000'000 - 1 : *day;
+    }
+    return ParseRfc3339(text);
+  };
+  auto placed_from = request.Query("placed_from");
+  auto placed_to = request.Query("placed_to");
+  std::optional<int64_t> from_us, to_us;
+  if (placed_from && !(from_us = placed_bound(*placed_from, false))) {
+    return ErrorResponse(400, "invalid_parameter", "placed_from must be YYYY-MM-DD or RFC 3339");
+  }
+  if (placed_to && !(to_us = placed_bound(*placed_to, true))) {
+    return ErrorResponse(400, "invalid_parameter", "placed_to must be YYYY-MM-DD or RFC 3339");
+  }
+  if ((placed_from || placed_to) && (status || user)) {
+    return ErrorResponse(400, "invalid_parameter",
+                         "placed_from and placed_to list all orders; they do not combine with "
+                         "status or user");
+  }
   const projections::ProjectionView view = order_status_->View();
   eventstore::StoreResult<projections::OrderPage> page = projections::OrderPage{};
-  if (status) {
+  if (placed_from || placed_to) {
+    // Times map to positions: recorded times never decrease along the log.
+    uint64_t first = 1, last = UINT64_MAX - 1;
+    if (from_us) {
+      auto before = projections::PositionAtTime(store_, *from_us - 1);
+      if (!before) return StoreErrorResponse(before.error());
+      first = *before + 1;
+    }
+    if (to_us) {
+      auto at = projections::PositionAtTime(store_, *to_us);
+      if (!at) return StoreErrorResponse(at.error());
+      last = *at;
+    }
+    page = OrderStatusProjection::ListPlacedBetween(view, first, last, *limit, cursor);
+  } else if (status) {
     auto parsed = ParseOrderStatus(*status);
     if (!parsed) {
       return ErrorResponse(400, "invalid_parameter",

@@ -21,11 +21,13 @@
 //   POST /v1/orders/{number}/fulfill  202 a manual retry was recorded; 404 order_not_found,
 //                                     409 nothing_to_fulfill.
 //   POST /v1/orders/{number}/lines/{line_id}/revoke   {"refund_reference"?}: 200 the line.
-//   GET  /v1/orders?status=S|user=U[&limit=N][&cursor=C]
+//   GET  /v1/orders?status=S|user=U|placed_from=D&placed_to=D[&limit=N][&cursor=C]
 //                                     a page of orders from the order status projection: by
 //                                     status ("Open", "Complete", "Fulfillment Error",
 //                                     "Refunded", or snake_case), oldest in it first; by user id,
-//                                     newest first; else all, newest first. {orders,
+//                                     newest first; placed in a range of UTC days (YYYY-MM-DD)
+//                                     or RFC 3339 times, both ends included, newest first (not
+//                                     with status or user); else all, newest first. {orders,
 //                                     next_cursor ("" at the end), projection_position}.
 //   GET  /v1/events?from=P[&limit=N]  a page of the whole log: {events, next_position,
 //                                     head_position}; each event as in .../events plus stream.

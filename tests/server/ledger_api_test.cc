@@ -298,6 +298,42 @@ TEST_CASE("lists of orders, pages of the log, projections and their rebuild") {
   CHECK(ledger.Send("GET", "/v1/orders?status=lost").status == 400);
   CHECK(ledger.Send("GET", "/v1/orders?limit=0").status == 400);
 
+  // By placement time: days, instants, paging inside the range, and what does not combine.
+  auto numbers = [](const Answer& answer) {
+    std::vector<std::string> found;
+    for (const auto& order : answer.body.at("orders").as_array()) {
+      found.emplace_back(order.at("order_number").as_string());
+    }
+    return found;
+  };
+  using Numbers = std::vector<std::string>;
+  CHECK(numbers(ledger.Send("GET", "/v1/orders?placed_from=2000-01-01&placed_to=2999-12-31")) ==
+        Numbers{"EDX-103", "EDX-102", "EDX-101"});
+  CHECK(numbers(ledger.Send("GET", "/v1/orders?placed_to=1999-12-31")).empty());
+  CHECK(numbers(ledger.Send("GET", "/v1/orders?placed_from=2999-01-01")).empty());
+  std::string placed_at;
+  // The answer is kept: a range-for over a member of a temporary would dangle.
+  const Answer history = ledger.Send("GET", "/v1/orders/EDX-102/events");
+  for (const auto& event : history.body.at("events").as_array()) {
+    if (event.at("type").as_string() == "OrderCreated") {
+      placed_at = std::string(event.at("recorded_at").as_string());
+    }
+  }
+  REQUIRE_FALSE(placed_at.empty());
+  CHECK(numbers(ledger.Send("GET", "/v1/orders?placed_from=" + placed_at +
+                                       "&placed_to=" + placed_at)) == Numbers{"EDX-102"});
+  CHECK(numbers(ledger.Send("GET", "/v1/orders?placed_from=" + placed_at)) ==
+        Numbers{"EDX-103", "EDX-102"});
+  Answer range_page = ledger.Send("GET", "/v1/orders?placed_from=2000-01-01&limit=2");
+  CHECK(numbers(range_page) == Numbers{"EDX-103", "EDX-102"});
+  CHECK(
+      numbers(ledger.Send("GET", "/v1/orders?placed_from=2000-01-01&limit=2&cursor=" +
+                                     std::string(range_page.body.at("next_cursor").as_string()))) ==
+      Numbers{"EDX-101"});
+  CHECK(ledger.Send("GET", "/v1/orders?placed_from=2026-02-30").status == 400);
+  CHECK(ledger.Send("GET", "/v1/orders?placed_to=yesterday").status == 400);
+  CHECK(ledger.Send("GET", "/v1/orders?placed_from=2000-01-01&status=complete").status == 400);
+
   Answer log = ledger.Send("GET", "/v1/events?from=2&limit=3");
   REQUIRE(log.status == 200);
   const json::array& page = log.body.at("events").as_array();
