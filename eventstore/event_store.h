@@ -281,6 +281,12 @@ struct RocksDbOptions {
   bool sync = true;
   // Bound on events written in one group commit.
   size_t group_commit_events_max = 50'000;
+  // How long a new leader may wait for the group to gather before it writes: when the previous
+  // group had several writers and fewer are queued now, it waits until as many are queued or
+  // this time passes (the idea of PostgreSQL's commit_delay, sized by the load itself). Writers
+  // woken by one commit thus share the next sync instead of splitting into two alternating
+  // halves, each paying a sync of its own. A lone appender never waits; zero turns it off.
+  std::chrono::microseconds group_commit_gather{200};
   // Committed events kept in memory for live subscribers; older ones are read from disk.
   size_t recent_events_kept = 1 << 16;
   // RocksDB's block cache.

@@ -186,17 +186,33 @@ class RocksDbEventStore final : public EventStore {
   void WakeWaiters();
 
  private:
-  // One queued append. Lives on its caller's stack until `done`.
+  // One queued append. Lives on its caller's stack until it is told `kDone`. Each writer waits
+  // on a mutex of its own, so that handing results back to a group does not make every woken
+  // writer queue again on the queue mutex behind the others (a convoy of context switches).
   struct Writer {
+    enum class Turn { kWait, kLead, kDone };
     Writer(std::string_view stream_in, ExpectedVersion expected_in,
            std::span<const NewEvent> events_in)
         : stream(stream_in), expected(expected_in), events(events_in) {}
+    // Called by the leader; the writer may return (and this object end) once the lock is
+    // released, so nothing touches it after.
+    void Tell(Turn next) {
+      std::lock_guard lock(mutex);
+      turn = next;
+      wake.notify_one();
+    }
+    Turn AwaitTurn() {
+      std::unique_lock lock(mutex);
+      wake.wait(lock, [this] { return turn != Turn::kWait; });
+      return turn;
+    }
     std::string_view stream;
     ExpectedVersion expected;
     std::span<const NewEvent> events;
     std::optional<StoreResult<AppendResult>> result;
-    bool done = false;
+    std::mutex mutex;
     std::condition_variable wake;
+    Turn turn = Turn::kWait;
   };
 
   // Where an event of the current group went, for idempotency checks within the group.
@@ -244,6 +260,9 @@ class RocksDbEventStore final : public EventStore {
   // The group-commit queue.
   std::mutex queue_mutex_;
   std::deque<Writer*> writers_;
+  size_t last_group_writers_ = 0;  // Writers in the latest group.
+  size_t gather_target_ = 0;       // While a leader gathers: the queue length it waits for.
+  std::condition_variable group_gathered_;
 
   // Write state, touched only by the current leader.
   uint64_t next_position_ = 1;
@@ -415,29 +434,46 @@ StoreResult<AppendResult> RocksDbEventStore::Append(std::string_view stream,
   Writer self(stream, expected, events);
   std::unique_lock lock(queue_mutex_);
   writers_.push_back(&self);
-  while (!self.done && &self != writers_.front()) self.wake.wait(lock);
-  if (self.done) return std::move(*self.result);
+  const bool leads = writers_.size() == 1;
+  if (!leads && writers_.size() == gather_target_) group_gathered_.notify_one();
+  lock.unlock();
+  if (!leads && self.AwaitTurn() == Writer::Turn::kDone) return std::move(*self.result);
 
-  // This thread leads: take the requests queued so far, up to the group bound.
+  // This thread leads: let the group gather (see RocksDbOptions::group_commit_gather), then take
+  // the requests queued, up to the group bound. Only the leader pops the queue, so the front
+  // stays this thread's until it does.
   std::vector<Writer*> group;
   size_t group_events = 0;
+  lock.lock();
+  if (last_group_writers_ > 1 && writers_.size() < last_group_writers_ &&
+      options_.group_commit_gather.count() > 0) {
+    gather_target_ = last_group_writers_;
+    group_gathered_.wait_for(lock, options_.group_commit_gather,
+                             [&] { return writers_.size() >= gather_target_; });
+    gather_target_ = 0;
+  }
   for (Writer* writer : writers_) {
     if (!group.empty() && group_events + writer->events.size() > options_.group_commit_events_max)
       break;
     group.push_back(writer);
     group_events += writer->events.size();
   }
+  last_group_writers_ = group.size();
   lock.unlock();
   CommitGroup(group);
-  lock.lock();
 
+  lock.lock();
   for (Writer* writer : group) {
     LEDGER_ASSERT(writers_.front() == writer, "group commit queue out of order");
     writers_.pop_front();
-    writer->done = true;
-    if (writer != &self) writer->wake.notify_one();
   }
-  if (!writers_.empty()) writers_.front()->wake.notify_one();
+  Writer* next_leader = writers_.empty() ? nullptr : writers_.front();
+  lock.unlock();
+  // The next group first: its commit overlaps with waking this one.
+  if (next_leader != nullptr) next_leader->Tell(Writer::Turn::kLead);
+  for (Writer* writer : group) {
+    if (writer != &self) writer->Tell(Writer::Turn::kDone);
+  }
   return std::move(*self.result);
 }
 
