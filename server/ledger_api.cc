@@ -434,57 +434,64 @@ HttpServerResponse LedgerApi::GetWhoami(const HttpServerRequest& request) {
 }
 
 HttpServerResponse LedgerApi::GetMetrics(const HttpServerRequest&) {
+  using Kind = MetricSample::Kind;
   PrometheusText out;
   const uint64_t head = store_.HeadPosition();
   const eventstore::StoreStats store = store_.stats();
-  out.Gauge("ledger_store_head_position", "Position of the last committed event",
-            static_cast<double>(head));
-  out.Counter("ledger_store_appends_total", "Appends that wrote events",
-              static_cast<double>(store.appends));
-  out.Counter("ledger_store_events_appended_total", "Events written",
-              static_cast<double>(store.events_appended));
-  out.Counter("ledger_store_appends_replayed_total", "Idempotent repeats answered without writing",
-              static_cast<double>(store.appends_replayed));
-  out.Counter("ledger_store_appends_rejected_total",
-              "Appends refused (wrong expected version, invalid)",
-              static_cast<double>(store.appends_rejected));
-  out.Counter("ledger_store_group_commits_total", "Synced writes, each one group commit",
-              static_cast<double>(store.group_commits));
+  out.Samples({
+      {Kind::kGauge, "ledger_store_head_position", "Position of the last committed event", head},
+      {Kind::kCounter, "ledger_store_appends_total", "Appends that wrote events", store.appends},
+      {Kind::kCounter, "ledger_store_events_appended_total", "Events written",
+       store.events_appended},
+      {Kind::kCounter, "ledger_store_appends_replayed_total",
+       "Idempotent repeats answered without writing", store.appends_replayed},
+      {Kind::kCounter, "ledger_store_appends_rejected_total",
+       "Appends refused (wrong expected version, invalid)", store.appends_rejected},
+      {Kind::kCounter, "ledger_store_group_commits_total", "Synced writes, each one group commit",
+       store.group_commits},
+  });
   out.Histogram("ledger_store_group_commit_events", "Events per group commit", store.group_events);
   out.Histogram("ledger_store_write_seconds", "Time of each group commit's write, fsync included",
                 store.write_seconds);
-  for (projections::ProjectionRunner* runner : runners_) {
-    const MetricLabels labels{{"projection", std::string(runner->name())}};
-    out.Gauge("ledger_projection_checkpoint", "Last position the projection has applied",
-              static_cast<double>(runner->checkpoint()), labels);
-  }
-  for (projections::ProjectionRunner* runner : runners_) {
-    const MetricLabels labels{{"projection", std::string(runner->name())}};
-    out.Gauge("ledger_projection_lag_events", "Events committed and not yet applied",
-              static_cast<double>(runner->lag()), labels);
+  // Each family's samples one after the other, as the format wants.
+  for (const bool lag : {false, true}) {
+    for (projections::ProjectionRunner* runner : runners_) {
+      const MetricLabels labels{{"projection", std::string(runner->name())}};
+      if (lag) {
+        out.Gauge("ledger_projection_lag_events", "Events committed and not yet applied",
+                  static_cast<double>(runner->lag()), labels);
+      } else {
+        out.Gauge("ledger_projection_checkpoint", "Last position the projection has applied",
+                  static_cast<double>(runner->checkpoint()), labels);
+      }
+    }
   }
   if (process_manager_ != nullptr) {
     const fulfillment::ProcessManagerStats pm = process_manager_->stats();
-    out.Gauge("ledger_fulfillment_lag_events", "Events the process manager has not read yet",
-              static_cast<double>(head > pm.checkpoint ? head - pm.checkpoint : 0));
-    out.Counter("ledger_fulfillment_attempts_total", "Lines handed to fulfillment modules",
-                static_cast<double>(pm.attempts));
-    out.Counter("ledger_fulfillment_lines_fulfilled_total", "Lines fulfilled",
-                static_cast<double>(pm.lines_fulfilled));
-    out.Counter("ledger_fulfillment_lines_failed_total", "Line attempts that failed",
-                static_cast<double>(pm.lines_failed));
-    out.Counter("ledger_fulfillment_automatic_retries_total",
-                "Retries the process manager requested on its own",
-                static_cast<double>(pm.automatic_retries));
-    out.Gauge("ledger_fulfillment_retries_pending", "Automatic retries scheduled, not yet issued",
-              static_cast<double>(pm.retries_pending));
-    out.Gauge("ledger_fulfillment_orders_in_flight", "Orders whose lines are being fulfilled",
-              static_cast<double>(pm.orders_in_flight));
+    out.Samples({
+        {Kind::kGauge, "ledger_fulfillment_lag_events",
+         "Events the process manager has not read yet",
+         head > pm.checkpoint ? head - pm.checkpoint : 0},
+        {Kind::kCounter, "ledger_fulfillment_attempts_total", "Lines handed to fulfillment modules",
+         pm.attempts},
+        {Kind::kCounter, "ledger_fulfillment_lines_fulfilled_total", "Lines fulfilled",
+         pm.lines_fulfilled},
+        {Kind::kCounter, "ledger_fulfillment_lines_failed_total", "Line attempts that failed",
+         pm.lines_failed},
+        {Kind::kCounter, "ledger_fulfillment_automatic_retries_total",
+         "Retries the process manager requested on its own", pm.automatic_retries},
+        {Kind::kGauge, "ledger_fulfillment_retries_pending",
+         "Automatic retries scheduled, not yet issued", pm.retries_pending},
+        {Kind::kGauge, "ledger_fulfillment_orders_in_flight",
+         "Orders whose lines are being fulfilled", pm.orders_in_flight},
+    });
   }
-  out.Gauge("ledger_subscribe_streams", "Open GET /v1/subscribe streams",
-            static_cast<double>(streams_->streams_open()));
-  out.Counter("ledger_subscribe_events_sent_total", "Events sent to subscribers",
-              static_cast<double>(streams_->events_sent()));
+  out.Samples({
+      {Kind::kGauge, "ledger_subscribe_streams", "Open GET /v1/subscribe streams",
+       streams_->streams_open()},
+      {Kind::kCounter, "ledger_subscribe_events_sent_total", "Events sent to subscribers",
+       streams_->events_sent()},
+  });
   if (options_.http_metrics != nullptr) options_.http_metrics->Write(out);
   if (options_.extra_metrics) options_.extra_metrics(out);
   return {.status = 200,

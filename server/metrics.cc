@@ -33,6 +33,17 @@ std::string FormatValue(double value) {
 
 }  // namespace
 
+void PrometheusText::Samples(std::initializer_list<MetricSample> samples) {
+  for (const MetricSample& sample : samples) {
+    const auto value = static_cast<double>(sample.value);
+    if (sample.kind == MetricSample::Kind::kCounter) {
+      Counter(sample.name, sample.help, value);
+    } else {
+      Gauge(sample.name, sample.help, value);
+    }
+  }
+}
+
 void PrometheusText::Family(std::string_view name, std::string_view help, std::string_view type) {
   if (families_.contains(name)) return;
   families_.emplace(name);

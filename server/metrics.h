@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,15 @@ namespace ledger::server {
 
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 
+// One unlabelled counter or gauge, for writing a family of them from a table.
+struct MetricSample {
+  enum class Kind { kCounter, kGauge };
+  Kind kind;
+  std::string_view name;
+  std::string_view help;
+  uint64_t value;
+};
+
 class PrometheusText {
  public:
   // Each call adds one sample; the family's # HELP and # TYPE lines come before its first.
@@ -37,6 +47,7 @@ class PrometheusText {
              const MetricLabels& labels = {});
   void Histogram(std::string_view name, std::string_view help, const HistogramSnapshot& histogram,
                  const MetricLabels& labels = {});
+  void Samples(std::initializer_list<MetricSample> samples);
 
   const std::string& text() const { return text_; }
 
