@@ -48,6 +48,34 @@ StoreResult<uint64_t> DecodePosition(const std::optional<std::string>& bytes,
   return ReadBigEndian64(bytes->data());
 }
 
+// Scans positions [from, to] of the log and hands each record with its decoded payload to
+// `visit` until it returns false. A record that does not decode, a failed scan, or `stopping`
+// set ends the walk with the reason in `failure` (left empty when `visit` stopped it).
+template <typename Visit>
+void ScanDecoded(eventstore::EventStore& store, uint64_t from_position, uint64_t to_position,
+                 eventstore::ScanOptions options, const std::atomic<bool>& stopping,
+                 std::optional<Error>& failure, Visit&& visit) {
+  auto scanned = store.ScanAll(
+      from_position, to_position,
+      [&](const RecordedEvent& record) {
+        if (stopping.load(std::memory_order_relaxed)) {
+          failure = Error{.code = ErrorCode::kClosed,
+                          .message = "the projection runner is stopping",
+                          .current_version = std::nullopt,
+                          .position = 0};
+          return false;
+        }
+        auto event = eventstore::DecodeEvent(record);
+        if (!event) {
+          failure = std::move(event).error();
+          return false;
+        }
+        return visit(record, std::move(*event));
+      },
+      options);
+  if (!scanned && !failure) failure = std::move(scanned).error();
+}
+
 // One event as the scanning thread hands it to the applying thread: the record and its decoded
 // payload.
 struct DecodedEvent {
@@ -134,33 +162,18 @@ class DecodePipeline {
     Chunk* chunk = Acquire();
     if (chunk == nullptr) return;
     std::optional<Error> failure;
-    auto scanned = store.ScanAll(
-        from_position, to_position,
-        [&](const RecordedEvent& record) {
-          if (stopping.load(std::memory_order_relaxed)) {
-            failure = Error{.code = ErrorCode::kClosed,
-                            .message = "the projection runner is stopping",
-                            .current_version = std::nullopt,
-                            .position = 0};
-            return false;
-          }
-          auto event = eventstore::DecodeEvent(record);
-          if (!event) {
-            failure = std::move(event).error();
-            return false;
-          }
-          if (chunk->count == chunk->events.size()) chunk->events.emplace_back();
-          DecodedEvent& slot = chunk->events[chunk->count];
-          slot.record = record;
-          slot.event = std::move(*event);
-          if (++chunk->count < kChunkEventsMax) return true;
-          Publish();
-          chunk = Acquire();
-          return chunk != nullptr;
-        },
-        options);
+    ScanDecoded(store, from_position, to_position, options, stopping, failure,
+                [&](const RecordedEvent& record, domain::Event&& event) {
+                  if (chunk->count == chunk->events.size()) chunk->events.emplace_back();
+                  DecodedEvent& slot = chunk->events[chunk->count];
+                  slot.record = record;
+                  slot.event = std::move(event);
+                  if (++chunk->count < kChunkEventsMax) return true;
+                  Publish();
+                  chunk = Acquire();
+                  return chunk != nullptr;
+                });
     if (chunk == nullptr) return;  // Abandoned.
-    if (!scanned && !failure) failure = std::move(scanned).error();
     chunk->last = true;
     chunk->failure = std::move(failure);
     Publish();
@@ -463,25 +476,10 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
       pipeline.Release();
     }
   } else {
-    auto scanned = store_.ScanAll(
-        generation.checkpoint + 1, to_position,
-        [&](const RecordedEvent& record) {
-          if (stopping_.load(std::memory_order_relaxed)) {
-            failure = Error{.code = ErrorCode::kClosed,
-                            .message = "the projection runner is stopping",
-                            .current_version = std::nullopt,
-                            .position = 0};
-            return false;
-          }
-          auto event = eventstore::DecodeEvent(record);
-          if (!event) {
-            failure = std::move(event).error();
-            return false;
-          }
-          return apply(record, *event);
-        },
-        scan_options);
-    if (!scanned && !failure) failure = std::move(scanned).error();
+    ScanDecoded(store_, generation.checkpoint + 1, to_position, scan_options, stopping_, failure,
+                [&](const RecordedEvent& record, const domain::Event& event) {
+                  return apply(record, event);
+                });
   }
   if (!failure) commit();
   // The writing thread reads the sealed batch until it is done: wait for it before any Reset.
