@@ -83,6 +83,33 @@ Result<const LineState*, Rejection> FindLineFor(const OrderState& state,
   return line;
 }
 
+// What a command about one line of an order is checked for before its line is looked up, in the
+// order the checks run: its texts, then `extra` (a rejection computed by the caller), its time,
+// and its failure kind when it has one.
+struct LineCommandChecks {
+  std::vector<TextField> texts;
+  std::optional<Rejection> extra;
+  std::string_view time_name;
+  int64_t time_us = 0;
+  std::optional<FailureKind> kind;
+};
+
+Result<const LineState*, Rejection> CheckLineCommand(const OrderState& state,
+                                                     std::string_view order_number,
+                                                     std::string_view line_id,
+                                                     LineCommandChecks checks) {
+  if (auto rejection = CheckOrderNumber(order_number)) return Unexpected(std::move(*rejection));
+  if (auto rejection = CheckTexts(checks.texts)) return Unexpected(std::move(*rejection));
+  if (checks.extra) return Unexpected(std::move(*checks.extra));
+  if (auto rejection = CheckTime(checks.time_name, checks.time_us)) {
+    return Unexpected(std::move(*rejection));
+  }
+  if (checks.kind) {
+    if (auto rejection = CheckFailureKind(*checks.kind)) return Unexpected(std::move(*rejection));
+  }
+  return FindLineFor(state, order_number, line_id);
+}
+
 std::string LineDetail(const LineState& line) {
   return "line " + line.line.line_id + " is " + std::string(LineStatusName(line.status));
 }
@@ -355,18 +382,16 @@ Decision Decide(const OrderState& state, const PlaceOrder& command) {
 }
 
 Decision Decide(const OrderState& state, const RecordLineFulfilled& command) {
-  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
   std::vector<TextField> texts = CodeTexts(command.codes);
   texts.insert(texts.begin(), {{"line_id", command.line_id, true},
                                {"module", command.module, true},
                                {"external_reference", command.external_reference}});
-  if (auto rejection = CheckTexts(texts)) return Unexpected(*rejection);
-  if (auto rejection = CheckCodes(command.codes)) return Unexpected(*rejection);
-  if (auto rejection = CheckTime("fulfilled_at_us", command.fulfilled_at_us)) {
-    return Unexpected(*rejection);
-  }
   Result<const LineState*, Rejection> found =
-      FindLineFor(state, command.order_number, command.line_id);
+      CheckLineCommand(state, command.order_number, command.line_id,
+                       {.texts = std::move(texts),
+                        .extra = CheckCodes(command.codes),
+                        .time_name = "fulfilled_at_us",
+                        .time_us = command.fulfilled_at_us});
   if (!found) return Unexpected(found.error());
   const LineState& line = **found;
 
@@ -384,18 +409,14 @@ Decision Decide(const OrderState& state, const RecordLineFulfilled& command) {
 }
 
 Decision Decide(const OrderState& state, const RecordFulfillmentFailed& command) {
-  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
-  if (auto rejection = CheckTexts({{"line_id", command.line_id, true},
-                                   {"module", command.module, true},
-                                   {"message", command.message}})) {
-    return Unexpected(*rejection);
-  }
-  if (auto rejection = CheckTime("failed_at_us", command.failed_at_us)) {
-    return Unexpected(*rejection);
-  }
-  if (auto rejection = CheckFailureKind(command.kind)) return Unexpected(*rejection);
   Result<const LineState*, Rejection> found =
-      FindLineFor(state, command.order_number, command.line_id);
+      CheckLineCommand(state, command.order_number, command.line_id,
+                       {.texts = {{"line_id", command.line_id, true},
+                                  {"module", command.module, true},
+                                  {"message", command.message}},
+                        .time_name = "failed_at_us",
+                        .time_us = command.failed_at_us,
+                        .kind = command.kind});
   if (!found) return Unexpected(found.error());
   const LineState& line = **found;
 
@@ -472,17 +493,13 @@ Decision Decide(const OrderState& state, const RequestFulfillmentRetry& command)
 }
 
 Decision Decide(const OrderState& state, const RecordLineRevoked& command) {
-  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
-  if (auto rejection = CheckTexts({{"line_id", command.line_id, true},
-                                   {"module", command.module, true},
-                                   {"refund_reference", command.refund_reference}})) {
-    return Unexpected(*rejection);
-  }
-  if (auto rejection = CheckTime("revoked_at_us", command.revoked_at_us)) {
-    return Unexpected(*rejection);
-  }
   Result<const LineState*, Rejection> found =
-      FindLineFor(state, command.order_number, command.line_id);
+      CheckLineCommand(state, command.order_number, command.line_id,
+                       {.texts = {{"line_id", command.line_id, true},
+                                  {"module", command.module, true},
+                                  {"refund_reference", command.refund_reference}},
+                        .time_name = "revoked_at_us",
+                        .time_us = command.revoked_at_us});
   if (!found) return Unexpected(found.error());
   const LineState& line = **found;
 
@@ -500,19 +517,15 @@ Decision Decide(const OrderState& state, const RecordLineRevoked& command) {
 }
 
 Decision Decide(const OrderState& state, const RecordRevocationFailed& command) {
-  if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
-  if (auto rejection = CheckTexts({{"line_id", command.line_id, true},
-                                   {"module", command.module, true},
-                                   {"message", command.message},
-                                   {"refund_reference", command.refund_reference}})) {
-    return Unexpected(*rejection);
-  }
-  if (auto rejection = CheckTime("failed_at_us", command.failed_at_us)) {
-    return Unexpected(*rejection);
-  }
-  if (auto rejection = CheckFailureKind(command.kind)) return Unexpected(*rejection);
   Result<const LineState*, Rejection> found =
-      FindLineFor(state, command.order_number, command.line_id);
+      CheckLineCommand(state, command.order_number, command.line_id,
+                       {.texts = {{"line_id", command.line_id, true},
+                                  {"module", command.module, true},
+                                  {"message", command.message},
+                                  {"refund_reference", command.refund_reference}},
+                        .time_name = "failed_at_us",
+                        .time_us = command.failed_at_us,
+                        .kind = command.kind});
   if (!found) return Unexpected(found.error());
   const LineState& line = **found;
 
