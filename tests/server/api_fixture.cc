@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
+
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 
@@ -12,38 +15,53 @@
 #include "server/data_dir.h"
 
 namespace ledger::server {
-namespace {
 
-std::string TempDataDir() {
+std::string FreshTestDataDir(std::string_view prefix) {
   const char* root = std::getenv("LEDGER_TEST_TMP");
-  static int counter = 0;
+  static std::atomic<int> counter{0};
   std::filesystem::path path =
       std::filesystem::path(root != nullptr ? root : "/tmp") /
-      ("api-fixture-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
+      fmt::format("{}-{}-{}", prefix, ::getpid(), counter.fetch_add(1) + 1);
   std::filesystem::remove_all(path);
   std::filesystem::create_directories(path);
   return path.string();
 }
 
-}  // namespace
+TestDataDir::~TestDataDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
 
-ApiFixture::ApiFixture(LedgerApiOptions options) : data_dir_(TempDataDir()) {
-  auto store = eventstore::OpenRocksDbEventStore(LogPath(data_dir_));
+LedgerStores::LedgerStores(const std::string& data_dir) {
+  auto store = eventstore::OpenRocksDbEventStore(LogPath(data_dir));
   REQUIRE(store);
   store_ = std::move(*store);
-  auto state = eventstore::OpenRocksDbStateStore(StatePath(data_dir_));
+  auto state = eventstore::OpenRocksDbStateStore(StatePath(data_dir));
   REQUIRE(state);
   state_ = std::move(*state);
-  std::vector<projections::ProjectionRunner*> pointers;
   for (projections::ProjectionFactory& factory : projections::DefaultProjections()) {
     auto runner = projections::ProjectionRunner::Open(*store_, *state_, std::move(factory));
     REQUIRE(runner);
     (*runner)->Start();
-    pointers.push_back(runner->get());
     runners_.push_back(std::move(*runner));
   }
+}
+
+LedgerStores::~LedgerStores() {
+  for (auto& runner : runners_) runner->Stop();
+}
+
+std::vector<projections::ProjectionRunner*> LedgerStores::runners() const {
+  std::vector<projections::ProjectionRunner*> pointers;
+  for (const auto& runner : runners_) pointers.push_back(runner.get());
+  return pointers;
+}
+
+ApiFixture::ApiFixture(LedgerApiOptions options)
+    : data_dir_("api-fixture"), stores_(data_dir_.path()) {
   options.http_metrics = &http_metrics_;
-  api_ = std::make_unique<LedgerApi>(*store_, pointers, nullptr, std::move(options));
+  api_ =
+      std::make_unique<LedgerApi>(stores_.store(), stores_.runners(), nullptr, std::move(options));
   Router routes;
   api_->Register(routes);
   HttpServerOptions server_options;
@@ -56,14 +74,10 @@ ApiFixture::ApiFixture(LedgerApiOptions options) : data_dir_(TempDataDir()) {
   server_ = std::move(*server);
 }
 
-ApiFixture::~ApiFixture() {
-  server_->Stop();
-  for (auto& runner : runners_) runner->Stop();
-  std::filesystem::remove_all(data_dir_);
-}
+ApiFixture::~ApiFixture() { server_->Stop(); }
 
 void ApiFixture::Pay(int first, int count) {
-  eventstore::OrderCommandService service(*store_);
+  eventstore::OrderCommandService service(stores_.store());
   for (int i = first; i < first + count; ++i) {
     domain::CapturePayment command;
     command.order_number = "EDX-" + std::to_string(i);

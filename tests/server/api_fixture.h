@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "eventstore/event_store.h"
@@ -15,6 +16,41 @@
 #include "server/metrics.h"
 
 namespace ledger::server {
+
+// A fresh, empty directory under $LEDGER_TEST_TMP (else /tmp), unique to this call.
+std::string FreshTestDataDir(std::string_view prefix);
+
+// A fresh directory (FreshTestDataDir) that is removed with everything in it when this ends.
+class TestDataDir {
+ public:
+  explicit TestDataDir(std::string_view prefix) : path_(FreshTestDataDir(prefix)) {}
+  ~TestDataDir();
+  TestDataDir(const TestDataDir&) = delete;
+  TestDataDir& operator=(const TestDataDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// The event store and the state store in `data_dir` (laid out as ledgerd lays it out), with
+// every default projection running; the projections stop when it ends.
+class LedgerStores {
+ public:
+  explicit LedgerStores(const std::string& data_dir);
+  ~LedgerStores();
+  LedgerStores(const LedgerStores&) = delete;
+  LedgerStores& operator=(const LedgerStores&) = delete;
+
+  eventstore::EventStore& store() { return *store_; }
+  eventstore::StateStore& state() { return *state_; }
+  std::vector<projections::ProjectionRunner*> runners() const;
+
+ private:
+  std::unique_ptr<eventstore::EventStore> store_;
+  std::unique_ptr<eventstore::StateStore> state_;
+  std::vector<std::unique_ptr<projections::ProjectionRunner>> runners_;
+};
 
 class ApiFixture {
  public:
@@ -27,13 +63,11 @@ class ApiFixture {
 
   uint16_t port() const { return server_->port(); }
   HttpServer& server() { return *server_; }
-  eventstore::EventStore& store() { return *store_; }
+  eventstore::EventStore& store() { return stores_.store(); }
 
  private:
-  std::string data_dir_;
-  std::unique_ptr<eventstore::EventStore> store_;
-  std::unique_ptr<eventstore::StateStore> state_;
-  std::vector<std::unique_ptr<projections::ProjectionRunner>> runners_;
+  TestDataDir data_dir_;  // First: removed after everything in it is closed.
+  LedgerStores stores_;
   HttpMetrics http_metrics_;
   std::unique_ptr<LedgerApi> api_;
   std::unique_ptr<HttpServer> server_;

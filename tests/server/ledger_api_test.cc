@@ -27,22 +27,12 @@
 #include "server/http_server.h"
 #include "server/ledger_api.h"
 #include "server/lms_standin.h"
+#include "tests/server/api_fixture.h"
 
 namespace ledger::server {
 namespace {
 
 namespace json = boost::json;
-
-std::string TempDataDir() {
-  const char* root = std::getenv("LEDGER_TEST_TMP");
-  static int counter = 0;
-  std::filesystem::path path =
-      std::filesystem::path(root != nullptr ? root : "/tmp") /
-      ("server-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
-  std::filesystem::remove_all(path);
-  std::filesystem::create_directories(path);
-  return path.string();
-}
 
 struct Answer {
   int status = 0;
@@ -58,24 +48,11 @@ struct Answer {
 // ledgerd as main() wires it, on a free loopback port.
 class Ledger {
  public:
-  explicit Ledger(HttpServerOptions server_options = {}) : data_dir_(TempDataDir()) {
+  explicit Ledger(HttpServerOptions server_options = {})
+      : data_dir_("server-test"), stores_(data_dir_.path()) {
     auto started = LmsStandin::Start({});
     REQUIRE(started);
     standin_ = std::move(*started);
-    auto store = eventstore::OpenRocksDbEventStore(LogPath(data_dir_));
-    REQUIRE(store);
-    store_ = std::move(*store);
-    auto state = eventstore::OpenRocksDbStateStore(StatePath(data_dir_));
-    REQUIRE(state);
-    state_ = std::move(*state);
-    std::vector<projections::ProjectionRunner*> pointers;
-    for (projections::ProjectionFactory& factory : projections::DefaultProjections()) {
-      auto runner = projections::ProjectionRunner::Open(*store_, *state_, std::move(factory));
-      REQUIRE(runner);
-      (*runner)->Start();
-      pointers.push_back(runner->get());
-      runners_.push_back(std::move(*runner));
-    }
     fulfillment::FulfillmentConfig config = fulfillment::DefaultFulfillmentConfig();
     for (fulfillment::ModuleConfig& module : config.modules) {
       module.lms.lms_url = standin_->url();
@@ -84,12 +61,12 @@ class Ledger {
     }
     router_ = std::make_unique<fulfillment::Router>(
         fulfillment::BuildRouter(config, std::make_shared<fulfillment::HttpClient>()));
-    auto manager = fulfillment::ProcessManager::Open(*store_, *state_, *router_);
+    auto manager = fulfillment::ProcessManager::Open(stores_.store(), stores_.state(), *router_);
     REQUIRE(manager);
     manager_ = std::move(*manager);
     manager_->Start();
     api_ = std::make_unique<LedgerApi>(
-        *store_, pointers, manager_.get(),
+        stores_.store(), stores_.runners(), manager_.get(),
         LedgerApiOptions{.sync_timeout_ms = 5'000, .min_position_wait_ms = 200});
     Router routes;
     api_->Register(routes);
@@ -102,7 +79,6 @@ class Ledger {
   ~Ledger() {
     server_->Stop();
     manager_->Stop();
-    for (auto& runner : runners_) runner->Stop();
     standin_->Stop();
   }
 
@@ -150,16 +126,14 @@ class Ledger {
     return answer;
   }
 
-  eventstore::EventStore& store() { return *store_; }
+  eventstore::EventStore& store() { return stores_.store(); }
   LmsStandin& standin() { return *standin_; }
   HttpServer& server() { return *server_; }
 
  private:
-  std::string data_dir_;
+  TestDataDir data_dir_;
+  LedgerStores stores_;
   std::unique_ptr<LmsStandin> standin_;
-  std::unique_ptr<eventstore::EventStore> store_;
-  std::unique_ptr<eventstore::StateStore> state_;
-  std::vector<std::unique_ptr<projections::ProjectionRunner>> runners_;
   std::unique_ptr<fulfillment::Router> router_;
   std::unique_ptr<fulfillment::ProcessManager> manager_;
   std::unique_ptr<LedgerApi> api_;
