@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,20 +26,37 @@ class Flags {
  public:
   Flags(int argc, char** argv, std::string_view usage) : argc_(argc), argv_(argv), usage_(usage) {}
 
-  // Calls `visit(name, value)` for each pair; `visit` returns false for an unknown name.
+  // Calls `visit(name, value)` for each pair; `visit` returns false for an unknown name. The
+  // names in `switches` take no value: `visit(name, "")`.
   template <typename Visit>
-  void Parse(Visit visit) {
+  void Parse(Visit visit, std::initializer_list<std::string_view> switches = {}) {
     for (int i = 1; i < argc_; ++i) {
       const std::string_view name = argv_[i];
       if (name == "--help" || name == "-h") {
         std::fputs(usage_.data(), stdout);
         std::exit(0);
       }
+      if (std::find(switches.begin(), switches.end(), name) != switches.end()) {
+        if (!visit(name, std::string())) Fail(std::string("bad flag: ") + std::string(name));
+        continue;
+      }
       if (!name.starts_with("--") || i + 1 >= argc_ || !visit(name, std::string(argv_[i + 1]))) {
         Fail(std::string("bad or incomplete flag: ") + std::string(name));
       }
       ++i;
     }
+  }
+
+  // The comma-separated items of `value`, empty ones left out.
+  static std::vector<std::string> List(const std::string& value) {
+    std::vector<std::string> items;
+    for (size_t begin = 0; begin <= value.size();) {
+      size_t end = value.find(',', begin);
+      if (end == std::string::npos) end = value.size();
+      if (end > begin) items.push_back(value.substr(begin, end - begin));
+      begin = end + 1;
+    }
+    return items;
   }
 
   // A positive integer, or exit.

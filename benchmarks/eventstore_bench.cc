@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "base/event_id.h"
+#include "benchmarks/bench_support.h"
 #include "eventstore/event_store.h"
 
 namespace ledger::benchmarks {
@@ -363,72 +364,51 @@ Runs the event store's benchmark cases on fresh stores and prints one JSON objec
   --help                this text
 )";
 
-[[noreturn]] void Usage(int status) {
-  fmt::print(status == 0 ? stdout : stderr, "{}", kUsage);
-  std::exit(status);
-}
-
+// The full name of a case given by name or letter; empty for none.
 std::string CaseName(std::string_view name) {
   if (name == "a" || name == "append_batch_1000") return "append_batch_1000";
   if (name == "b" || name == "append_concurrent_16") return "append_concurrent_16";
   if (name == "c" || name == "append_single") return "append_single";
   if (name == "d" || name == "replay_all") return "replay_all";
-  fmt::print(stderr, "eventstore_bench: unknown case '{}'\n", name);
-  Usage(2);
-}
-
-uint64_t ParseCount(std::string_view flag, const std::string& text) {
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || value == 0) {
-    fmt::print(stderr, "eventstore_bench: {} needs a positive integer, not '{}'\n", flag, text);
-    Usage(2);
-  }
-  return value;
+  return "";
 }
 
 Settings ParseFlags(int argc, char** argv) {
   Settings settings;
-  const std::vector<std::string> args(argv + 1, argv + argc);
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (flag == "--help" || flag == "-h") Usage(0);
-    if (flag == "--keep") {
-      settings.keep = true;
-      continue;
-    }
-    if (i + 1 >= args.size()) Usage(2);
-    const std::string& value = args[++i];
-    if (flag == "--cases") {
-      settings.cases.clear();
-      for (size_t begin = 0; begin <= value.size();) {
-        size_t end = value.find(',', begin);
-        if (end == std::string::npos) end = value.size();
-        if (end > begin) settings.cases.push_back(CaseName(value.substr(begin, end - begin)));
-        begin = end + 1;
-      }
-    } else if (flag == "--seconds") {
-      settings.seconds = std::strtod(value.c_str(), nullptr);
-      if (!(settings.seconds > 0)) Usage(2);
-    } else if (flag == "--replay-events") {
-      settings.replay_events = ParseCount(flag, value);
-    } else if (flag == "--threads") {
-      settings.concurrent_threads = ParseCount(flag, value);
-    } else if (flag == "--batch-events") {
-      settings.batch_events = ParseCount(flag, value);
-    } else if (flag == "--stream-events") {
-      settings.stream_events = ParseCount(flag, value);
-    } else if (flag == "--payload-bytes") {
-      settings.payload_bytes = ParseCount(flag, value);
-    } else if (flag == "--sync") {
-      settings.sync = value != "0";
-    } else if (flag == "--dir") {
-      settings.dir = value;
-    } else {
-      fmt::print(stderr, "eventstore_bench: unknown flag '{}'\n", flag);
-      Usage(2);
-    }
-  }
+  bench::Flags flags(argc, argv, kUsage);
+  flags.Parse(
+      [&](std::string_view flag, const std::string& value) {
+        if (flag == "--keep") {
+          settings.keep = true;
+        } else if (flag == "--cases") {
+          settings.cases.clear();
+          for (const std::string& item : bench::Flags::List(value)) {
+            settings.cases.push_back(CaseName(item));
+            if (settings.cases.back().empty()) flags.Fail("unknown case '" + item + "'");
+          }
+        } else if (flag == "--seconds") {
+          settings.seconds = std::strtod(value.c_str(), nullptr);
+          if (!(settings.seconds > 0)) flags.Fail("--seconds needs a positive number");
+        } else if (flag == "--replay-events") {
+          settings.replay_events = flags.Count(flag, value);
+        } else if (flag == "--threads") {
+          settings.concurrent_threads = flags.Count(flag, value);
+        } else if (flag == "--batch-events") {
+          settings.batch_events = flags.Count(flag, value);
+        } else if (flag == "--stream-events") {
+          settings.stream_events = flags.Count(flag, value);
+        } else if (flag == "--payload-bytes") {
+          settings.payload_bytes = flags.Count(flag, value);
+        } else if (flag == "--sync") {
+          settings.sync = value != "0";
+        } else if (flag == "--dir") {
+          settings.dir = value;
+        } else {
+          return false;
+        }
+        return true;
+      },
+      {"--keep"});
   return settings;
 }
 

@@ -48,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "benchmarks/bench_support.h"
 #include "domain/events.h"
 #include "domain/order_state.h"
 #include "eventstore/event_codec.h"
@@ -403,59 +404,35 @@ case on stdout.
   --help            this text
 )";
 
-[[noreturn]] void Usage(int status) {
-  fmt::print(status == 0 ? stdout : stderr, "{}", kUsage);
-  std::exit(status);
-}
-
-uint64_t ParseCount(std::string_view flag, const std::string& text) {
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || value == 0) {
-    fmt::print(stderr, "projection_bench: {} needs a positive integer, not '{}'\n", flag, text);
-    Usage(2);
-  }
-  return value;
-}
-
 Settings ParseFlags(int argc, char** argv) {
   Settings settings;
-  const std::vector<std::string> args(argv + 1, argv + argc);
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (flag == "--help" || flag == "-h") Usage(0);
-    if (flag == "--keep") {
-      settings.keep = true;
-      continue;
-    }
-    if (i + 1 >= args.size()) Usage(2);
-    const std::string& value = args[++i];
-    if (flag == "--orders") {
-      settings.orders = ParseCount(flag, value);
-    } else if (flag == "--fill-threads") {
-      settings.fill_threads = ParseCount(flag, value);
-    } else if (flag == "--check-orders") {
-      settings.check_orders = ParseCount(flag, value);
-    } else if (flag == "--cases") {
-      settings.cases.clear();
-      for (size_t begin = 0; begin <= value.size();) {
-        size_t end = value.find(',', begin);
-        if (end == std::string::npos) end = value.size();
-        const std::string name = value.substr(begin, end - begin);
-        if (name != "reference" && name != "rebuild" && name != "rebuild_unverified" &&
-            name != "rebuild_decode_thread") {
-          Usage(2);
+  bench::Flags flags(argc, argv, kUsage);
+  flags.Parse(
+      [&](std::string_view flag, const std::string& value) {
+        if (flag == "--keep") {
+          settings.keep = true;
+        } else if (flag == "--orders") {
+          settings.orders = flags.Count(flag, value);
+        } else if (flag == "--fill-threads") {
+          settings.fill_threads = flags.Count(flag, value);
+        } else if (flag == "--check-orders") {
+          settings.check_orders = flags.Count(flag, value);
+        } else if (flag == "--cases") {
+          settings.cases = bench::Flags::List(value);
+          for (const std::string& name : settings.cases) {
+            if (name != "reference" && name != "rebuild" && name != "rebuild_unverified" &&
+                name != "rebuild_decode_thread") {
+              flags.Fail("unknown case '" + name + "'");
+            }
+          }
+        } else if (flag == "--dir") {
+          settings.dir = value;
+        } else {
+          return false;
         }
-        settings.cases.push_back(name);
-        begin = end + 1;
-      }
-    } else if (flag == "--dir") {
-      settings.dir = value;
-    } else {
-      fmt::print(stderr, "projection_bench: unknown flag '{}'\n", flag);
-      Usage(2);
-    }
-  }
+        return true;
+      },
+      {"--keep"});
   return settings;
 }
 
