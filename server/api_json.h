@@ -38,4 +38,13 @@ boost::json::object OrderJson(const domain::OrderState& state, uint64_t position
 // and data (EventJson). kCorruption when its data does not decode.
 Result<boost::json::object, eventstore::Error> RecordJson(const eventstore::RecordedEvent& record);
 
+// The text of boost::json::serialize(RecordJson(record)), appended to `out` without building a
+// JSON tree: `event` is the record's data, decoded by the caller (eventstore::DecodeEvent). For
+// the server-sent event stream, which sends every event of the log; tests/server/api_json_test.cc
+// holds the two to the same bytes. Strings are escaped as Boost.JSON does: the quote, the
+// backslash and the control characters (\b \t \n \f \r, \u00XX for the others); every other
+// byte, UTF-8 sequences included, is copied as is.
+void AppendRecordJson(const eventstore::RecordedEvent& record, const domain::Event& event,
+                      std::string& out);
+
 }  // namespace ledger::server

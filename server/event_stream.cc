@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <set>
 
+#include "eventstore/event_codec.h"
 #include "server/api_json.h"
 
 namespace ledger::server {
@@ -112,39 +115,104 @@ class LogStream : public BodyStream, public std::enable_shared_from_this<LogStre
   uint64_t next_position() const { return next_.load(); }
 
  private:
-  // On the strand: reads and delivers what the log has from next_ on, or parks.
+  // SSE messages for the client, `events` of them; `end` when it ends the stream (an error).
+  struct Piece {
+    std::string text;
+    uint64_t events = 0;
+    bool end = false;
+  };
+
+  // On the strand: reads and delivers what the log has from next_ on, or parks. While the piece
+  // is written to the client, the next one is read (Prefetch), so that the reader and the socket
+  // work at the same time during a catch-up.
   void Fill(Deliver deliver) {
     {
       std::lock_guard lock(mutex_);
       if (cancelled_) return deliver("", true);
     }
-    std::string piece;
-    size_t sent = 0;
-    // Skipping events the filter drops may take several batches; bounded so that one stream
-    // cannot hold a reader thread for long.
-    for (int batches = 0; batches < 64 && next_.load() <= hub_->store_.HeadPosition(); ++batches) {
-      auto page = hub_->store_.ReadAll(next_.load(), hub_->options_.batch_events_max);
-      if (!page) {
-        return deliver(piece + ErrorMessage("store_error", page.error().ToString()), true);
-      }
-      for (const eventstore::RecordedEvent& event : page->events) {
-        if (!filter_.Matches(event)) continue;
-        auto json = RecordJson(event);
-        if (!json)
-          return deliver(piece + ErrorMessage("corruption", json.error().ToString()), true);
-        piece += fmt::format("id: {}\nevent: {}\ndata: {}\n\n", event.position, event.event_type,
-                             boost::json::serialize(*json));
-        ++sent;
-      }
-      next_.store(page->next_position);
-      if (sent > 0 || page->events.empty()) break;
+    Piece piece;
+    if (prefetched_) {
+      piece = std::move(*prefetched_);
+      prefetched_.reset();
+    } else {
+      piece = Read();
     }
-    if (sent > 0) {
-      hub_->events_sent_.fetch_add(sent);
-      return deliver(std::move(piece), false);
+    if (piece.events > 0 || piece.end) {
+      hub_->events_sent_.fetch_add(piece.events);
+      const bool end = piece.end;
+      if (!end) {
+        asio::post(strand_, [self = shared_from_this()] { self->Prefetch(); });
+      }
+      return deliver(std::move(piece.text), end);
     }
     if (next_.load() <= hub_->store_.HeadPosition()) return deliver("", false);  // Keep skipping.
     Park(std::move(deliver));
+  }
+
+  // On the strand: reads the next piece ahead of the client's request for it. At most one piece
+  // waits, so a slow client still reads from the log instead of being buffered for.
+  void Prefetch() {
+    if (prefetched_) return;
+    {
+      std::lock_guard lock(mutex_);
+      if (cancelled_) return;
+    }
+    Piece piece = Read();
+    if (piece.events > 0 || piece.end) prefetched_ = std::move(piece);
+  }
+
+  // On the strand: the messages of up to batch_events_max events from next_ on that the filter
+  // keeps, written straight into one string (no JSON tree, no copy of the records); next_ moves
+  // past the events read. Skipping events the filter drops reads at most 64 batches, so that one
+  // stream cannot hold a reader thread for long. A record that cannot be read ends the piece
+  // with an error message after the events before it.
+  Piece Read() {
+    Piece piece;
+    const uint64_t first = next_.load();
+    const uint64_t head = hub_->store_.HeadPosition();
+    if (first > head) return piece;
+    const uint64_t batch_events_max = std::max<uint64_t>(1, hub_->options_.batch_events_max);
+    const uint64_t last = std::min(head, first + 64 * batch_events_max - 1);
+    piece.text.reserve(piece_bytes_hint_);
+    uint64_t next = first;
+    std::optional<eventstore::Error> corrupt;
+    auto scanned = hub_->store_.ScanAll(first, last, [&](const eventstore::RecordedEvent& record) {
+      if (filter_.Matches(record)) {
+        auto event = eventstore::DecodeEvent(record);
+        if (!event) {
+          corrupt = std::move(event).error();
+          return false;
+        }
+        AppendMessage(record, *event, piece.text);
+        ++piece.events;
+      }
+      next = record.position + 1;
+      return piece.events < batch_events_max;
+    });
+    next_.store(next);
+    if (corrupt) {
+      piece.text += ErrorMessage("corruption", corrupt->ToString());
+      piece.end = true;
+    } else if (!scanned) {
+      piece.text += ErrorMessage("store_error", scanned.error().ToString());
+      piece.end = true;
+    }
+    // The next piece is likely as large: one allocation instead of a series of doublings.
+    piece_bytes_hint_ = std::min<size_t>(piece.text.size() + piece.text.size() / 8, 64u << 20);
+    return piece;
+  }
+
+  static void AppendMessage(const eventstore::RecordedEvent& record, const domain::Event& event,
+                            std::string& out) {
+    char position[24];
+    out.append("id: ");
+    out.append(position,
+               std::to_chars(std::begin(position), std::end(position), record.position).ptr);
+    out.append("\nevent: ");
+    out.append(record.event_type);
+    out.append("\ndata: ");
+    AppendRecordJson(record, event, out);
+    out.append("\n\n");
   }
 
   void Park(Deliver deliver) {
@@ -180,8 +248,10 @@ class LogStream : public BodyStream, public std::enable_shared_from_this<LogStre
   asio::strand<asio::thread_pool::executor_type> strand_;
   asio::steady_timer heartbeat_;
   std::mutex mutex_;
-  std::optional<Deliver> pending_;  // Under mutex_: the parked request for a piece.
-  bool cancelled_ = false;          // Under mutex_.
+  std::optional<Deliver> pending_;   // Under mutex_: the parked request for a piece.
+  std::optional<Piece> prefetched_;  // On the strand: read ahead, not yet asked for.
+  size_t piece_bytes_hint_ = 0;      // On the strand.
+  bool cancelled_ = false;           // Under mutex_.
 };
 
 }  // namespace

@@ -1,9 +1,10 @@
 // EventStreamHub: the log as server-sent events (GET /v1/subscribe), catch-up then live.
 //
 // Each subscriber gets a BodyStream (server/http_server.h) that reads the log from its position
-// in batches on the hub's reader threads and, once caught up, parks until the store commits
-// more (one commit listener for all subscribers) or a heartbeat is due. Nothing blocks an HTTP
-// thread, and a parked subscriber costs a timer and a few hundred bytes.
+// in batches on the hub's reader threads (the next batch while the previous one is written, at
+// most one ahead) and, once caught up, parks until the store commits more (one commit listener
+// for all subscribers) or a heartbeat is due. Nothing blocks an HTTP thread, and a parked
+// subscriber costs a timer and a few hundred bytes.
 //
 // Wire format, one message per event whose stream starts with the filter's prefix and whose
 // type is among the filter's types (all when empty):
@@ -41,7 +42,8 @@ struct EventFilter {
 };
 
 struct EventStreamOptions {
-  // Events read per batch, and at most sent in one piece.
+  // Events sent in one piece at most. A piece reads at most 64 times as many from the log, when
+  // the filter drops events.
   size_t batch_events_max = 1'000;
   int64_t heartbeat_ms = 15'000;
   size_t reader_threads = 2;

@@ -14,9 +14,12 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "domain/commands.h"
+#include "domain/events.h"
+#include "eventstore/event_codec.h"
 #include "eventstore/event_store.h"
 #include "eventstore/order_command_service.h"
 #include "eventstore/state_store.h"
@@ -154,6 +157,30 @@ class SseClient {
   bool last_chunk_ = false;
 };
 
+// GET `target` on a connection of its own: the status and the body (Content-Length framed).
+std::pair<int, std::string> Get(uint16_t port, const std::string& target) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const std::string request =
+      "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  std::string raw;
+  char buffer[65536];
+  ssize_t n = 0;
+  while ((n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0)
+    raw.append(buffer, static_cast<size_t>(n));
+  ::close(fd);
+  const size_t end = raw.find("\r\n\r\n");
+  REQUIRE(end != std::string::npos);
+  return {std::stoi(raw.substr(9, 3)), raw.substr(end + 4)};
+}
+
 TEST_CASE("subscribe catches up, then delivers live events in position order") {
   ApiFixture ledger;
   ledger.Pay(0, 40);
@@ -178,6 +205,48 @@ TEST_CASE("subscribe catches up, then delivers live events in position order") {
     REQUIRE(event);
     CHECK(event->id == std::to_string(position));
   }
+}
+
+TEST_CASE("each event's data is the JSON of GET /v1/events, byte for byte, awkward text included") {
+  ApiFixture ledger;
+  // Stream names, actors and payload texts with quotes, backslashes, control characters and
+  // multi-byte UTF-8: the stream's writer escapes them as the API's JSON does.
+  std::string awkward = "\"q\" b\\s /";
+  for (char c = 1; c < 0x20; ++c) awkward += c;
+  awkward += "\x7f caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+  for (int i = 0; i < 30; ++i) {
+    const domain::Event event = domain::PaymentCaptured{
+        .order_number = "EDX-" + std::to_string(i) + awkward,
+        .processor = "paypal",
+        .reference = awkward + std::to_string(i),
+        .amount = {.minor_units = 4'900 + i, .currency = i % 2 == 0 ? "USD" : "XYZ"},
+        .card_type = awkward,
+        .card_last_digits = "4242",
+        .captured_at_us = 1'795'000'000'000'000 + i,
+        .excess = i % 3 == 0};
+    const eventstore::NewEvent new_event =
+        eventstore::ToNewEvent(event, {.actor = "actor " + awkward});
+    auto appended = ledger.store().Append("stream " + std::to_string(i % 4) + awkward,
+                                          eventstore::ExpectedVersion::Any(), {&new_event, 1});
+    REQUIRE(appended);
+  }
+  const auto [status, body] = Get(ledger.port(), "/v1/events?from=1&limit=1000");
+  REQUIRE(status == 200);
+  const boost::json::value page = boost::json::parse(body);
+  const boost::json::array& events = page.at("events").as_array();
+  REQUIRE(events.size() == 30);
+
+  SseClient client(ledger.port(), "/v1/subscribe?from=1");
+  REQUIRE(client.status() == 200);
+  for (const boost::json::value& expected : events) {
+    auto message = client.NextEvent();
+    REQUIRE(message);
+    CHECK(message->id == std::to_string(expected.at("position").as_int64()));
+    CHECK(message->event == "PaymentCaptured");
+    CHECK(boost::json::parse(message->data) == expected);
+    CHECK(message->data == boost::json::serialize(expected));
+  }
+  CHECK_FALSE(client.NextEvent(200ms));
 }
 
 TEST_CASE("Last-Event-ID resumes right after the last event: nothing skipped or repeated") {
