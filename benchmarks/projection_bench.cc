@@ -56,6 +56,7 @@
 #include "eventstore/state_store.h"
 #include "projections/order_status_projection.h"
 #include "projections/projection_runner.h"
+#include "tests/support/sample_orders.h"
 
 namespace ledger::benchmarks {
 namespace {
@@ -147,27 +148,17 @@ std::vector<domain::Event> OrderEvents(uint64_t index) {
                                            .card_last_digits = "1111",
                                            .captured_at_us = tick(),
                                            .excess = false});
-  events.push_back(
-      domain::OrderCreated{.order_number = order_number,
-                           .user = {.id = user_id,
-                                    .username = fmt::format("learner{}", user_id),
-                                    .email = fmt::format("learner{}@example.com", user_id)},
-                           .lines = lines,
-                           .shipping_method = "No shipping required",
-                           .shipping_charge_minor = 0,
-                           .billing_address = {.first_name = "Ada",
-                                               .last_name = "Lovelace",
-                                               .line1 = "1 Main St",
-                                               .line2 = "",
-                                               .city = "London",
-                                               .state = "",
-                                               .postcode = "N1",
-                                               .country = "GB"},
-                           .total_minor = total,
-                           .currency = "USD",
-                           .partner = "EDX",
-                           .basket_id = static_cast<int64_t>(index + 1),
-                           .placed_at_us = tick()});
+  events.push_back(domain::OrderCreated{.order_number = order_number,
+                                        .user = ledger::testing::SampleLearner(user_id),
+                                        .lines = lines,
+                                        .shipping_method = "No shipping required",
+                                        .shipping_charge_minor = 0,
+                                        .billing_address = ledger::testing::SampleBillingAddress(),
+                                        .total_minor = total,
+                                        .currency = "USD",
+                                        .partner = "EDX",
+                                        .basket_id = static_cast<int64_t>(index + 1),
+                                        .placed_at_us = tick()});
   events.push_back(domain::PostCheckout{.order_number = order_number, .synchronous = false});
 
   auto fulfilled = [&](const std::string& line_id, uint32_t attempt) {

@@ -1,6 +1,7 @@
 #include "eventstore/event_codec.h"
 
 #include "domain/decide.h"
+#include "tests/support/sample_orders.h"
 
 #include <catch2/catch.hpp>
 
@@ -28,14 +29,7 @@ std::vector<domain::Event> OneOfEach() {
                  .attributes = {}}},
       .shipping_method = "No shipping required",
       .shipping_charge_minor = 0,
-      .billing_address = {.first_name = "Ada",
-                          .last_name = "Lovelace",
-                          .line1 = "12 St James's Square",
-                          .line2 = "",
-                          .city = "London",
-                          .state = "",
-                          .postcode = "SW1Y 4JH",
-                          .country = "GB"},
+      .billing_address = ledger::testing::SampleBillingAddress(),
       .total_minor = 7900,
       .currency = "USD",
       .partner = "EDX",

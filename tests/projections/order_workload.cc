@@ -1,5 +1,7 @@
 #include "order_workload.h"
 
+#include "tests/support/sample_orders.h"
+
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -58,28 +60,10 @@ std::string OrderWorkload::AddOrder() {
                                 .card_last_digits = "1111",
                                 .captured_at_us = now_us_},
          /*must_succeed=*/true);
-  Handle(domain::PlaceOrder{.order_number = order_number,
-                            .partner = prefix_,
-                            .basket_id = 0,
-                            .user = {.id = user_id,
-                                     .username = fmt::format("learner{}", user_id),
-                                     .email = fmt::format("learner{}@example.com", user_id)},
-                            .lines = std::move(lines),
-                            .shipping_method = "No shipping required",
-                            .shipping_charge_minor = 0,
-                            .billing_address = {.first_name = "Ada",
-                                                .last_name = "Lovelace",
-                                                .line1 = "1 Main St",
-                                                .line2 = "",
-                                                .city = "London",
-                                                .state = "",
-                                                .postcode = "N1",
-                                                .country = "GB"},
-                            .total_minor = total,
-                            .currency = "USD",
-                            .placed_at_us = now_us_,
-                            .synchronous = false},
-         /*must_succeed=*/true);
+  domain::PlaceOrder place =
+      SamplePlaceOrder(order_number, std::move(lines), "USD", now_us_, SampleLearner(user_id));
+  place.partner = prefix_;
+  Handle(place, /*must_succeed=*/true);
   orders_.push_back(order_number);
   const size_t steps = random_() % 4;
   for (size_t i = 0; i < steps; ++i) Step(order_number);

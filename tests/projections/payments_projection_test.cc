@@ -13,6 +13,7 @@
 #include "eventstore/event_codec.h"
 #include "ledger_fixture.h"
 #include "projections/projection_runner.h"
+#include "tests/support/sample_orders.h"
 
 namespace ledger::projections {
 namespace {
@@ -42,31 +43,15 @@ domain::CapturePayment Capture(std::string order_number, int64_t amount_minor,
 
 domain::PlaceOrder Place(std::string order_number, int64_t total_minor,
                          std::string currency = "USD") {
-  return domain::PlaceOrder{.order_number = std::move(order_number),
-                            .partner = "EDX",
-                            .basket_id = 0,
-                            .user = {.id = 7, .username = "ada", .email = "ada@example.com"},
-                            .lines = {domain::Line{.line_id = "1",
-                                                   .product_type = "Seat",
-                                                   .sku = "SEAT",
-                                                   .title = "Seat in Demo Course",
-                                                   .quantity = 1,
-                                                   .unit_price_minor = total_minor,
-                                                   .attributes = {}}},
-                            .shipping_method = "No shipping required",
-                            .shipping_charge_minor = 0,
-                            .billing_address = {.first_name = "Ada",
-                                                .last_name = "Lovelace",
-                                                .line1 = "1 Main St",
-                                                .line2 = "",
-                                                .city = "London",
-                                                .state = "",
-                                                .postcode = "N1",
-                                                .country = "GB"},
-                            .total_minor = total_minor,
-                            .currency = std::move(currency),
-                            .placed_at_us = kT0 + kHourUs,
-                            .synchronous = false};
+  return ledger::testing::SamplePlaceOrder(std::move(order_number),
+                                           {domain::Line{.line_id = "1",
+                                                         .product_type = "Seat",
+                                                         .sku = "SEAT",
+                                                         .title = "Seat in Demo Course",
+                                                         .quantity = 1,
+                                                         .unit_price_minor = total_minor,
+                                                         .attributes = {}}},
+                                           std::move(currency), kT0 + kHourUs);
 }
 
 eventstore::CommandOutcome MustHandle(LedgerFixture& ledger, const domain::Command& command) {

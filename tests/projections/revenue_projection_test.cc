@@ -18,6 +18,7 @@
 #include "ledger_fixture.h"
 #include "order_workload.h"
 #include "projections/projection_runner.h"
+#include "tests/support/sample_orders.h"
 
 namespace ledger::projections {
 namespace {
@@ -70,27 +71,8 @@ domain::Line SeatLine(std::string line_id, int64_t quantity, int64_t unit_price_
 
 domain::PlaceOrder Place(std::string order_number, std::vector<domain::Line> lines,
                          std::string currency) {
-  int64_t total = 0;
-  for (const auto& line : lines) total += line.quantity * line.unit_price_minor;
-  return domain::PlaceOrder{.order_number = std::move(order_number),
-                            .partner = "EDX",
-                            .basket_id = 0,
-                            .user = {.id = 7, .username = "ada", .email = "ada@example.com"},
-                            .lines = std::move(lines),
-                            .shipping_method = "No shipping required",
-                            .shipping_charge_minor = 0,
-                            .billing_address = {.first_name = "Ada",
-                                                .last_name = "Lovelace",
-                                                .line1 = "1 Main St",
-                                                .line2 = "",
-                                                .city = "London",
-                                                .state = "",
-                                                .postcode = "N1",
-                                                .country = "GB"},
-                            .total_minor = total,
-                            .currency = std::move(currency),
-                            .placed_at_us = kBeforeMidnightUs,
-                            .synchronous = false};
+  return ledger::testing::SamplePlaceOrder(std::move(order_number), std::move(lines),
+                                           std::move(currency), kBeforeMidnightUs);
 }
 
 domain::RecordLineFulfilled Fulfill(std::string order_number, std::string line_id) {

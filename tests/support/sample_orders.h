@@ -1,0 +1,65 @@
+// The customer, address and basket of the sample orders that tests and benchmarks place: one
+// definition, so that a change to what an order needs is made once.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "domain/commands.h"
+#include "domain/events.h"
+
+namespace ledger::testing {
+
+inline domain::Address SampleBillingAddress() {
+  return {.first_name = "Ada",
+          .last_name = "Lovelace",
+          .line1 = "1 Main St",
+          .line2 = "",
+          .city = "London",
+          .state = "",
+          .postcode = "N1",
+          .country = "GB"};
+}
+
+// The learner with this id: "learner<id>", "learner<id>@example.com".
+inline domain::User SampleLearner(int64_t id) {
+  return {.id = id,
+          .username = fmt::format("learner{}", id),
+          .email = fmt::format("learner{}@example.com", id)};
+}
+
+// The user of the small hand-written examples.
+inline domain::User SampleUser() {
+  return {.id = 7, .username = "ada", .email = "ada@example.com"};
+}
+
+inline int64_t SumOfLines(const std::vector<domain::Line>& lines) {
+  int64_t total = 0;
+  for (const domain::Line& line : lines) total += line.quantity * line.unit_price_minor;
+  return total;
+}
+
+// An asynchronous placement of `lines` for partner EDX, the total their sum, nothing shipped.
+inline domain::PlaceOrder SamplePlaceOrder(std::string order_number,
+                                           std::vector<domain::Line> lines, std::string currency,
+                                           int64_t placed_at_us, domain::User user = SampleUser()) {
+  const int64_t total = SumOfLines(lines);
+  return domain::PlaceOrder{.order_number = std::move(order_number),
+                            .partner = "EDX",
+                            .basket_id = 0,
+                            .user = std::move(user),
+                            .lines = std::move(lines),
+                            .shipping_method = "No shipping required",
+                            .shipping_charge_minor = 0,
+                            .billing_address = SampleBillingAddress(),
+                            .total_minor = total,
+                            .currency = std::move(currency),
+                            .placed_at_us = placed_at_us,
+                            .synchronous = false};
+}
+
+}  // namespace ledger::testing
