@@ -259,7 +259,16 @@ class JsonWriter {
   void BeginArray() { Begin('['); }
   void EndArray() { End(']'); }
 
+  // A key of the API's own, which needs no escaping.
   void Key(std::string_view key) {
+    Separate();
+    out_ += '"';
+    out_.append(key);
+    out_.append("\":", 2);
+    after_key_ = true;
+  }
+  // A key from the data (an attribute's name).
+  void EscapedKey(std::string_view key) {
     Separate();
     AppendString(key);
     out_ += ':';
@@ -355,7 +364,9 @@ class JsonWriter {
     size_t run = 0;  // Start of the bytes not yet copied.
     for (size_t i = 0; i < text.size(); ++i) {
       const char escape = kEscapes[static_cast<unsigned char>(text[i])];
-      if (escape == 0) continue;
+      if (escape == 0) [[likely]] {
+        continue;
+      }
       out_.append(text.data() + run, i - run);
       run = i + 1;
       out_ += '\\';
@@ -473,7 +484,7 @@ void WriteLine(JsonWriter& writer, const domain::Line& line, std::string_view cu
       continue;
     }
     const auto last = std::find_if(attributes.rbegin(), attributes.rend(), same_name);
-    writer.Key(attributes[i].name);
+    writer.EscapedKey(attributes[i].name);
     writer.String(last->value);
   }
   writer.EndObject();
