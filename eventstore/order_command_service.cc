@@ -32,6 +32,77 @@ std::string CommandFailure::ToString() const {
   return "unknown failure";
 }
 
+std::optional<LoadedOrder> OrderStateCache::Take(const std::string& stream) {
+  if (!enabled()) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  auto entry = entries_.find(stream);
+  if (entry == entries_.end()) return std::nullopt;
+  LoadedOrder order = std::move(entry->second.order);
+  entries_.erase(entry);
+  return order;
+}
+
+void OrderStateCache::Put(const std::string& stream, LoadedOrder order) {
+  if (!enabled()) return;
+  std::lock_guard lock(mutex_);
+  auto entry = entries_.find(stream);
+  if (entry != entries_.end() && entry->second.order.stream_version >= order.stream_version) {
+    return;
+  }
+  InsertLocked(stream, std::move(order));
+}
+
+void OrderStateCache::Fold(const RecordedEvent& record, const domain::Event& event) {
+  if (!enabled()) return;
+  std::lock_guard lock(mutex_);
+  auto entry = entries_.find(record.stream);
+  if (entry == entries_.end()) {
+    // Only a stream's first event starts a fold: it must cover the whole stream.
+    if (record.version != 0) return;
+    entry = InsertLocked(record.stream, LoadedOrder{});
+  }
+  LoadedOrder& order = entry->second.order;
+  const uint64_t next_version = order.stream_version ? *order.stream_version + 1 : 0;
+  if (record.version < next_version) return;
+  if (record.version > next_version) {
+    entries_.erase(entry);
+    return;
+  }
+  auto evolved = domain::TryEvolve(std::move(order.state), event);
+  if (!evolved) {
+    // Whoever reads the stream instead reports it as corruption.
+    entries_.erase(entry);
+    return;
+  }
+  order.state = std::move(evolved).value();
+  order.stream_version = record.version;
+  order.position = record.position;
+}
+
+size_t OrderStateCache::size() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+std::unordered_map<std::string, OrderStateCache::Entry>::iterator OrderStateCache::InsertLocked(
+    const std::string& stream, LoadedOrder order) {
+  const uint64_t generation = ++generation_;
+  auto entry =
+      entries_.insert_or_assign(stream, Entry{.order = std::move(order), .generation = generation})
+          .first;
+  order_.emplace_back(stream, generation);
+  // Never the entry just inserted: it is last, and orders_max_ is at least 1.
+  while (order_.size() > orders_max_) {
+    const auto& [oldest, oldest_generation] = order_.front();
+    auto found = entries_.find(oldest);
+    if (found != entries_.end() && found->second.generation == oldest_generation) {
+      entries_.erase(found);
+    }
+    order_.pop_front();
+  }
+  return entry;
+}
+
 StoreResult<LoadedOrder> OrderCommandService::Load(std::string_view order_number,
                                                    uint64_t position_max) {
   LoadedOrder loaded;
@@ -71,6 +142,17 @@ CommandResult OrderCommandService::Handle(const domain::Command& command,
 
 CommandResult OrderCommandService::HandleAll(std::span<const domain::Command> commands,
                                              const EventMetadata& metadata) {
+  return HandleAllFrom(commands, metadata, std::nullopt);
+}
+
+CommandResult OrderCommandService::HandleAll(std::span<const domain::Command> commands,
+                                             const EventMetadata& metadata, LoadedOrder known) {
+  return HandleAllFrom(commands, metadata, std::move(known));
+}
+
+CommandResult OrderCommandService::HandleAllFrom(std::span<const domain::Command> commands,
+                                                 const EventMetadata& metadata,
+                                                 std::optional<LoadedOrder> known) {
   LEDGER_ASSERT(!commands.empty(), "HandleAll needs at least one command");
   auto order_number = domain::ResolveOrderNumber(commands.front());
   if (!order_number) return Unexpected(Rejected(std::move(order_number).error()));
@@ -79,23 +161,50 @@ CommandResult OrderCommandService::HandleAll(std::span<const domain::Command> co
     if (!other) return Unexpected(Rejected(std::move(other).error()));
     LEDGER_ASSERT(*other == *order_number, "HandleAll takes commands of one order");
   }
+  if (known) {
+    // A state of another order, or one that does not match its version, is a caller's bug that
+    // the expected-version check could not catch.
+    const uint64_t events = known->stream_version ? *known->stream_version + 1 : 0;
+    LEDGER_ASSERT(known->state.events_applied == events,
+                  "HandleAll's known order is not the fold of its stream version");
+    LEDGER_ASSERT(events == 0 || known->state.order_number == *order_number,
+                  "HandleAll's known order is another order");
+  }
   const std::string stream = domain::OrderStreamName(*order_number);
+  if (!known) known = cache_.Take(stream);
 
   std::optional<Error> last_race;
   for (int attempt = 0; attempt < kAttemptsMax; ++attempt) {
-    auto loaded = Load(*order_number);
-    if (!loaded) return Unexpected(StoreFailed(std::move(loaded).error()));
+    // The caller's state on the first attempt, else a fresh fold of the stream.
+    const bool fresh = !known;
+    LoadedOrder loaded;
+    if (known) {
+      loaded = std::move(*known);
+      known.reset();
+    } else {
+      auto read = Load(*order_number);
+      if (!read) return Unexpected(StoreFailed(std::move(read).error()));
+      loaded = std::move(read).value();
+    }
     // Decide each command against the state the previous ones leave.
-    domain::OrderState state = loaded->state;
+    domain::OrderState state = loaded.state;
     std::vector<domain::Event> decided;
+    std::optional<domain::Rejection> rejection;
     for (const domain::Command& command : commands) {
       auto decision = domain::Decide(state, command);
-      if (!decision) return Unexpected(Rejected(std::move(decision).error()));
+      if (!decision) {
+        rejection = std::move(decision).error();
+        break;
+      }
       for (domain::Event& event : *decision) {
         state = domain::Evolve(std::move(state), event);
         decided.push_back(std::move(event));
       }
     }
+    // Nothing to append: only a fresh fold may answer that (a stale `known` would answer
+    // wrongly, and no expected-version check would catch it).
+    if ((rejection || decided.empty()) && !fresh) continue;
+    if (rejection) return Unexpected(Rejected(std::move(*rejection)));
 
     CommandOutcome outcome{.order_number = *order_number,
                            .events = {},
@@ -104,14 +213,14 @@ CommandResult OrderCommandService::HandleAll(std::span<const domain::Command> co
                            .order = {},
                            .idempotent_repeat = decided.empty()};
     if (decided.empty()) {
-      outcome.order = std::move(*loaded);
+      outcome.order = std::move(loaded);
       return outcome;
     }
     std::vector<NewEvent> new_events;
     new_events.reserve(decided.size());
     for (const domain::Event& event : decided) new_events.push_back(ToNewEvent(event, metadata));
-    const ExpectedVersion expected = loaded->stream_version
-                                         ? ExpectedVersion::Exactly(*loaded->stream_version)
+    const ExpectedVersion expected = loaded.stream_version
+                                         ? ExpectedVersion::Exactly(*loaded.stream_version)
                                          : ExpectedVersion::NoStream();
     auto appended = store_.Append(stream, expected, new_events);
     if (!appended) {
@@ -135,6 +244,7 @@ CommandResult OrderCommandService::HandleAll(std::span<const domain::Command> co
     outcome.order.stream_version = appended->stream_version;
     outcome.order.position = appended->last_position;
     outcome.events = std::move(decided);
+    if (cache_.enabled()) cache_.Put(stream, outcome.order);
     return outcome;
   }
   Error exhausted = last_race.value_or(Error{});

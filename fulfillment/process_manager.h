@@ -1,9 +1,17 @@
 // ProcessManager: fulfills orders by reacting to the log.
 //
 // It follows the log from its checkpoint. A PostCheckout or a FulfillmentRetryRequested puts the
-// order on a work queue; a worker loads the order, hands the lines that need an attempt to their
-// modules (router.h), and records each outcome (LineFulfilled or FulfillmentFailed, with the
-// next automatic retry time) through the command service, all lines of one run in one append.
+// order on a work queue; a worker takes the order's state, hands the lines that need an attempt
+// to their modules (router.h), and records each outcome (LineFulfilled or FulfillmentFailed, with
+// the next automatic retry time) through the command service, all lines of one run in one append.
+//
+// The order's state: the dispatcher folds every event it reads into a bounded cache of orders
+// whose streams it has seen from version 0, so a worker usually takes the fold instead of
+// reading the stream again. The fold may be stale (another writer appended since); it only
+// decides which lines to attempt, and the append that records the outcomes expects its stream
+// version, so a stale fold costs a conflict, a fresh read and a second decision, never a wrong
+// outcome (module calls carry idempotency keys, as for a crash). A worker reads the stream when
+// the cache has no fold of the order, or when the fold says there is nothing to do.
 //
 // Never twice: a line is attempted only while it is fulfillable and either never attempted or
 // asked to be retried, so a Complete line is never fulfilled again. Every external call carries
@@ -50,6 +58,10 @@ struct ProcessManagerOptions {
   // synced append, so throughput is about workers / append latency: with 4, the manager fell
   // behind 8 placing clients in fulfillment_bench and latency grew with the backlog.
   size_t workers = 16;
+  // Orders whose folded state the dispatcher keeps for the workers (see above); about 1-2 KB
+  // each. An order leaves when a worker takes it, or once this many orders have started after it
+  // (its worker then reads the stream). 0: workers always read the stream.
+  size_t cached_orders_max = 4096;
   // How long the dispatcher waits for new events before looking at due retries again.
   std::chrono::milliseconds idle_wait{50};
   // Now, in microseconds since the Unix epoch; the system clock when empty.
@@ -68,6 +80,8 @@ struct ProcessManagerStats {
   uint64_t lines_fulfilled = 0;
   uint64_t lines_failed = 0;
   uint64_t automatic_retries = 0;            // FulfillmentRetryRequested written by the manager.
+  uint64_t orders_from_cache = 0;            // Worker runs that started from the dispatcher's fold.
+  uint64_t orders_loaded = 0;                // Worker runs that read and folded the stream.
   std::optional<eventstore::Error> failure;  // The last error that stopped progress, if any.
 };
 
@@ -157,6 +171,9 @@ class ProcessManager {
   std::set<Due> schedule_;        // Automatic retries, soonest first.
   std::set<std::string> issued_;  // "order/line" whose due retry was written, not yet seen.
   ProcessManagerStats counters_;
+
+  // Orders as the dispatcher folded them from the events it read; a worker takes its order out.
+  eventstore::OrderStateCache folded_;
 
   std::atomic<bool> stopping_{false};
   std::unique_ptr<eventstore::Subscription> subscription_;

@@ -3,6 +3,7 @@
 // consistent, and folding the stored events always gives the state the service returned.
 #include "eventstore/order_command_service.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <random>
 #include <thread>
@@ -369,6 +370,238 @@ TEST_CASE("Folding the stored events always reproduces the state the service ret
   }
   CHECK(accepted > steps / 4);
   testing::CheckLogInvariants(harness.store());
+}
+
+domain::RecordLineFulfilled Fulfill(std::string order_number, std::string line_id,
+                                    std::string external_reference = "") {
+  return domain::RecordLineFulfilled{.order_number = std::move(order_number),
+                                     .line_id = std::move(line_id),
+                                     .module = "enrollment",
+                                     .external_reference = std::move(external_reference),
+                                     .codes = {},
+                                     .fulfilled_at_us = kT0 + 2};
+}
+
+LoadedOrder MustLoad(OrderCommandService& service, std::string_view order_number) {
+  auto loaded = service.Load(order_number);
+  REQUIRE(loaded.has_value());
+  return std::move(loaded).value();
+}
+
+int CountType(EventStore& store, std::string_view order_number, std::string_view type) {
+  const auto types = StreamTypes(store, order_number);
+  return static_cast<int>(std::count(types.begin(), types.end(), type));
+}
+
+TEST_CASE(
+    "Given a known order made stale by another writer, When outcomes are decided against it, "
+    "Then the append conflicts, the stream is read again, and each line is fulfilled once",
+    "[command_service][known_order]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store(), 0);
+  OrderCommandService other(harness.store(), 0);
+  MustHandle(service, Capture("EDX-100060", 9800));
+  MustHandle(service, Place("EDX-100060", {SeatLine("1", 4900), SeatLine("2", 4900)}));
+  LoadedOrder known = MustLoad(service, "EDX-100060");
+  REQUIRE(known.stream_version == 2u);
+  MustHandle(other, Fulfill("EDX-100060", "1", "by-the-other-writer"));
+
+  const std::vector<domain::Command> commands = {Fulfill("EDX-100060", "1"),
+                                                 Fulfill("EDX-100060", "2")};
+  auto result = service.HandleAll(commands, kMetadata, known);
+  REQUIRE(result.has_value());
+  // Only line 2 was left to record; line 1 keeps the other writer's outcome.
+  REQUIRE(result->events.size() == 1);
+  CHECK(std::get<domain::LineFulfilled>(result->events[0]).line_id == "2");
+  CHECK(result->order.stream_version == 4u);
+  CHECK(result->order.state.FindLine("1")->external_reference == "by-the-other-writer");
+  CHECK(CountType(harness.store(), "EDX-100060", "LineFulfilled") == 2);
+  CHECK(MustLoad(service, "EDX-100060").state == result->order.state);
+}
+
+TEST_CASE(
+    "Given a known order made stale by another writer, When it would reject or repeat, Then the "
+    "answer is the stream's, not the stale state's",
+    "[command_service][known_order]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store(), 0);
+  OrderCommandService other(harness.store(), 0);
+
+  SECTION("a rejection the stale state would give is not given") {
+    MustHandle(service, Capture("EDX-100061", 4900));
+    const LoadedOrder only_captured = MustLoad(service, "EDX-100061");
+    MustHandle(other, Place("EDX-100061", {SeatLine("1", 4900)}));
+    // Against the capture alone, the line does not exist yet.
+    const std::vector<domain::Command> commands = {Fulfill("EDX-100061", "1")};
+    auto result = service.HandleAll(commands, kMetadata, only_captured);
+    REQUIRE(result.has_value());
+    CHECK(result->events.size() == 1);
+    CHECK(result->order.state.FindLine("1")->status == domain::LineStatus::kComplete);
+  }
+  SECTION("a repeat the stale state would answer is the stream's rejection") {
+    MustHandle(service, Capture("EDX-100062", 4900));
+    MustHandle(service, Place("EDX-100062", {SeatLine("1", 4900)}));
+    MustHandle(service, Fulfill("EDX-100062", "1"));
+    const LoadedOrder complete = MustLoad(service, "EDX-100062");
+    MustHandle(other, domain::RecordLineRevoked{.order_number = "EDX-100062",
+                                                .line_id = "1",
+                                                .module = "enrollment",
+                                                .refund_reference = "refund-1",
+                                                .revoked_at_us = kT0 + 3});
+    // Against `complete`, fulfilling line 1 again is a repeat; the line is revoked now.
+    const std::vector<domain::Command> commands = {Fulfill("EDX-100062", "1")};
+    auto result = service.HandleAll(commands, kMetadata, complete);
+    REQUIRE_FALSE(result.has_value());
+    REQUIRE(result.error().rejection.has_value());
+    CHECK(result.error().rejection->code == domain::RejectionCode::kLineRevoked);
+  }
+}
+
+TEST_CASE(
+    "Given a service whose cached order another service made stale, When it places the order, "
+    "Then it decides against the stream: no wrong rejection, no second placement",
+    "[command_service][known_order]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  OrderCommandService other(harness.store());
+
+  SECTION("a second capture it did not see covers the total") {
+    MustHandle(service, Capture("EDX-100063", 4900, "tx-1"));
+    MustHandle(other, Capture("EDX-100063", 4900, "tx-2"));
+    // The cached order holds one capture: too little for a total of 98.00.
+    const CommandOutcome placed =
+        MustHandle(service, Place("EDX-100063", {SeatLine("1", 4900), SeatLine("2", 4900)}));
+    CHECK_FALSE(placed.idempotent_repeat);
+    CHECK(placed.order.stream_version == 3u);
+    CHECK(StreamTypes(harness.store(), "EDX-100063") ==
+          std::vector<std::string>{"PaymentCaptured", "PaymentCaptured", "OrderCreated",
+                                   "PostCheckout"});
+  }
+  SECTION("a placement it did not see is a repeat") {
+    MustHandle(service, Capture("EDX-100064", 4900));
+    MustHandle(other, Place("EDX-100064", {SeatLine("1", 4900)}));
+    const CommandOutcome placed = MustHandle(service, Place("EDX-100064", {SeatLine("1", 4900)}));
+    CHECK(placed.idempotent_repeat);
+    CHECK(placed.order.stream_version == 2u);
+    CHECK(StreamTypes(harness.store(), "EDX-100064") ==
+          std::vector<std::string>{"PaymentCaptured", "OrderCreated", "PostCheckout"});
+  }
+  testing::CheckLogInvariants(harness.store());
+}
+
+// The order's events as the store recorded them.
+std::vector<RecordedEvent> StreamRecords(EventStore& store, std::string_view order_number) {
+  auto events =
+      store.ReadStream(domain::OrderStreamName(order_number), Direction::kForward, 0, 1000);
+  REQUIRE(events.has_value());
+  return std::move(events).value();
+}
+
+void Fold(OrderStateCache& cache, const RecordedEvent& record) {
+  auto event = DecodeEvent(record);
+  REQUIRE(event.has_value());
+  cache.Fold(record, *event);
+}
+
+TEST_CASE(
+    "OrderStateCache folds a stream seen from its first event, skips what it has, and drops an "
+    "order on a gap",
+    "[command_service][order_state_cache]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store(), 0);
+  MustHandle(service, Capture("EDX-100070", 4900));
+  MustHandle(service, Place("EDX-100070", {SeatLine("1", 4900)}));
+  MustHandle(service, Fulfill("EDX-100070", "1"));
+  const std::vector<RecordedEvent> records = StreamRecords(harness.store(), "EDX-100070");
+  REQUIRE(records.size() == 4);
+  const std::string stream = domain::OrderStreamName("EDX-100070");
+  const LoadedOrder loaded = MustLoad(service, "EDX-100070");
+
+  SECTION("the whole stream, with repeats, folds to what Load gives") {
+    OrderStateCache cache(8);
+    Fold(cache, records[0]);
+    Fold(cache, records[1]);
+    Fold(cache, records[0]);  // Seen: skipped (a dispatcher reading again from its checkpoint).
+    Fold(cache, records[2]);
+    Fold(cache, records[3]);
+    auto taken = cache.Take(stream);
+    REQUIRE(taken.has_value());
+    CHECK(taken->state == loaded.state);
+    CHECK(taken->stream_version == loaded.stream_version);
+    CHECK(taken->position == loaded.position);
+    CHECK_FALSE(cache.Take(stream).has_value());  // Taken out.
+  }
+  SECTION("a stream not seen from its first event is not folded") {
+    OrderStateCache cache(8);
+    Fold(cache, records[1]);
+    Fold(cache, records[2]);
+    CHECK_FALSE(cache.Take(stream).has_value());
+  }
+  SECTION("a gap drops the order") {
+    OrderStateCache cache(8);
+    Fold(cache, records[0]);
+    Fold(cache, records[2]);
+    CHECK(cache.size() == 0);
+    Fold(cache, records[3]);
+    CHECK_FALSE(cache.Take(stream).has_value());
+  }
+  SECTION("after Take, later events are not folded: the next reader reads the stream") {
+    OrderStateCache cache(8);
+    Fold(cache, records[0]);
+    Fold(cache, records[1]);
+    Fold(cache, records[2]);
+    REQUIRE(cache.Take(stream).has_value());
+    Fold(cache, records[3]);
+    CHECK(cache.size() == 0);
+  }
+  SECTION("Put keeps the later version") {
+    OrderStateCache cache(8);
+    for (const RecordedEvent& record : records) Fold(cache, record);
+    LoadedOrder older = MustLoad(service, "EDX-100070");
+    older.state = {};
+    older.stream_version = 1;
+    cache.Put(stream, older);
+    auto taken = cache.Take(stream);
+    REQUIRE(taken.has_value());
+    CHECK(taken->stream_version == 3u);
+    cache.Put(stream, older);
+    CHECK(cache.Take(stream)->stream_version == 1u);
+  }
+  SECTION("a disabled cache keeps nothing") {
+    OrderStateCache cache(0);
+    for (const RecordedEvent& record : records) Fold(cache, record);
+    cache.Put(stream, loaded);
+    CHECK(cache.size() == 0);
+    CHECK_FALSE(cache.Take(stream).has_value());
+  }
+}
+
+TEST_CASE("OrderStateCache holds at most its bound, the oldest entry leaving first",
+          "[command_service][order_state_cache]") {
+  OrderStateCache cache(3);
+  auto order_at = [](uint64_t version) {
+    LoadedOrder order;
+    order.stream_version = version;
+    return order;
+  };
+  cache.Put("order-A", order_at(1));
+  cache.Put("order-B", order_at(1));
+  cache.Put("order-C", order_at(1));
+  cache.Put("order-A", order_at(2));  // Replaced: now the newest.
+  cache.Put("order-D", order_at(1));  // B leaves, the oldest still held.
+  CHECK(cache.size() == 3);
+  CHECK_FALSE(cache.Take("order-B").has_value());
+  CHECK(cache.Take("order-A")->stream_version == 2u);
+  CHECK(cache.Take("order-C").has_value());
+  CHECK(cache.Take("order-D").has_value());
+  CHECK(cache.size() == 0);
+  // Many more than the bound: never more than 3 held.
+  for (int i = 0; i < 100; ++i) {
+    cache.Put("order-" + std::to_string(i), order_at(1));
+    CHECK(cache.size() <= 3);
+  }
+  CHECK(cache.Take("order-99").has_value());
+  CHECK_FALSE(cache.Take("order-96").has_value());
 }
 
 }  // namespace

@@ -282,5 +282,181 @@ TEST_CASE("a line no module supports is a configuration error, not retried", "[p
   CHECK(ledger.manager->stats().retries_pending == 0);
 }
 
+// A coupon module that, on its first call, lets another writer (as a second manager would)
+// record an outcome of the lines it is asked for before it answers: LineFulfilled, or with
+// `records_failure` FulfillmentFailed. The fold the worker decided from is then stale by the
+// time it appends.
+class RacedCouponModule : public Module {
+ public:
+  RacedCouponModule(eventstore::EventStore& store, bool records_failure)
+      : inner_(MakeCouponModule()), other_writer_(store), records_failure_(records_failure) {}
+  std::string_view name() const override { return inner_->name(); }
+  bool Supports(const domain::Line& line) const override { return inner_->Supports(line); }
+  std::vector<LineOutcome> Fulfill(const domain::OrderCreated& order,
+                                   std::span<const domain::Line> lines) override {
+    if (calls_++ == 0) {
+      const eventstore::EventMetadata metadata{
+          .correlation_id = {}, .causation_id = {}, .actor = "other-manager"};
+      for (const domain::Line& line : lines) {
+        auto recorded =
+            records_failure_
+                ? other_writer_.Handle(
+                      domain::RecordFulfillmentFailed{.order_number = order.order_number,
+                                                      .line_id = line.line_id,
+                                                      .module = "coupon",
+                                                      .kind = domain::FailureKind::kNetwork,
+                                                      .message = "by the other writer",
+                                                      .retryable = false,
+                                                      .failed_at_us = kT0,
+                                                      .retry = {}},
+                      metadata)
+                : other_writer_.Handle(
+                      domain::RecordLineFulfilled{.order_number = order.order_number,
+                                                  .line_id = line.line_id,
+                                                  .module = "coupon",
+                                                  .external_reference = "by-the-other-writer",
+                                                  .codes = {},
+                                                  .fulfilled_at_us = kT0},
+                      metadata);
+        REQUIRE(recorded.has_value());
+      }
+    }
+    return inner_->Fulfill(order, lines);
+  }
+  RevokeOutcome Revoke(const domain::OrderCreated& order, const domain::LineState& line) override {
+    return inner_->Revoke(order, line);
+  }
+  int calls() const { return calls_.load(); }
+
+ private:
+  std::unique_ptr<Module> inner_;
+  eventstore::OrderCommandService other_writer_;
+  const bool records_failure_;
+  std::atomic<int> calls_{0};
+};
+
+// A store, a state store per manager, and orders placed through a command service.
+struct SharedLog {
+  SharedLog() {
+    auto opened = eventstore::OpenRocksDbEventStore(dir.Child("log"));
+    REQUIRE(opened.has_value());
+    store = std::move(*opened);
+    service = std::make_unique<eventstore::OrderCommandService>(*store);
+  }
+  std::unique_ptr<eventstore::StateStore> OpenState(const std::string& name) {
+    auto opened = eventstore::OpenRocksDbStateStore(dir.Child(name));
+    REQUIRE(opened.has_value());
+    return std::move(*opened);
+  }
+  std::unique_ptr<ProcessManager> OpenManager(eventstore::StateStore& state, const Router& router,
+                                              ProcessManagerOptions options = {}) {
+    auto opened = ProcessManager::Open(*store, state, router, std::move(options));
+    REQUIRE(opened.has_value());
+    return std::move(*opened);
+  }
+
+  eventstore::testing::TempDir dir{"process-manager-shared"};
+  std::unique_ptr<eventstore::EventStore> store;
+  std::unique_ptr<eventstore::OrderCommandService> service;
+};
+
+TEST_CASE(
+    "a fold made stale by another writer costs a conflict and a fresh decision, never a second "
+    "LineFulfilled",
+    "[process_manager]") {
+  // Without the expected-version check, the second case would append a LineFulfilled "attempt 1"
+  // after the other writer's FulfillmentFailed attempt 1: a stream that no longer folds.
+  const bool records_failure = GENERATE(false, true);
+  SharedLog log;
+  auto raced = std::make_unique<RacedCouponModule>(*log.store, records_failure);
+  RacedCouponModule* module = raced.get();
+  std::vector<std::unique_ptr<Module>> modules;
+  modules.push_back(std::move(raced));
+  modules.push_back(MakeDonationModule());
+  const Router router(std::move(modules));
+  auto state = log.OpenState("state");
+  auto manager = log.OpenManager(*state, router);
+  manager->Start();
+
+  testing::PlaceOrder(*log.service, "EDX-8001", {Local("1", "Coupon"), Local("2", "Donation")},
+                      kT0);
+  auto outcome = manager->WaitForOutcome("EDX-8001", 20s);
+  REQUIRE(outcome.has_value());
+  REQUIRE(outcome->settled);
+  CHECK(outcome->order.state.status == domain::OrderStatus::kComplete);
+  // The worker decided from the dispatcher's fold (version 2), the other writer then appended
+  // line 1's outcome, and the worker's append expecting version 2 lost: it read the stream and
+  // decided again.
+  CHECK(module->calls() == 1);
+  CHECK(manager->stats().orders_from_cache == 1);
+  CHECK(manager->stats().orders_loaded == 0);
+  const auto counts = EventCounts(*log.store, "EDX-8001");
+  CHECK(counts.at("LineFulfilled") == 2);
+  const auto* line = outcome->order.state.FindLine("1");
+  REQUIRE(line != nullptr);
+  CHECK(line->status == domain::LineStatus::kComplete);
+  if (records_failure) {
+    // The worker's outcome, recorded as the attempt after the other writer's failure.
+    CHECK(counts.at("FulfillmentFailed") == 1);
+    CHECK(line->attempts == 2);
+    CHECK(line->external_reference.empty());
+  } else {
+    // The other writer's outcome, and no second one.
+    CHECK_FALSE(counts.contains("FulfillmentFailed"));
+    CHECK(line->attempts == 1);
+    CHECK(line->external_reference == "by-the-other-writer");
+  }
+  // The whole stream still folds.
+  auto loaded = log.service->Load("EDX-8001");
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->state == outcome->order.state);
+  manager->Stop();
+}
+
+TEST_CASE("two managers on one log, each deciding from its own folds, fulfill every line once",
+          "[process_manager]") {
+  SharedLog log;
+  const Router router = testing::DefaultRouter("http://127.0.0.1:9", "unused", 1'000);
+  auto state_a = log.OpenState("state-a");
+  auto state_b = log.OpenState("state-b");
+  auto manager_a = log.OpenManager(*state_a, router, {.workers = 3});
+  // A small cache: some orders fall out of it before a worker takes them and are read instead.
+  auto manager_b = log.OpenManager(*state_b, router, {.workers = 3, .cached_orders_max = 4});
+  manager_a->Start();
+  manager_b->Start();
+  constexpr int kOrders = 60;
+  std::vector<std::thread> placers;
+  for (int t = 0; t < 3; ++t) {
+    placers.emplace_back([&, t] {
+      for (int i = t; i < kOrders; i += 3) {
+        testing::PlaceOrder(
+            *log.service, "EDX-9" + std::to_string(100 + i),
+            {Local("1", "Coupon"), Local("2", "Enrollment Code", 2), Local("3", "Donation")}, kT0);
+      }
+    });
+  }
+  for (auto& placer : placers) placer.join();
+  for (int i = 0; i < kOrders; ++i) {
+    const std::string order_number = "EDX-9" + std::to_string(100 + i);
+    auto outcome = manager_a->WaitForOutcome(order_number, 20s);
+    REQUIRE(outcome.has_value());
+    REQUIRE(outcome->settled);
+    CHECK(outcome->order.state.status == domain::OrderStatus::kComplete);
+    const auto counts = EventCounts(*log.store, order_number);
+    INFO(order_number);
+    CHECK(counts.at("LineFulfilled") == 3);
+    CHECK_FALSE(counts.contains("FulfillmentFailed"));
+  }
+  manager_a->Stop();
+  manager_b->Stop();
+  const auto a = manager_a->stats();
+  const auto b = manager_b->stats();
+  CHECK(a.orders_from_cache + a.orders_loaded == kOrders);
+  CHECK(b.orders_from_cache + b.orders_loaded == kOrders);
+  CHECK(a.orders_from_cache > 0);
+  CHECK(a.failure == std::nullopt);
+  CHECK(b.failure == std::nullopt);
+}
+
 }  // namespace
 }  // namespace ledger::fulfillment
