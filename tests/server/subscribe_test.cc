@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/event_id.h"
 #include "domain/commands.h"
 #include "domain/events.h"
 #include "eventstore/event_codec.h"
@@ -247,6 +248,36 @@ TEST_CASE("each event's data is the JSON of GET /v1/events, byte for byte, awkwa
     CHECK(message->data == boost::json::serialize(expected));
   }
   CHECK_FALSE(client.NextEvent(200ms));
+}
+
+TEST_CASE(
+    "an event whose data does not decode ends the stream with an error message after the "
+    "events before it") {
+  ApiFixture ledger;
+  ledger.Pay(0, 3);
+  eventstore::NewEvent damaged{.event_id = EventId::NewRandom(),
+                               .event_type = "PaymentCaptured",
+                               .payload = "not a Cap'n Proto message",
+                               .actor = "test"};
+  REQUIRE(ledger.store().Append("order-EDX-damaged", eventstore::ExpectedVersion::Any(),
+                                {&damaged, 1}));
+  ledger.Pay(3, 2);
+  SseClient client(ledger.port(), "/v1/subscribe?from=2");
+  REQUIRE(client.status() == 200);
+  for (const char* id : {"2", "3"}) {
+    auto event = client.NextEvent();
+    REQUIRE(event);
+    CHECK(event->id == id);
+  }
+  auto error = client.NextEvent();
+  REQUIRE(error);
+  CHECK(error->id.empty());
+  CHECK(error->event == "error");
+  const boost::json::value data = boost::json::parse(error->data);
+  CHECK(data.at("code").as_string() == "corruption");
+  CHECK(std::string_view(data.at("message").as_string()).find("4") != std::string_view::npos);
+  CHECK_FALSE(client.Next(2s));
+  CHECK(client.got_last_chunk());
 }
 
 TEST_CASE("Last-Event-ID resumes right after the last event: nothing skipped or repeated") {
