@@ -64,8 +64,10 @@ constexpr int64_t kT0 = 1'790'000'000'000'000;
 struct Settings {
   uint64_t orders_no_io = 20'000;
   uint64_t orders_lms = 2'000;
-  size_t placers = 8;
-  size_t workers = 4;
+  // A busy store: 32 clients placing orders at once (two synced appends each), and the process
+  // manager with its default number of workers.
+  size_t placers = 32;
+  size_t workers = fulfillment::ProcessManagerOptions{}.workers;
   std::vector<std::string> cases = {"append_reference", "orders_no_io", "orders_lms"};
   // Sync the WAL on every append. Off only to see what the syncs cost (the CPU-bound ceiling).
   bool sync = true;
