@@ -110,10 +110,6 @@ Result<const LineState*, Rejection> CheckLineCommand(const OrderState& state,
   return FindLineFor(state, order_number, line_id);
 }
 
-std::string LineDetail(const LineState& line) {
-  return "line " + line.line.line_id + " is " + std::string(LineStatusName(line.status));
-}
-
 // ---- PlaceOrder ----
 
 std::vector<TextField> PlacementTexts(const PlaceOrder& command) {

@@ -38,10 +38,6 @@ Result<LineState*, std::string> FindLineToChange(OrderState& state, const std::s
   return &*it;
 }
 
-std::string LineDetail(const LineState& line) {
-  return "line " + line.line.line_id + " is " + std::string(LineStatusName(line.status));
-}
-
 Problem SetLineStatus(LineState& line, LineStatus status) {
   if (!IsLineTransitionAllowed(line.status, status)) {
     return LineDetail(line) + " and cannot become " + std::string(LineStatusName(status));
@@ -217,6 +213,10 @@ Problem ApplyEvent(OrderState& state, const Event& event) {
 }
 
 }  // namespace
+
+std::string LineDetail(const LineState& line) {
+  return "line " + line.line.line_id + " is " + std::string(LineStatusName(line.status));
+}
 
 const LineState* OrderState::FindLine(std::string_view line_id) const {
   auto it = std::find_if(lines.begin(), lines.end(),

@@ -60,6 +60,9 @@ struct LineState {
   friend bool operator==(const LineState&, const LineState&) = default;
 };
 
+// "line <id> is <status>", for rejections and fold errors that name a line.
+std::string LineDetail(const LineState& line);
+
 // Amounts in the order's currency; all zero until the order is placed.
 struct OrderAmounts {
   int64_t total_minor = 0;

@@ -17,8 +17,6 @@ namespace {
 namespace json = boost::json;
 using namespace audit_json;
 
-std::string HashHex(const Hash256& hash) { return ToHex(std::span<const uint8_t>(hash)); }
-
 // Text fields go into the export as JSON strings when they are UTF-8 (they always are for the
 // ledger's own events), else as "<name>_base64", so that the exact bytes the hash covers survive.
 void PutText(json::object& object, std::string_view name, std::string_view text) {
@@ -100,8 +98,8 @@ std::string ExportEventLine(const RecordedEvent& event) {
   PutText(object, "actor", event.actor);
   object["schema_version"] = event.schema_version;
   object["payload"] = EncodeBase64(event.payload);
-  object["previous_hash"] = HashHex(event.previous_hash);
-  object["hash"] = HashHex(event.hash);
+  object["previous_hash"] = ToHex(event.previous_hash);
+  object["hash"] = ToHex(event.hash);
   return json::serialize(object);
 }
 
@@ -226,8 +224,8 @@ bool ExportVerifier::FeedEvent(std::string_view line) {
   }
   if (internal::ComputeRecordHash(event) != event.hash) {
     return Bad(event.position, "the hash does not match the event's content (recomputed " +
-                                   HashHex(internal::ComputeRecordHash(event)) +
-                                   ", the line says " + HashHex(event.hash) + ")");
+                                   ToHex(internal::ComputeRecordHash(event)) + ", the line says " +
+                                   ToHex(event.hash) + ")");
   }
   const bool first = report_.events == 0;
   if (first && event.position == 1 && event.previous_hash != Hash256{}) {
@@ -237,7 +235,7 @@ bool ExportVerifier::FeedEvent(std::string_view line) {
     return Bad(event.position,
                fmt::format("previous_hash {} is not the hash of the line before ({}): the chain "
                            "is broken here",
-                           HashHex(event.previous_hash), HashHex(report_.last_hash)));
+                           ToHex(event.previous_hash), ToHex(report_.last_hash)));
   }
   if (report_.header.from_position == 1) tree_.Append(MerkleLeafHash(event.position, event.hash));
   if (digest_ && digest_->position == event.position) {
@@ -245,13 +243,13 @@ bool ExportVerifier::FeedEvent(std::string_view line) {
       return Bad(event.position,
                  fmt::format("the chain hash at the digest's position {} is {}, the signed "
                              "digest says {}: this history is not the one signed",
-                             event.position, HashHex(event.hash), HashHex(digest_->chain_head)));
+                             event.position, ToHex(event.hash), ToHex(digest_->chain_head)));
     }
     if (report_.header.from_position == 1) {
       if (tree_.Root() != digest_->root) {
         return Bad(event.position,
                    fmt::format("the Merkle root over 1..{} is {}, the signed digest says {}",
-                               event.position, HashHex(tree_.Root()), HashHex(digest_->root)));
+                               event.position, ToHex(tree_.Root()), ToHex(digest_->root)));
       }
       report_.root_checked = true;
     }

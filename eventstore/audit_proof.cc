@@ -11,11 +11,9 @@ namespace {
 namespace json = boost::json;
 using namespace audit_json;
 
-std::string HashHex(const Hash256& hash) { return ToHex(std::span<const uint8_t>(hash)); }
-
 json::array PathJson(const std::vector<Hash256>& path) {
   json::array array;
-  for (const Hash256& hash : path) array.emplace_back(HashHex(hash));
+  for (const Hash256& hash : path) array.emplace_back(ToHex(hash));
   return array;
 }
 
@@ -125,9 +123,9 @@ std::string InclusionProofToJson(const InclusionProof& proof) {
   object["proof"] = kInclusionProofFormat;
   object["position"] = proof.position;
   object["tree_size"] = proof.tree_size;
-  object["event_hash"] = HashHex(proof.event_hash);
-  object["leaf_hash"] = HashHex(MerkleLeafHash(proof.position, proof.event_hash));
-  object["root"] = HashHex(proof.root);
+  object["event_hash"] = ToHex(proof.event_hash);
+  object["leaf_hash"] = ToHex(MerkleLeafHash(proof.position, proof.event_hash));
+  object["root"] = ToHex(proof.root);
   object["path"] = PathJson(proof.path);
   PutDigest(object, proof.digest);
   return json::serialize(object);
@@ -138,8 +136,8 @@ std::string ConsistencyProofToJson(const ConsistencyProof& proof) {
   object["proof"] = kConsistencyProofFormat;
   object["from_size"] = proof.from_size;
   object["to_size"] = proof.to_size;
-  object["from_root"] = HashHex(proof.from_root);
-  object["to_root"] = HashHex(proof.to_root);
+  object["from_root"] = ToHex(proof.from_root);
+  object["to_root"] = ToHex(proof.to_root);
   object["path"] = PathJson(proof.path);
   PutDigest(object, proof.digest);
   return json::serialize(object);

@@ -12,12 +12,6 @@ namespace {
 // Crockford's base32: no I, L, O or U, so that codes read aloud or typed are hard to get wrong.
 constexpr std::string_view kCrockfordAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-void AppendField(std::string& out, std::string_view field) {
-  out += std::to_string(field.size());
-  out += ':';
-  out += field;
-}
-
 // A module whose lines complete at once and whose revocation has nothing outside the ledger to
 // undo. `make_fulfillment` gives what a line's success carries.
 class LocalModule : public Module {
@@ -91,8 +85,8 @@ std::vector<std::string> MintEnrollmentCodes(std::string_view order_number,
   if (quantity <= 0) return codes;
   codes.reserve(static_cast<size_t>(quantity));
   std::string prefix = "orderledger-enrollment-code\n";
-  AppendField(prefix, order_number);
-  AppendField(prefix, line_id);
+  AppendKeyField(prefix, order_number);
+  AppendKeyField(prefix, line_id);
   for (int64_t index = 0; index < quantity; ++index) {
     const Hash256 digest = Sha256Digest(prefix + std::to_string(index));
     // 16 characters x 5 bits = the digest's first 80 bits.

@@ -9,13 +9,6 @@
 namespace ledger::fulfillment {
 namespace {
 
-// Length-prefixed, so that ("a-1", "2") and ("a", "1-2") never share a key.
-void AppendField(std::string& out, std::string_view field) {
-  out += std::to_string(field.size());
-  out += ':';
-  out += field;
-}
-
 // The byte length of the UTF-8 sequence starting at `text[i]`, or 0 when it is not a valid one.
 size_t Utf8SequenceSize(std::string_view text, size_t i) {
   const auto lead = static_cast<uint8_t>(text[i]);
@@ -31,12 +24,18 @@ size_t Utf8SequenceSize(std::string_view text, size_t i) {
 
 }  // namespace
 
+void AppendKeyField(std::string& out, std::string_view field) {
+  out += std::to_string(field.size());
+  out += ':';
+  out += field;
+}
+
 std::string IdempotencyKey(std::string_view order_number, std::string_view line_id,
                            std::string_view operation) {
   std::string name;
-  AppendField(name, order_number);
-  AppendField(name, line_id);
-  AppendField(name, operation);
+  AppendKeyField(name, order_number);
+  AppendKeyField(name, line_id);
+  AppendKeyField(name, operation);
   return EventId::FromName("fulfillment-idempotency-key", name).ToString();
 }
 

@@ -101,6 +101,10 @@ inline constexpr std::string_view kOperationUnenroll = "unenroll";
 inline constexpr std::string_view kOperationCreateEntitlement = "create-entitlement";
 inline constexpr std::string_view kOperationRevokeEntitlement = "revoke-entitlement";
 
+// Appends `field` length-prefixed ("3:abc"), so that keys built from several fields never
+// collide: ("a-1", "2") and ("a", "1-2") give different texts.
+void AppendKeyField(std::string& out, std::string_view field);
+
 // The Idempotency-Key of one external call: a UUID text derived from (order number, line id,
 // operation) only, so every attempt of the same operation on the same line sends the same key.
 std::string IdempotencyKey(std::string_view order_number, std::string_view line_id,
