@@ -10,6 +10,7 @@
 
 #include "eventstore/event_codec.h"
 #include "store_test_support.h"
+#include "tests/support/sample_orders.h"
 
 namespace ledger::eventstore {
 namespace {
@@ -42,27 +43,8 @@ domain::Line SeatLine(std::string line_id, int64_t unit_price_minor) {
 }
 
 domain::PlaceOrder Place(std::string order_number, std::vector<domain::Line> lines) {
-  int64_t total = 0;
-  for (const auto& line : lines) total += line.quantity * line.unit_price_minor;
-  return domain::PlaceOrder{.order_number = std::move(order_number),
-                            .partner = "EDX",
-                            .basket_id = 0,
-                            .user = {.id = 7, .username = "ada", .email = "ada@example.com"},
-                            .lines = std::move(lines),
-                            .shipping_method = "No shipping required",
-                            .shipping_charge_minor = 0,
-                            .billing_address = {.first_name = "Ada",
-                                                .last_name = "Lovelace",
-                                                .line1 = "1 Main St",
-                                                .line2 = "",
-                                                .city = "London",
-                                                .state = "",
-                                                .postcode = "N1",
-                                                .country = "GB"},
-                            .total_minor = total,
-                            .currency = "USD",
-                            .placed_at_us = kT0 + 1,
-                            .synchronous = false};
+  return ledger::testing::SamplePlaceOrder(std::move(order_number), std::move(lines), "USD",
+                                           kT0 + 1);
 }
 
 CommandOutcome MustHandle(OrderCommandService& service, const domain::Command& command) {
