@@ -14,9 +14,14 @@
 //                               payload and nothing else. No target; what a rebuild is held to.
 //   rebuild_order_status        ProjectionRunner::RebuildNow of OrderStatusProjection into a
 //                               fresh state store, with the runner's default options (hashes
-//                               checked). Target: >= 1,000,000 events/s, peak RSS bounded
-//                               (independent of --orders). Ratio to scan_decode printed.
+//                               checked; one walk of the log per two cores, in parallel, each
+//                               for the streams that hash to it). Target: >= 1,000,000 events/s,
+//                               peak RSS bounded (independent of --orders). Ratio to
+//                               scan_decode printed.
 //   rebuild_order_status_unverified   the same with RunnerOptions::verify_hashes = false.
+//   rebuild_order_status_one_walk     the same with RunnerOptions::rebuild_partitions = 1: one
+//                               walk applying every event. With --partitions N, shows what N
+//                               parallel walks gain or cost against one.
 //   rebuild_order_status_decode_thread   only with --cases rebuild_decode_thread: the default
 //                               options but RunnerOptions::decode_thread = true (the log read and
 //                               decoded on a second thread), to see what that thread gains.
@@ -70,8 +75,12 @@ struct Settings {
   // Orders whose rows are compared with a fresh fold after each rebuild.
   size_t check_orders = 2000;
   // Which measurements run: "reference" (scan_decode before and after), "rebuild",
-  // "rebuild_unverified", "rebuild_decode_thread". The first three by default.
-  std::vector<std::string> cases = {"reference", "rebuild", "rebuild_unverified"};
+  // "rebuild_unverified", "rebuild_one_walk", "rebuild_decode_thread". The first four by default.
+  std::vector<std::string> cases = {"reference", "rebuild", "rebuild_unverified",
+                                    "rebuild_one_walk"};
+  // RunnerOptions::rebuild_partitions for the rebuild cases but rebuild_one_walk (0: one per
+  // two cores).
+  size_t partitions = 0;
   bool keep = false;
   std::string dir;  // Empty: a temporary directory, removed at the end.
 };
@@ -344,12 +353,9 @@ void CheckRows(projections::ProjectionRunner& runner, eventstore::EventStore& st
 }
 
 Measurement Rebuild(eventstore::EventStore& store, const fs::path& state_path,
-                    const Settings& settings, bool verify_hashes, bool decode_thread) {
+                    const Settings& settings, const projections::RunnerOptions& options) {
   fs::remove_all(state_path);
   auto state = Check(eventstore::OpenRocksDbStateStore(state_path.string()), "open state");
-  projections::RunnerOptions options;
-  options.verify_hashes = verify_hashes;
-  options.decode_thread = decode_thread;
   auto runner =
       Check(projections::ProjectionRunner::Open(
                 store, *state,
@@ -387,8 +393,10 @@ case on stdout.
 
   --orders N        orders in the log (default 1000000, ~6 events each; 100000 is a quick run)
   --fill-threads N  appender threads for the fill (default 4; the fill is not synced)
-  --cases LIST      some of reference,rebuild,rebuild_unverified,rebuild_decode_thread
-                    (default: the first three)
+  --cases LIST      some of reference,rebuild,rebuild_unverified,rebuild_one_walk,
+                    rebuild_decode_thread (default: the first four)
+  --partitions N    walks of the log a rebuild runs in parallel (RunnerOptions::
+                    rebuild_partitions; default 0: one per two cores); rebuild_one_walk uses 1
   --check-orders N  rows compared with a fresh fold after each rebuild (default 2000)
   --dir PATH        where the log and the state stores live (default: a temporary directory)
   --keep            keep the log in --dir, and reuse a log found there instead of filling
@@ -406,13 +414,15 @@ Settings ParseFlags(int argc, char** argv) {
           settings.orders = flags.Count(flag, value);
         } else if (flag == "--fill-threads") {
           settings.fill_threads = flags.Count(flag, value);
+        } else if (flag == "--partitions") {
+          settings.partitions = flags.Count(flag, value);
         } else if (flag == "--check-orders") {
           settings.check_orders = flags.Count(flag, value);
         } else if (flag == "--cases") {
           settings.cases = bench::Flags::List(value);
           for (const std::string& name : settings.cases) {
             if (name != "reference" && name != "rebuild" && name != "rebuild_unverified" &&
-                name != "rebuild_decode_thread") {
+                name != "rebuild_one_walk" && name != "rebuild_decode_thread") {
               flags.Fail("unknown case '" + name + "'");
             }
           }
@@ -461,22 +471,34 @@ int Main(int argc, char** argv) {
   auto wants = [&](std::string_view name) {
     return std::find(settings.cases.begin(), settings.cases.end(), name) != settings.cases.end();
   };
-  std::optional<Measurement> before, verified, unverified, decode_thread, after;
+  std::optional<Measurement> before, after;
+  // The rebuild cases, in the order they run: name, case, options.
+  struct RebuildCase {
+    std::string_view name;
+    std::string_view flag;
+    projections::RunnerOptions options;
+    std::optional<Measurement> measurement;
+  };
+  std::vector<RebuildCase> rebuilds = {
+      {"rebuild_order_status", "rebuild", {.rebuild_partitions = settings.partitions}, {}},
+      {"rebuild_order_status_unverified",
+       "rebuild_unverified",
+       {.verify_hashes = false, .rebuild_partitions = settings.partitions},
+       {}},
+      {"rebuild_order_status_one_walk", "rebuild_one_walk", {.rebuild_partitions = 1}, {}},
+      {"rebuild_order_status_decode_thread",
+       "rebuild_decode_thread",
+       {.decode_thread = true, .rebuild_partitions = settings.partitions},
+       {}},
+  };
   if (wants("reference")) {
     before = ScanDecode(*store);
     Print("scan_decode", *before, "");
   }
-  if (wants("rebuild")) {
-    verified = Rebuild(*store, state_path, settings, /*verify_hashes=*/true,
-                       /*decode_thread=*/false);
-  }
-  if (wants("rebuild_unverified")) {
-    unverified = Rebuild(*store, state_path, settings, /*verify_hashes=*/false,
-                         /*decode_thread=*/false);
-  }
-  if (wants("rebuild_decode_thread")) {
-    decode_thread = Rebuild(*store, state_path, settings, /*verify_hashes=*/true,
-                            /*decode_thread=*/true);
+  for (RebuildCase& rebuild : rebuilds) {
+    if (wants(rebuild.flag)) {
+      rebuild.measurement = Rebuild(*store, state_path, settings, rebuild.options);
+    }
   }
   if (wants("reference")) {
     after = ScanDecode(*store);
@@ -485,18 +507,19 @@ int Main(int argc, char** argv) {
   // The machine is shared: the reference is the mean of a run before and a run after.
   const double reference =
       before ? (before->events_per_second() + after->events_per_second()) / 2 : 0;
-  for (const auto& [name, measurement] :
-       {std::pair{"rebuild_order_status", verified},
-        std::pair{"rebuild_order_status_unverified", unverified},
-        std::pair{"rebuild_order_status_decode_thread", decode_thread}}) {
-    if (!measurement) continue;
-    Print(name, *measurement,
-          fmt::format(R"(,"calling_thread_cpu_seconds":{:.3f},"orders":{},)"
+  for (const RebuildCase& rebuild : rebuilds) {
+    if (!rebuild.measurement) continue;
+    const Measurement& measurement = *rebuild.measurement;
+    Print(rebuild.name, measurement,
+          fmt::format(R"(,"calling_thread_cpu_seconds":{:.3f},"orders":{},"partitions":{},)"
                       R"("reference_events_per_second":{:.0f},"ratio":{:.3f},)"
                       R"("target_events_per_second":1000000,"met":{})",
-                      measurement->calling_thread_cpu_seconds, settings.orders, reference,
-                      reference > 0 ? measurement->events_per_second() / reference : 0,
-                      measurement->events_per_second() >= 1'000'000));
+                      measurement.calling_thread_cpu_seconds, settings.orders,
+                      rebuild.options.rebuild_partitions != 0
+                          ? rebuild.options.rebuild_partitions
+                          : projections::DefaultRebuildPartitions(),
+                      reference, reference > 0 ? measurement.events_per_second() / reference : 0,
+                      measurement.events_per_second() >= 1'000'000));
   }
 
   store.reset();

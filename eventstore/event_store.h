@@ -166,6 +166,12 @@ struct ScanOptions {
   // off saves a SHA-256 per event, for replays of a log that Verify has just walked; records
   // that do not decode are reported either way.
   bool verify_hashes = true;
+  // Only the records of streams this accepts reach the visitor (empty: every record). It sees
+  // each record's stream before the rest is decoded or hashed, so that passes which split the
+  // log between them by stream (parallel projection rebuilds) each pay only for their own
+  // records. Records it turns away are still checked to be at their position and to decode
+  // that far, but not against their hash: the pass that accepts them checks that.
+  std::function<bool(std::string_view stream)> stream_filter;
 };
 
 // What the store has done since it was opened, for metrics.

@@ -86,6 +86,15 @@ std::string EncodeRecord(const RecordedEvent& record) {
 
 Result<void, Error> DecodeRecord(std::string_view bytes, uint64_t expected_position,
                                  RecordedEvent& record) {
+  auto decoded = DecodeRecordIf(bytes, expected_position, {}, record);
+  if (!decoded) return Unexpected(std::move(decoded).error());
+  return {};
+}
+
+Result<bool, Error> DecodeRecordIf(std::string_view bytes, uint64_t expected_position,
+                                   const std::function<bool(std::string_view stream)>& accept,
+                                   RecordedEvent& record) {
+  bool accepted = true;
   auto problem = internal::ReadMessage(
       bytes, [&](capnp::MessageReader& message) -> std::optional<std::string> {
         auto envelope = message.getRoot<schema::Envelope>();
@@ -95,6 +104,10 @@ Result<void, Error> DecodeRecord(std::string_view bytes, uint64_t expected_posit
         record.position = envelope.getPosition();
         auto stream = envelope.getStream();
         record.stream.assign(stream.cStr(), stream.size());
+        if (accept && !accept(record.stream)) {
+          accepted = false;
+          return std::nullopt;
+        }
         record.version = envelope.getVersion();
         auto event_type = envelope.getEventType();
         record.event_type.assign(event_type.cStr(), event_type.size());
@@ -121,7 +134,7 @@ Result<void, Error> DecodeRecord(std::string_view bytes, uint64_t expected_posit
         return std::nullopt;
       });
   if (problem) return Unexpected(Corrupt(expected_position, *problem));
-  return {};
+  return accepted;
 }
 
 Hash256 ComputeRecordHash(const RecordedEvent& record) {

@@ -4,6 +4,7 @@
 // Thread safety: free functions, safe from any thread.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,11 @@ std::string EncodeRecord(const RecordedEvent& record);
 // `expected_position`; never an exception or a crash.
 Result<void, Error> DecodeRecord(std::string_view bytes, uint64_t expected_position,
                                  RecordedEvent& record);
+// The same, for a record of a stream that `accept` accepts: false, with `record` holding only
+// its position and stream, for one it turns away (the rest of it is not read).
+Result<bool, Error> DecodeRecordIf(std::string_view bytes, uint64_t expected_position,
+                                   const std::function<bool(std::string_view stream)>& accept,
+                                   RecordedEvent& record);
 
 // SHA-256 over the record's previous hash and canonical bytes: the hash it must carry.
 Hash256 ComputeRecordHash(const RecordedEvent& record);

@@ -809,6 +809,7 @@ StoreResult<uint64_t> RocksDbEventStore::ScanAll(
   read_options.fill_cache = false;  // A replay must not evict what live reads need.
   std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(read_options, log()));
   RecordedEvent record;
+  uint64_t visited = 0;
   uint64_t expected = from_position;
   for (iterator->Seek(PositionKey(from_position)); iterator->Valid() && expected <= to_position;
        iterator->Next(), ++expected) {
@@ -817,16 +818,19 @@ StoreResult<uint64_t> RocksDbEventStore::ScanAll(
       return Unexpected(
           CorruptionAt(expected, fmt::format("position {} is missing from the log", expected)));
     }
-    auto decoded = internal::DecodeRecord(iterator->value().ToStringView(), expected, record);
+    auto decoded = internal::DecodeRecordIf(iterator->value().ToStringView(), expected,
+                                            options.stream_filter, record);
     if (!decoded) return Unexpected(std::move(decoded).error());
+    if (!*decoded) continue;  // Another pass's stream.
     if (options.verify_hashes && !internal::HasValidHash(record)) {
       return Unexpected(CorruptionAt(
           expected, fmt::format("record at position {} does not match its hash", expected)));
     }
-    if (!visitor(record)) return expected - from_position + 1;
+    ++visited;
+    if (!visitor(record)) return visited;
   }
   if (!iterator->status().ok()) return Unexpected(IoError(iterator->status(), "log scan"));
-  return expected - from_position;
+  return visited;
 }
 
 StoreResult<LogPage> RocksDbEventStore::ReadAll(uint64_t from_position, size_t max_count) {

@@ -124,6 +124,13 @@ StoreResult<OrderRow> OrderStatusProjection::DecodeRow(std::string_view bytes) {
 StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
                                                const domain::Event& event, RowBatch& rows) {
   const std::string& order_number = domain::EventOrderNumber(event);
+  // Rows are per order and rebuilds split the log by stream (PartitionedByStream): an event
+  // outside its order's stream would land in another order's partition.
+  if (!record.stream.starts_with(domain::kOrderStreamPrefix) ||
+      std::string_view(record.stream).substr(domain::kOrderStreamPrefix.size()) != order_number) {
+    return Unexpected(CannotApplyError(name(), record, order_number,
+                                       fmt::format("it is in stream {}", record.stream)));
+  }
   auto cached = cache_.find(order_number);
   if (cached == cache_.end()) {
     CachedOrder order;
@@ -135,6 +142,10 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
       order.stored_status_since_position = order.row.status_since_position;
       cached = cache_.emplace(order_number, std::move(order)).first;
     }
+  }
+  if (cached == cache_.end() && record.version == 0) {
+    // The first event of its stream: no row can exist for the order yet.
+    cached = cache_.emplace(order_number, CachedOrder{}).first;
   }
   if (cached == cache_.end()) {
     CachedOrder order;

@@ -58,6 +58,8 @@ class OrderStatusProjection final : public Projection {
     sealed_.clear();
   }
   bool CanFlushConcurrently() const override { return true; }
+  // Each row belongs to one order, and Apply checks that each event is in its order's stream.
+  bool PartitionedByStream() const override { return true; }
   void SealBatch() override;
   StoreResult<void> FlushSealed(RowBatch& rows) override;
   void ReleaseSealed() override { sealed_.clear(); }

@@ -96,6 +96,13 @@ class Projection {
   // Between SealBatch and ReleaseSealed, Apply must take a row the sealed batch holds from it
   // (read-only: the writing thread reads it too), since the store may not have it yet.
   virtual bool CanFlushConcurrently() const { return false; }
+
+  // Optional: whether a rebuild may split the log between several instances by stream, each
+  // applying the events of its own streams, in order, on a thread of its own. A projection that
+  // returns true promises that every row it writes belongs to one stream, that applying an
+  // event reads only rows of the event's stream, and that it keeps nothing in memory after a
+  // commit (Flush, or ReleaseSealed) that another instance would need.
+  virtual bool PartitionedByStream() const { return false; }
   virtual void SealBatch() {}
   virtual StoreResult<void> FlushSealed(RowBatch& /*rows*/) { return {}; }
   virtual void ReleaseSealed() {}

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <utility>
@@ -49,16 +50,16 @@ StoreResult<uint64_t> DecodePosition(const std::optional<std::string>& bytes,
 }
 
 // Scans positions [from, to] of the log and hands each record with its decoded payload to
-// `visit` until it returns false. A record that does not decode, a failed scan, or `stopping`
-// set ends the walk with the reason in `failure` (left empty when `visit` stopped it).
-template <typename Visit>
+// `visit` until it returns false. A record that does not decode, a failed scan, or `stop()`
+// turning true ends the walk with the reason in `failure` (left empty when `visit` stopped it).
+template <typename Stop, typename Visit>
 void ScanDecoded(eventstore::EventStore& store, uint64_t from_position, uint64_t to_position,
-                 eventstore::ScanOptions options, const std::atomic<bool>& stopping,
+                 const eventstore::ScanOptions& options, const Stop& stop,
                  std::optional<Error>& failure, Visit&& visit) {
   auto scanned = store.ScanAll(
       from_position, to_position,
       [&](const RecordedEvent& record) {
-        if (stopping.load(std::memory_order_relaxed)) {
+        if (stop()) {
           failure = Error{.code = ErrorCode::kClosed,
                           .message = "the projection runner is stopping",
                           .current_version = std::nullopt,
@@ -105,10 +106,10 @@ class DecodePipeline {
   };
 
   DecodePipeline(eventstore::EventStore& store, uint64_t from_position, uint64_t to_position,
-                 eventstore::ScanOptions options, const std::atomic<bool>& stopping)
-      : thread_([this, &store, from_position, to_position, options, &stopping] {
-          Run(store, from_position, to_position, options, stopping);
-        }) {}
+                 eventstore::ScanOptions options, std::function<bool()> stop)
+      : thread_(
+            [this, &store, from_position, to_position, options = std::move(options),
+             stop = std::move(stop)] { Run(store, from_position, to_position, options, stop); }) {}
 
   // Abandons the walk if it is still running (the applying thread failed) and joins the thread.
   ~DecodePipeline() {
@@ -158,11 +159,11 @@ class DecodePipeline {
   }
 
   void Run(eventstore::EventStore& store, uint64_t from_position, uint64_t to_position,
-           eventstore::ScanOptions options, const std::atomic<bool>& stopping) {
+           const eventstore::ScanOptions& options, const std::function<bool()>& stop) {
     Chunk* chunk = Acquire();
     if (chunk == nullptr) return;
     std::optional<Error> failure;
-    ScanDecoded(store, from_position, to_position, options, stopping, failure,
+    ScanDecoded(store, from_position, to_position, options, stop, failure,
                 [&](const RecordedEvent& record, domain::Event&& event) {
                   if (chunk->count == chunk->events.size()) chunk->events.emplace_back();
                   DecodedEvent& slot = chunk->events[chunk->count];
@@ -381,19 +382,92 @@ StoreResult<void> ProjectionRunner::ApplyBatch(Generation& generation,
   return {};
 }
 
+size_t DefaultRebuildPartitions() {
+  return std::max<size_t>(1, std::thread::hardware_concurrency() / 2);
+}
+
 StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t to_position,
                                               BuildMode mode,
                                               const eventstore::ProgressCallback& progress) {
   if (generation.checkpoint >= to_position) return {};
-  const uint64_t total = to_position - generation.checkpoint;
+  const uint64_t start = generation.checkpoint;
+  const uint64_t total = to_position - start;
+  size_t partitions = 1;
+  if (mode == BuildMode::kUnlogged && generation.projection->PartitionedByStream()) {
+    partitions =
+        options_.rebuild_partitions != 0 ? options_.rebuild_partitions : DefaultRebuildPartitions();
+  }
+  if (partitions == 1) {
+    return Walk(generation, *generation.projection, to_position, mode, {},
+                /*write_checkpoint=*/true, nullptr, [&](uint64_t position) {
+                  generation.checkpoint = position;
+                  if (progress) progress(position - start, total);
+                });
+  }
+
+  // One walk per partition, each on its own thread (the first on this one) and with its own
+  // instance of the projection, applying the streams that hash to it. They write no checkpoint:
+  // the generation is not consistent at any position until every walk is done, and it is not
+  // active, so a crash before then leaves garbage. A failed walk stops the others.
+  std::vector<std::unique_ptr<Projection>> instances;
+  for (size_t i = 1; i < partitions; ++i) instances.push_back(factory_());
+  std::atomic<bool> abort{false};
+  std::mutex progress_mutex;
+  std::vector<uint64_t> reached(partitions, start);  // Under progress_mutex.
+  std::vector<StoreResult<void>> results(partitions);
+  auto walk = [&](size_t index) {
+    Projection& projection = index == 0 ? *generation.projection : *instances[index - 1];
+    auto mine = [index, partitions](std::string_view stream) {
+      return std::hash<std::string_view>{}(stream) % partitions == index;
+    };
+    results[index] =
+        Walk(generation, projection, to_position, mode, mine, /*write_checkpoint=*/false, &abort,
+             [&](uint64_t position) {
+               std::lock_guard lock(progress_mutex);
+               reached[index] = position;
+               if (progress) {
+                 progress(*std::min_element(reached.begin(), reached.end()) - start, total);
+               }
+             });
+    if (!results[index]) abort.store(true);
+  };
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < partitions; ++i) threads.emplace_back(walk, i);
+  walk(0);
+  for (std::thread& thread : threads) thread.join();
+  // The walk that failed first says why; the others only stopped because it did.
+  const StoreResult<void>* failed = nullptr;
+  for (const StoreResult<void>& result : results) {
+    if (result) continue;
+    if (failed == nullptr || (*failed).error().code == ErrorCode::kClosed) failed = &result;
+  }
+  if (failed != nullptr) return *failed;
+
+  eventstore::StateBatch batch = state_.NewBatch();
+  batch.Put(generation.checkpoint_key, EncodePosition(to_position));
+  auto written = mode == BuildMode::kUnlogged ? state_.WriteUnlogged(batch) : state_.Write(batch);
+  if (!written) return written;
+  generation.checkpoint = to_position;
+  if (progress) progress(total, total);
+  return {};
+}
+
+StoreResult<void> ProjectionRunner::Walk(const Generation& generation, Projection& projection,
+                                         uint64_t to_position, BuildMode mode,
+                                         std::function<bool(std::string_view)> stream_filter,
+                                         bool write_checkpoint, const std::atomic<bool>* abort,
+                                         const std::function<void(uint64_t)>& committed) {
   eventstore::StateBatch batch = state_.NewBatch();
   RowBatch rows(batch, generation.rows_prefix);
-  uint64_t done = 0;
   uint64_t in_batch = 0;
   uint64_t last_position = generation.checkpoint;
   std::optional<Error> failure;
   auto write = [&](eventstore::StateBatch& to_write) {
     return mode == BuildMode::kUnlogged ? state_.WriteUnlogged(to_write) : state_.Write(to_write);
+  };
+  auto stop = [this, abort] {
+    return stopping_.load(std::memory_order_relaxed) ||
+           (abort != nullptr && abort->load(std::memory_order_relaxed));
   };
 
   // With a projection that supports it, batches are written on a second thread (BatchWriter)
@@ -401,27 +475,27 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
   eventstore::StateBatch sealed_batch = state_.NewBatch();
   RowBatch sealed_rows(sealed_batch, generation.rows_prefix);
   std::optional<BatchWriter> writer;
-  uint64_t in_flight_position = 0;  // The last position of the batch in flight, and the events
-  uint64_t in_flight_done = 0;      // done with it.
-  if (generation.projection->CanFlushConcurrently()) {
+  uint64_t in_flight_position = 0;  // The last position of the batch in flight.
+  if (projection.CanFlushConcurrently()) {
     writer.emplace([&](uint64_t position) -> StoreResult<void> {
-      if (auto flushed = generation.projection->FlushSealed(sealed_rows); !flushed) return flushed;
-      sealed_batch.Put(generation.checkpoint_key, EncodePosition(position));
+      if (auto flushed = projection.FlushSealed(sealed_rows); !flushed) return flushed;
+      if (write_checkpoint) {
+        sealed_batch.Put(generation.checkpoint_key, EncodePosition(position));
+      }
       return write(sealed_batch);
     });
   }
   // Waits for the batch in flight; false when it failed (`failure` says why, unless it said
   // something already).
   auto finish_in_flight = [&]() -> bool {
-    std::optional<StoreResult<void>> committed = writer->Wait();
-    if (!committed) return true;
-    generation.projection->ReleaseSealed();
-    if (!*committed) {
-      if (!failure) failure = std::move(*committed).error();
+    std::optional<StoreResult<void>> written = writer->Wait();
+    if (!written) return true;
+    projection.ReleaseSealed();
+    if (!*written) {
+      if (!failure) failure = std::move(*written).error();
       return false;
     }
-    generation.checkpoint = in_flight_position;
-    if (progress) progress(in_flight_done, total);
+    committed(in_flight_position);
     return true;
   };
 
@@ -429,43 +503,40 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
     if (in_batch == 0) return true;
     if (writer) {
       if (!finish_in_flight()) return false;
-      generation.projection->SealBatch();
+      projection.SealBatch();
       in_flight_position = last_position;
-      in_flight_done = done;
       writer->Start(last_position);
       in_batch = 0;
       return true;
     }
-    if (auto flushed = generation.projection->Flush(rows); !flushed) {
+    if (auto flushed = projection.Flush(rows); !flushed) {
       failure = std::move(flushed).error();
       return false;
     }
-    batch.Put(generation.checkpoint_key, EncodePosition(last_position));
+    if (write_checkpoint) batch.Put(generation.checkpoint_key, EncodePosition(last_position));
     if (auto written = write(batch); !written) {
       failure = std::move(written).error();
       return false;
     }
-    generation.checkpoint = last_position;
     in_batch = 0;
-    if (progress) progress(done, total);
+    committed(last_position);
     return true;
   };
   // Applies one decoded event; false when the build must stop (`failure` says why).
   auto apply = [&](const RecordedEvent& record, const domain::Event& event) -> bool {
-    if (auto applied = generation.projection->Apply(record, event, rows); !applied) {
+    if (auto applied = projection.Apply(record, event, rows); !applied) {
       failure = std::move(applied).error();
       return false;
     }
     last_position = record.position;
-    ++done;
     if (++in_batch >= options_.batch_events_max) return commit();
     return true;
   };
-  const eventstore::ScanOptions scan_options{.verify_hashes = options_.verify_hashes};
+  const eventstore::ScanOptions scan_options{.verify_hashes = options_.verify_hashes,
+                                             .stream_filter = std::move(stream_filter)};
 
   if (options_.decode_thread) {
-    DecodePipeline pipeline(store_, generation.checkpoint + 1, to_position, scan_options,
-                            stopping_);
+    DecodePipeline pipeline(store_, generation.checkpoint + 1, to_position, scan_options, stop);
     for (bool last = false; !last && !failure;) {
       DecodePipeline::Chunk& chunk = pipeline.Next();
       for (size_t i = 0; i < chunk.count; ++i) {
@@ -476,7 +547,7 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
       pipeline.Release();
     }
   } else {
-    ScanDecoded(store_, generation.checkpoint + 1, to_position, scan_options, stopping_, failure,
+    ScanDecoded(store_, generation.checkpoint + 1, to_position, scan_options, stop, failure,
                 [&](const RecordedEvent& record, const domain::Event& event) {
                   return apply(record, event);
                 });
@@ -485,7 +556,7 @@ StoreResult<void> ProjectionRunner::BuildUpTo(Generation& generation, uint64_t t
   // The writing thread reads the sealed batch until it is done: wait for it before any Reset.
   if (writer) finish_in_flight();
   if (failure) {
-    generation.projection->Reset();
+    projection.Reset();
     return Unexpected(std::move(*failure));
   }
   return {};

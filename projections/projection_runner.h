@@ -26,6 +26,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -52,7 +53,18 @@ struct RunnerOptions {
   // on the shared 2-core machine it shortened the applying thread's work by about 15% but cost
   // about 35% more CPU in all, and no wall time (benchmarks/README.md, projection_bench).
   bool decode_thread = false;
+  // How many walks of the log a rebuild runs in parallel for a projection that allows it
+  // (Projection::PartitionedByStream): each walk reads the whole log but decodes, checks and
+  // applies only the events of the streams that hash to it, on its own thread. A walk keeps two
+  // threads busy (applying, and writing for projections that CanFlushConcurrently), so 0, the
+  // default, means one walk per two cores (std::thread::hardware_concurrency() / 2, at least
+  // one). Each extra walk reads the log once more: on the 2-core machine one walk is faster
+  // (benchmarks/README.md). CatchUp and the live thread always walk once.
+  size_t rebuild_partitions = 0;
 };
+
+// RunnerOptions::rebuild_partitions when it is 0: one per two cores, at least one.
+size_t DefaultRebuildPartitions();
 
 struct RebuildStatus {
   bool running = false;
@@ -126,9 +138,20 @@ class ProjectionRunner {
   // that loses some of its batches, but it was garbage to the next Open anyway.
   enum class BuildMode { kLogged, kUnlogged };
 
-  // Builds `generation` from its checkpoint up to `to_position` with ScanAll.
+  // Builds `generation` from its checkpoint up to `to_position` with ScanAll: one walk of the
+  // log, or, for a rebuild (kUnlogged) of a projection partitioned by stream, one walk per
+  // partition in parallel (RunnerOptions::rebuild_partitions).
   StoreResult<void> BuildUpTo(Generation& generation, uint64_t to_position, BuildMode mode,
                               const eventstore::ProgressCallback& progress);
+  // One walk for BuildUpTo: applies the events after `generation`'s checkpoint up to
+  // `to_position` whose streams `stream_filter` accepts (every stream when empty) to
+  // `projection`, committing them in batches into `generation`'s rows, each batch with the
+  // checkpoint if `write_checkpoint`. Calls `committed(last position)` after each commit. Stops
+  // early, with kClosed, when the runner stops or `*abort` turns true.
+  StoreResult<void> Walk(const Generation& generation, Projection& projection, uint64_t to_position,
+                         BuildMode mode, std::function<bool(std::string_view)> stream_filter,
+                         bool write_checkpoint, const std::atomic<bool>* abort,
+                         const std::function<void(uint64_t)>& committed);
   // Makes `rebuilt` the active generation (it must have reached the active checkpoint).
   StoreResult<void> SwitchTo(Generation rebuilt);
   void RunLive();

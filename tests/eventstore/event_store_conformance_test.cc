@@ -541,6 +541,33 @@ TEMPLATE_TEST_CASE("scanning the log visits a range in order and may stop early"
   CHECK(scan(10, 20, 1) == Positions{10});
   CHECK(scan(9, 5, SIZE_MAX).empty());
   CHECK(scan(21, UINT64_MAX, SIZE_MAX).empty());
+
+  // A stream filter: only the streams it accepts are visited, and the count says so.
+  std::vector<std::string> streams_asked;
+  auto filtered = [&](uint64_t from, uint64_t to, size_t stop_after) {
+    std::vector<uint64_t> positions;
+    ScanOptions options;
+    options.stream_filter = [&](std::string_view stream) {
+      streams_asked.emplace_back(stream);
+      return stream == "scan-1" || stream == "scan-3";
+    };
+    auto visited = store.ScanAll(
+        from, to,
+        [&](const RecordedEvent& event) {
+          CHECK(SameRecord(event, log[event.position - 1]));
+          positions.push_back(event.position);
+          return positions.size() < stop_after;
+        },
+        options);
+    REQUIRE(visited.has_value());
+    CHECK(*visited == positions.size());
+    return positions;
+  };
+  CHECK(filtered(1, 20, SIZE_MAX) == Positions{6, 7, 8, 9, 10, 16, 17, 18, 19, 20});
+  CHECK(streams_asked.size() == 20);  // Asked once about every record.
+  CHECK(filtered(8, 17, SIZE_MAX) == Positions{8, 9, 10, 16, 17});
+  CHECK(filtered(1, 20, 7) == Positions{6, 7, 8, 9, 10, 16, 17});
+  CHECK(filtered(1, 5, SIZE_MAX).empty());
 }
 
 TEMPLATE_TEST_CASE("an event reads by its id", "[conformance][read]", LEDGER_STORE_HARNESSES) {

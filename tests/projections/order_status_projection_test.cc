@@ -224,6 +224,127 @@ TEST_CASE("an offline rebuild gives the same rows in a new generation", "[projec
   CHECK(old_keys == 0);
 }
 
+// A rebuild split between parallel walks of the log, each applying the streams that hash to it
+// (RunnerOptions::rebuild_partitions), gives the rows a single walk gives. The orders' events
+// are interleaved across the log, so every walk meets orders it has seen in earlier batches.
+TEST_CASE("rebuilds split between parallel walks equal a fresh fold", "[projections][rebuild]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 21);
+  for (int i = 0; i < 60; ++i) workload.AddOrder();
+  std::mt19937_64 random(22);
+  for (int step = 0; step < 300; ++step) {
+    workload.Step(workload.orders()[random() % workload.orders().size()]);
+  }
+  for (int i = 0; i < 4; ++i) workload.AddOrphanPayment();
+  const uint64_t head = ledger.store().HeadPosition();
+  // Every row of the active generation, indexes included, by key relative to the generation.
+  auto rows_of = [&](projections::ProjectionRunner& runner) {
+    std::map<std::string, std::string> rows;
+    REQUIRE(runner.View()
+                .Scan("", "", false,
+                      [&](std::string_view key, std::string_view value) {
+                        rows.emplace(key, value);
+                        return true;
+                      })
+                .has_value());
+    return rows;
+  };
+  std::map<std::string, std::string> single_walk;
+  for (const size_t partitions : {size_t{1}, size_t{2}, size_t{3}, size_t{7}}) {
+    for (const size_t batch_events_max : {size_t{10'000}, size_t{1}, size_t{5}}) {
+      CAPTURE(partitions, batch_events_max);
+      auto runner = ledger.OrderStatusRunner(
+          {.batch_events_max = batch_events_max, .rebuild_partitions = partitions});
+      const uint64_t generation = runner->generation();
+      std::vector<std::pair<uint64_t, uint64_t>> progress;
+      REQUIRE(runner
+                  ->RebuildNow(
+                      [&](uint64_t done, uint64_t total) { progress.emplace_back(done, total); })
+                  .has_value());
+      CHECK(runner->generation() == generation + 1);
+      CHECK(runner->checkpoint() == head);
+      RequireCheckOk(ledger.store(), runner->View(), 64);
+      // The same rows and index entries, byte for byte, as one walk in one batch wrote.
+      if (single_walk.empty()) {
+        single_walk = rows_of(*runner);
+        CHECK(single_walk.size() > 4 * 60);
+      } else {
+        CHECK(rows_of(*runner) == single_walk);
+      }
+      // Progress never goes back and ends with everything done.
+      REQUIRE_FALSE(progress.empty());
+      for (size_t i = 1; i < progress.size(); ++i) {
+        CHECK(progress[i].first >= progress[i - 1].first);
+      }
+      CHECK(progress.back() == std::pair(head, head));
+    }
+  }
+  // The runner goes on from a rebuilt generation.
+  for (size_t step = 0; step < 30; ++step) workload.Step(workload.orders()[step]);
+  auto runner = ledger.OrderStatusRunner();
+  REQUIRE(runner->CatchUp().has_value());
+  RequireCheckOk(ledger.store(), runner->View(), 64);
+}
+
+// One walk failing stops the others; the rebuild reports the event, and the active generation
+// stays as it was.
+TEST_CASE("a parallel rebuild that meets an event it cannot apply fails naming it",
+          "[projections][rebuild][damage]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 23);
+  for (int i = 0; i < 30; ++i) workload.AddOrder();
+  auto runner = ledger.OrderStatusRunner({.batch_events_max = 4, .rebuild_partitions = 3});
+  REQUIRE(runner->CatchUp().has_value());
+  const uint64_t good_head = ledger.store().HeadPosition();
+  const domain::Event bad = domain::LineFulfilled{.order_number = workload.orders()[7],
+                                                  .line_id = "99",
+                                                  .module = "rogue",
+                                                  .attempt = 1,
+                                                  .external_reference = "",
+                                                  .codes = {},
+                                                  .fulfilled_at_us = 1};
+  const eventstore::NewEvent raw = eventstore::ToNewEvent(bad, {});
+  REQUIRE(ledger.store()
+              .Append(domain::OrderStreamName(workload.orders()[7]),
+                      eventstore::ExpectedVersion::Any(), std::span(&raw, 1))
+              .has_value());
+  for (int i = 0; i < 20; ++i) workload.AddOrder();
+
+  auto rebuilt = runner->RebuildNow();
+  REQUIRE_FALSE(rebuilt.has_value());
+  CHECK(rebuilt.error().code == eventstore::ErrorCode::kCorruption);
+  CHECK(rebuilt.error().position == good_head + 1);
+  CHECK(runner->generation() == 1);
+  CHECK(runner->checkpoint() == good_head);
+  auto row = OrderStatusProjection::Get(runner->View(), workload.orders()[7]);
+  REQUIRE(row.has_value());
+  CHECK(row->has_value());
+}
+
+// Rows are per order and rebuilds split the log by stream: an event of one order in another
+// order's stream is refused rather than folded into the wrong partition.
+TEST_CASE("an event outside its order's stream is corruption naming it", "[projections][damage]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 24);
+  const std::string first = workload.AddOrder();
+  const std::string second = workload.AddOrder();
+  const uint64_t good_head = ledger.store().HeadPosition();
+  const domain::Event stray = domain::FulfillmentRetryRequested{
+      .order_number = second, .requested_by = "ops", .line_ids = {"1"}, .requested_at_us = 1};
+  const eventstore::NewEvent raw = eventstore::ToNewEvent(stray, {});
+  REQUIRE(ledger.store()
+              .Append(domain::OrderStreamName(first), eventstore::ExpectedVersion::Any(),
+                      std::span(&raw, 1))
+              .has_value());
+  auto runner = ledger.OrderStatusRunner({.batch_events_max = 1});
+  auto caught_up = runner->CatchUp();
+  REQUIRE_FALSE(caught_up.has_value());
+  CHECK(caught_up.error().code == eventstore::ErrorCode::kCorruption);
+  CHECK(caught_up.error().position == good_head + 1);
+  CHECK_THAT(caught_up.error().message, Catch::Contains(domain::OrderStreamName(first)));
+  CHECK(runner->checkpoint() == good_head);
+}
+
 TEST_CASE("an online rebuild under writes never shows a mixed or stale view",
           "[projections][live][rebuild]") {
   LedgerFixture ledger;
