@@ -31,6 +31,26 @@ void RequireCheckOk(eventstore::EventStore& store, const ProjectionView& view,
   CHECK(report->orders_checked == orders_expected);
 }
 
+// Appends `event` to `stream` straight through the store, past the domain's rules.
+void AppendPastTheRules(LedgerFixture& ledger, const std::string& stream,
+                        const domain::Event& event) {
+  const eventstore::NewEvent raw = eventstore::ToNewEvent(event, {});
+  REQUIRE(ledger.store()
+              .Append(stream, eventstore::ExpectedVersion::Any(), std::span(&raw, 1))
+              .has_value());
+}
+
+// A fulfillment of a line the order does not have: no fold can apply it.
+domain::Event RogueFulfillment(const std::string& order_number) {
+  return domain::LineFulfilled{.order_number = order_number,
+                               .line_id = "99",
+                               .module = "rogue",
+                               .attempt = 1,
+                               .external_reference = "",
+                               .codes = {},
+                               .fulfilled_at_us = 1};
+}
+
 std::vector<OrderRow> AllPages(const std::function<StoreResult<OrderPage>(std::string)>& list) {
   std::vector<OrderRow> rows;
   std::string cursor;
@@ -296,18 +316,8 @@ TEST_CASE("a parallel rebuild that meets an event it cannot apply fails naming i
   auto runner = ledger.OrderStatusRunner({.batch_events_max = 4, .rebuild_partitions = 3});
   REQUIRE(runner->CatchUp().has_value());
   const uint64_t good_head = ledger.store().HeadPosition();
-  const domain::Event bad = domain::LineFulfilled{.order_number = workload.orders()[7],
-                                                  .line_id = "99",
-                                                  .module = "rogue",
-                                                  .attempt = 1,
-                                                  .external_reference = "",
-                                                  .codes = {},
-                                                  .fulfilled_at_us = 1};
-  const eventstore::NewEvent raw = eventstore::ToNewEvent(bad, {});
-  REQUIRE(ledger.store()
-              .Append(domain::OrderStreamName(workload.orders()[7]),
-                      eventstore::ExpectedVersion::Any(), std::span(&raw, 1))
-              .has_value());
+  AppendPastTheRules(ledger, domain::OrderStreamName(workload.orders()[7]),
+                     RogueFulfillment(workload.orders()[7]));
   for (int i = 0; i < 20; ++i) workload.AddOrder();
 
   auto rebuilt = runner->RebuildNow();
@@ -331,11 +341,7 @@ TEST_CASE("an event outside its order's stream is corruption naming it", "[proje
   const uint64_t good_head = ledger.store().HeadPosition();
   const domain::Event stray = domain::FulfillmentRetryRequested{
       .order_number = second, .requested_by = "ops", .line_ids = {"1"}, .requested_at_us = 1};
-  const eventstore::NewEvent raw = eventstore::ToNewEvent(stray, {});
-  REQUIRE(ledger.store()
-              .Append(domain::OrderStreamName(first), eventstore::ExpectedVersion::Any(),
-                      std::span(&raw, 1))
-              .has_value());
+  AppendPastTheRules(ledger, domain::OrderStreamName(first), stray);
   auto runner = ledger.OrderStatusRunner({.batch_events_max = 1});
   auto caught_up = runner->CatchUp();
   REQUIRE_FALSE(caught_up.has_value());
@@ -477,19 +483,7 @@ TEST_CASE("an event that cannot apply stops the runner with corruption naming it
   OrderWorkload workload(ledger.service(), 11);
   const std::string order_number = workload.AddOrder();
   const uint64_t good_head = ledger.store().HeadPosition();
-  // A fulfillment of a line the order does not have, appended past the domain's rules.
-  const domain::Event bad = domain::LineFulfilled{.order_number = order_number,
-                                                  .line_id = "99",
-                                                  .module = "rogue",
-                                                  .attempt = 1,
-                                                  .external_reference = "",
-                                                  .codes = {},
-                                                  .fulfilled_at_us = 1};
-  const eventstore::NewEvent raw = eventstore::ToNewEvent(bad, {});
-  REQUIRE(ledger.store()
-              .Append(domain::OrderStreamName(order_number), eventstore::ExpectedVersion::Any(),
-                      std::span(&raw, 1))
-              .has_value());
+  AppendPastTheRules(ledger, domain::OrderStreamName(order_number), RogueFulfillment(order_number));
 
   auto runner = ledger.OrderStatusRunner({.batch_events_max = 1, .idle_wait = 5ms});
   auto caught_up = runner->CatchUp();
