@@ -1,16 +1,58 @@
-// Small pieces every benchmark program shares: latency percentiles and flag parsing.
+// Small pieces every benchmark program shares: latency percentiles, clocks, failing loudly and
+// flag parsing.
 #pragma once
 
+#include <fmt/format.h>
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace ledger::bench {
+
+// Any failure ends the run: a benchmark that works around failures measures nothing.
+[[noreturn]] inline void Die(std::string_view program, std::string_view what) {
+  fmt::print(stderr, "{}: {}\n", program, what);
+  std::_Exit(1);
+}
+
+// The value of `result` (a ledger Result), or Die naming `what` and the error.
+template <typename Result>
+auto Check(std::string_view program, Result result, std::string_view what) {
+  if (!result) Die(program, fmt::format("{} failed: {}", what, result.error().ToString()));
+  if constexpr (!std::is_void_v<typename Result::value_type>) return std::move(result).value();
+}
+
+inline double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// CPU time of the whole process (every thread, RocksDB's background work included), in seconds.
+inline double ProcessCpuSeconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& time) {
+    return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// CPU time of the calling thread, in seconds.
+inline double ThreadCpuSeconds() {
+  timespec time{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time);
+  return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_nsec) / 1e9;
+}
 
 // The value at `fraction` (0.5: median, 0.99: p99) by nearest rank; 0 for no samples.
 template <typename T>

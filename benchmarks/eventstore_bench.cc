@@ -72,18 +72,11 @@ struct Settings {
   std::string dir;  // Empty: a temporary directory, removed at the end.
 };
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using bench::SecondsSince;
 
-// Any store error ends the run: a benchmark that works around failures measures nothing.
 template <typename T>
 T Check(eventstore::StoreResult<T> result, std::string_view what) {
-  if (!result) {
-    fmt::print(stderr, "eventstore_bench: {} failed: {}\n", what, result.error().ToString());
-    std::_Exit(1);
-  }
-  return std::move(result).value();
+  return bench::Check("eventstore_bench", std::move(result), what);
 }
 
 // Payloads cut from one random buffer: 100 random letters written twice, so that LZ4 halves

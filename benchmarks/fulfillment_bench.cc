@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "benchmarks/bench_support.h"
 #include "domain/decide.h"
 #include "domain/order_state.h"
 #include "eventstore/event_codec.h"
@@ -75,16 +76,11 @@ struct Settings {
   std::string dir;  // Empty: a temporary directory, removed at the end.
 };
 
-// Any failure ends the run: a benchmark that works around failures measures nothing.
-[[noreturn]] void Die(std::string_view what) {
-  fmt::print(stderr, "fulfillment_bench: {}\n", what);
-  std::_Exit(1);
-}
+[[noreturn]] void Die(std::string_view what) { bench::Die("fulfillment_bench", what); }
 
 template <typename T>
 T Check(eventstore::StoreResult<T> result, std::string_view what) {
-  if (!result) Die(fmt::format("{} failed: {}", what, result.error().ToString()));
-  if constexpr (!std::is_void_v<T>) return std::move(result).value();
+  return bench::Check("fulfillment_bench", std::move(result), what);
 }
 
 eventstore::RocksDbOptions StoreOptions(const Settings& settings) {
@@ -93,15 +89,7 @@ eventstore::RocksDbOptions StoreOptions(const Settings& settings) {
   return options;
 }
 
-// CPU seconds (user + system) this process has used so far, all threads.
-double CpuSeconds() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& time) {
-    return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6;
-  };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
+using bench::ProcessCpuSeconds;
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -240,7 +228,7 @@ ReferenceResult RunReference(const Settings& settings, const std::string& dir,
                      "opening the reference store");
   std::atomic<uint64_t> next{0};
   const size_t threads = settings.placers + settings.workers;
-  const double cpu_start = CpuSeconds();
+  const double cpu_start = ProcessCpuSeconds();
   const auto start = Clock::now();
   std::vector<std::thread> appenders;
   for (size_t t = 0; t < threads; ++t) {
@@ -258,8 +246,8 @@ ReferenceResult RunReference(const Settings& settings, const std::string& dir,
     });
   }
   for (auto& appender : appenders) appender.join();
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const double cpu_seconds = CpuSeconds() - cpu_start;
+  const double seconds = bench::SecondsSince(start);
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_start;
   ReferenceResult result{.orders_per_second = static_cast<double>(orders) / seconds,
                          .appends_per_second = 3.0 * static_cast<double>(orders) / seconds};
   fmt::print(
@@ -360,7 +348,7 @@ OrdersResult RunOrders(const Settings& settings, Workload workload, const std::s
   manager->Start();
   std::atomic<uint64_t> next{0};
   int64_t placements_done_ns = 0;
-  const double cpu_start = CpuSeconds();
+  const double cpu_start = ProcessCpuSeconds();
   const int64_t start_ns = NowNs();
   {
     std::vector<std::thread> placers;
@@ -392,7 +380,7 @@ OrdersResult RunOrders(const Settings& settings, Workload workload, const std::s
   follower.join();
   if (placers_failed.load()) Die("placing failed");
   const int64_t end_ns = *std::max_element(complete_ns.begin(), complete_ns.end());
-  const double cpu_seconds = CpuSeconds() - cpu_start;
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_start;
   manager->Stop();
   const fulfillment::ProcessManagerStats stats = manager->stats();
 

@@ -85,18 +85,13 @@ struct Settings {
   std::string dir;  // Empty: a temporary directory, removed at the end.
 };
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using bench::ProcessCpuSeconds;
+using bench::SecondsSince;
+using bench::ThreadCpuSeconds;
 
-// Any store error ends the run: a benchmark that works around failures measures nothing.
 template <typename T>
 T Check(eventstore::StoreResult<T> result, std::string_view what) {
-  if (!result) {
-    fmt::print(stderr, "projection_bench: {} failed: {}\n", what, result.error().ToString());
-    std::_Exit(1);
-  }
-  if constexpr (!std::is_void_v<T>) return std::move(result).value();
+  return bench::Check("projection_bench", std::move(result), what);
 }
 
 // A field of /proc/self/status in kB (VmRSS, VmHWM); 0 when it cannot be read.
@@ -264,23 +259,6 @@ void FillLog(const fs::path& path, const Settings& settings) {
              settings.fill_threads, settings.orders, store->HeadPosition(), elapsed_s,
              static_cast<double>(store->HeadPosition()) / elapsed_s);
   std::fflush(stdout);
-}
-
-// CPU time of the whole process (every thread, RocksDB's background work included), in seconds.
-double ProcessCpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& time) {
-    return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6;
-  };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
-// CPU time of the calling thread, in seconds.
-double ThreadCpuSeconds() {
-  timespec time{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time);
-  return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_nsec) / 1e9;
 }
 
 struct Measurement {
