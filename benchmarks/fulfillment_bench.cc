@@ -52,6 +52,7 @@
 #include "fulfillment/process_manager.h"
 #include "fulfillment/router.h"
 #include "server/lms_standin.h"
+#include "tests/support/sample_orders.h"
 
 namespace ledger::benchmarks {
 namespace {
@@ -130,33 +131,11 @@ std::vector<domain::Line> LinesFor(Workload workload, uint64_t index) {
 
 domain::CapturePayment CaptureFor(const std::string& order_number,
                                   const std::vector<domain::Line>& lines) {
-  int64_t total = 0;
-  for (const auto& line : lines) total += line.quantity * line.unit_price_minor;
-  return domain::CapturePayment{.order_number = order_number,
-                                .processor = "cybersource",
-                                .reference = "tx-" + order_number,
-                                .amount = {.minor_units = total, .currency = "USD"},
-                                .card_type = "visa",
-                                .card_last_digits = "1111",
-                                .captured_at_us = kT0};
+  return testing::SampleCapture(order_number, testing::SumOfLines(lines), "USD", kT0);
 }
 
 domain::PlaceOrder PlacementFor(const std::string& order_number, std::vector<domain::Line> lines) {
-  int64_t total = 0;
-  for (const auto& line : lines) total += line.quantity * line.unit_price_minor;
-  domain::PlaceOrder place;
-  place.order_number = order_number;
-  place.partner = "EDX";
-  place.user.id = 7;
-  place.user.username = "alice";
-  place.user.email = "alice@example.com";
-  place.lines = std::move(lines);
-  place.shipping_method = "No shipping required";
-  place.billing_address.country = "US";
-  place.total_minor = total;
-  place.currency = "USD";
-  place.placed_at_us = kT0;
-  return place;
+  return testing::SamplePlaceOrder(order_number, std::move(lines), "USD", kT0);
 }
 
 double Percentile(std::vector<int64_t> sorted_values, double fraction) {

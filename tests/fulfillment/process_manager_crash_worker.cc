@@ -23,6 +23,7 @@
 #include "fulfillment/modules.h"
 #include "fulfillment/process_manager.h"
 #include "fulfillment/router.h"
+#include "tests/support/sample_orders.h"
 
 namespace ledger::fulfillment {
 namespace {
@@ -83,34 +84,17 @@ bool PlaceOrder(eventstore::OrderCommandService& service, const std::string& ord
   const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
-  int64_t total = 0;
-  for (const auto& line : lines) total += line.quantity * line.unit_price_minor;
   const eventstore::EventMetadata metadata{
       .correlation_id = {}, .causation_id = {}, .actor = "crash-worker"};
-  domain::CapturePayment capture;
-  capture.order_number = order_number;
-  capture.processor = "cybersource";
-  capture.reference = "tx-" + order_number;
-  capture.amount.minor_units = total;
-  capture.amount.currency = "USD";
-  capture.captured_at_us = now_us;
+  const domain::CapturePayment capture = ledger::testing::SampleCapture(
+      order_number, ledger::testing::SumOfLines(lines), "USD", now_us);
   if (auto captured = service.Handle(capture, metadata); !captured) {
     std::fprintf(stderr, "worker: capture %s: %s\n", order_number.c_str(),
                  captured.error().ToString().c_str());
     return false;
   }
-  domain::PlaceOrder place;
-  place.order_number = order_number;
-  place.partner = "EDX";
-  place.user.id = 7;
-  place.user.username = "alice";
-  place.user.email = "alice@example.com";
-  place.lines = std::move(lines);
-  place.shipping_method = "No shipping required";
-  place.billing_address.country = "US";
-  place.total_minor = total;
-  place.currency = "USD";
-  place.placed_at_us = now_us;
+  const domain::PlaceOrder place =
+      ledger::testing::SamplePlaceOrder(order_number, std::move(lines), "USD", now_us);
   if (auto placed = service.Handle(place, metadata); !placed) {
     std::fprintf(stderr, "worker: place %s: %s\n", order_number.c_str(),
                  placed.error().ToString().c_str());

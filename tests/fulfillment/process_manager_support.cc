@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/sample_orders.h"
+
 namespace ledger::fulfillment::testing {
 
 Router DefaultRouter(const std::string& lms_url, std::string api_key, int64_t timeout_ms) {
@@ -53,32 +55,15 @@ domain::Line Local(std::string line_id, std::string product_type, int64_t quanti
 
 void PlaceOrder(eventstore::OrderCommandService& service, const std::string& order_number,
                 std::vector<domain::Line> lines, int64_t now_us) {
-  int64_t total = 0;
-  for (const auto& line : lines) total += line.quantity * line.unit_price_minor;
   const eventstore::EventMetadata metadata{
       .correlation_id = {}, .causation_id = {}, .actor = "test"};
-  domain::CapturePayment capture;
-  capture.order_number = order_number;
-  capture.processor = "cybersource";
-  capture.reference = "tx-" + order_number;
-  capture.amount.minor_units = total;
-  capture.amount.currency = "USD";
-  capture.captured_at_us = now_us;
-  auto captured = service.Handle(capture, metadata);
+  auto captured =
+      service.Handle(ledger::testing::SampleCapture(
+                         order_number, ledger::testing::SumOfLines(lines), "USD", now_us),
+                     metadata);
   if (!captured) FAIL(captured.error().ToString());
-  domain::PlaceOrder place;
-  place.order_number = order_number;
-  place.partner = "EDX";
-  place.user.id = 7;
-  place.user.username = "alice";
-  place.user.email = "alice@example.com";
-  place.lines = std::move(lines);
-  place.shipping_method = "No shipping required";
-  place.billing_address.country = "US";
-  place.total_minor = total;
-  place.currency = "USD";
-  place.placed_at_us = now_us;
-  auto placed = service.Handle(place, metadata);
+  auto placed = service.Handle(
+      ledger::testing::SamplePlaceOrder(order_number, std::move(lines), "USD", now_us), metadata);
   if (!placed) FAIL(placed.error().ToString());
 }
 

@@ -43,6 +43,19 @@ inline int64_t SumOfLines(const std::vector<domain::Line>& lines) {
   return total;
 }
 
+// A card capture by cybersource for `order_number`, with reference "tx-<order number>".
+inline domain::CapturePayment SampleCapture(const std::string& order_number, int64_t amount_minor,
+                                            std::string currency, int64_t captured_at_us) {
+  return domain::CapturePayment{
+      .order_number = order_number,
+      .processor = "cybersource",
+      .reference = "tx-" + order_number,
+      .amount = {.minor_units = amount_minor, .currency = std::move(currency)},
+      .card_type = "visa",
+      .card_last_digits = "1111",
+      .captured_at_us = captured_at_us};
+}
+
 // An asynchronous placement of `lines` for partner EDX, the total their sum, nothing shipped.
 inline domain::PlaceOrder SamplePlaceOrder(std::string order_number,
                                            std::vector<domain::Line> lines, std::string currency,
