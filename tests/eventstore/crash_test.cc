@@ -12,11 +12,7 @@
 // recovery), half at a random time after the first acknowledgement (inside the append loop).
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,8 +23,7 @@
 
 #include "tests/eventstore/crash_batch.h"
 #include "tests/eventstore/store_test_support.h"
-
-extern char** environ;
+#include "tests/support/child_process.h"
 
 namespace ledger::eventstore::testing {
 namespace {
@@ -54,24 +49,13 @@ ChildRun RunChild(const std::string& data_dir, uint64_t round, uint64_t retry_ro
                   uint64_t retry_batches, std::chrono::milliseconds kill_after,
                   bool after_first_ack) {
   ChildRun run;
-  int fds[2];
-  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-  posix_spawn_file_actions_t actions;
-  REQUIRE(posix_spawn_file_actions_init(&actions) == 0);
-  // dup2 clears close-on-exec on the copy: the child gets the write end as fd 3, nothing else.
-  REQUIRE(posix_spawn_file_actions_adddup2(&actions, fds[1], 3) == 0);
-  std::vector<std::string> arguments = {LEDGER_CRASH_APPENDER,       data_dir,
-                                        std::to_string(round),       "3",
-                                        std::to_string(retry_round), std::to_string(retry_batches)};
-  std::vector<char*> argv;
-  for (std::string& argument : arguments) argv.push_back(argument.data());
-  argv.push_back(nullptr);
-  pid_t child = 0;
-  const int spawned =
-      posix_spawn(&child, LEDGER_CRASH_APPENDER, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  REQUIRE(spawned == 0);
+  // The child's acknowledgements come on its fd 3.
+  const ledger::testing::SpawnedChild spawned =
+      ledger::testing::SpawnReporting({LEDGER_CRASH_APPENDER, data_dir, std::to_string(round), "3",
+                                       std::to_string(retry_round), std::to_string(retry_batches)},
+                                      3);
+  const pid_t child = spawned.pid;
+  const int pipe_fd = spawned.pipe_read_fd;
 
   // A child that never acknowledges is stuck; this bounds the wait for the first ack.
   constexpr std::chrono::seconds kFirstAckPatience(30);
@@ -87,13 +71,13 @@ ChildRun RunChild(const std::string& data_dir, uint64_t round, uint64_t retry_ro
       run.error = "the child acknowledged nothing in time";
       break;
     }
-    pollfd poll_fd{.fd = fds[0], .events = POLLIN, .revents = 0};
+    pollfd poll_fd{.fd = pipe_fd, .events = POLLIN, .revents = 0};
     const auto wait_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
     const int ready = ::poll(&poll_fd, 1, static_cast<int>(wait_ms));
     if (ready <= 0) continue;  // Timed out (checked above) or interrupted.
     char chunk[4096];
-    const ssize_t got = ::read(fds[0], chunk, sizeof chunk);
+    const ssize_t got = ::read(pipe_fd, chunk, sizeof chunk);
     if (got <= 0) {
       child_closed_pipe = true;  // The child exited on its own: it reported why.
       break;
@@ -104,19 +88,16 @@ ChildRun RunChild(const std::string& data_dir, uint64_t round, uint64_t retry_ro
       deadline_is_final = true;
     }
   }
-  ::kill(child, SIGKILL);
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  run.killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  run.killed = ledger::testing::KillAndReap(child);
   // Whatever the child wrote before it died is still in the pipe.
   if (!child_closed_pipe) {
     char chunk[4096];
     ssize_t got = 0;
-    while ((got = ::read(fds[0], chunk, sizeof chunk)) > 0) {
+    while ((got = ::read(pipe_fd, chunk, sizeof chunk)) > 0) {
       buffer.append(chunk, static_cast<size_t>(got));
     }
   }
-  ::close(fds[0]);
+  ::close(pipe_fd);
 
   std::istringstream lines(buffer);
   std::string line;

@@ -16,10 +16,6 @@
 // other keys); each line has exactly one LineFulfilled; an entitlement line records the uuid the
 // stand-in created for it; enrollment code lines carry exactly `quantity` codes, equal to a fresh
 // MintEnrollmentCodes (never a second batch); the hash chain verifies.
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -41,8 +37,7 @@
 #include "process_manager_support.h"
 #include "test_support.h"
 #include "tests/eventstore/store_test_support.h"
-
-extern char** environ;
+#include "tests/support/child_process.h"
 
 namespace ledger::fulfillment {
 namespace {
@@ -61,41 +56,10 @@ struct WorkerArguments {
 
 // Starts the worker and waits until it says it is ready (the ledger is open, the manager runs).
 pid_t StartWorker(const WorkerArguments& worker) {
-  int pipe_fds[2];
-  REQUIRE(::pipe(pipe_fds) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  std::vector<std::string> arguments = {LEDGER_PM_CRASH_WORKER,
-                                        worker.log_path,
-                                        worker.state_path,
-                                        worker.lms_url,
-                                        std::string(testing::kApiKey),
-                                        std::to_string(worker.seed),
-                                        worker.prefix,
-                                        std::to_string(worker.lms_timeout_ms)};
-  std::vector<char*> argv;
-  for (auto& argument : arguments) argv.push_back(argument.data());
-  argv.push_back(nullptr);
-  pid_t child = 0;
-  const int spawned =
-      posix_spawn(&child, LEDGER_PM_CRASH_WORKER, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  REQUIRE(spawned == 0);
-  char ready[6] = {};
-  const ssize_t got = ::read(pipe_fds[0], ready, 6);
-  ::close(pipe_fds[0]);
-  REQUIRE(got == 6);
-  return child;
-}
-
-void KillWorker(pid_t child) {
-  REQUIRE(::kill(child, SIGKILL) == 0);
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  REQUIRE(WIFSIGNALED(status));
+  return ledger::testing::SpawnWhenReady(
+      {LEDGER_PM_CRASH_WORKER, worker.log_path, worker.state_path, worker.lms_url,
+       std::string(testing::kApiKey), std::to_string(worker.seed), worker.prefix,
+       std::to_string(worker.lms_timeout_ms)});
 }
 
 // The Idempotency-Key of the one LMS call a line needs, empty for lines served without I/O.
@@ -306,7 +270,7 @@ TEST_CASE("a ledger killed at random moments fulfills every line exactly once af
       std::this_thread::sleep_for(
           std::chrono::milliseconds(Scaled(30, 120) + random() % Scaled(400, 800)));
     }
-    KillWorker(child);
+    REQUIRE(ledger::testing::KillAndReap(child));
     standin->SetFaults({});
     if (kind == RoundKind::kDelayedAnswer) {
       LedgerStores ledger = OpenLedger(dir);
