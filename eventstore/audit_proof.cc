@@ -50,19 +50,12 @@ Result<std::optional<ParsedDigest>, std::string> GetDigest(const json::object& o
   return std::optional<ParsedDigest>(std::move(*digest));
 }
 
-Error InvalidArgument(std::string message) {
-  return Error{.code = ErrorCode::kInvalidArgument,
-               .message = std::move(message),
-               .current_version = std::nullopt,
-               .position = 0};
-}
-
 }  // namespace
 
 StoreResult<InclusionProof> BuildInclusionProof(EventStore& store, MerkleNodeSource& nodes,
                                                 uint64_t position, uint64_t tree_size) {
   if (position == 0 || position > tree_size || tree_size > store.HeadPosition()) {
-    return Unexpected(InvalidArgument(
+    return Unexpected(InvalidArgumentError(
         fmt::format("an inclusion proof needs 1 <= position <= tree_size <= head ({}), not {} "
                     "and {}",
                     store.HeadPosition(), position, tree_size)));

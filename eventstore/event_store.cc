@@ -4,6 +4,13 @@
 
 namespace ledger::eventstore {
 
+Error InvalidArgumentError(std::string message) {
+  return Error{.code = ErrorCode::kInvalidArgument,
+               .message = std::move(message),
+               .current_version = std::nullopt,
+               .position = 0};
+}
+
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
     case ErrorCode::kWrongExpectedVersion:

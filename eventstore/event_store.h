@@ -65,6 +65,9 @@ struct Error {
   std::string ToString() const;
 };
 
+// A kInvalidArgument error that says `message`.
+Error InvalidArgumentError(std::string message);
+
 template <typename T>
 using StoreResult = Result<T, Error>;
 

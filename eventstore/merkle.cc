@@ -9,13 +9,6 @@
 namespace ledger::eventstore {
 namespace {
 
-Error InvalidArgument(std::string message) {
-  return Error{.code = ErrorCode::kInvalidArgument,
-               .message = std::move(message),
-               .current_version = std::nullopt,
-               .position = 0};
-}
-
 // The largest power of two strictly below n (n >= 2).
 uint64_t SplitPoint(uint64_t n) { return std::bit_floor(n - 1); }
 
@@ -119,8 +112,8 @@ StoreResult<std::vector<Hash256>> MerkleInclusionProof(MerkleNodeSource& source,
                                                        uint64_t leaf_index, uint64_t tree_size) {
   if (leaf_index >= tree_size) {
     return Unexpected(
-        InvalidArgument(fmt::format("leaf {} (position {}) is not in a tree of {} leaves",
-                                    leaf_index, leaf_index + 1, tree_size)));
+        InvalidArgumentError(fmt::format("leaf {} (position {}) is not in a tree of {} leaves",
+                                         leaf_index, leaf_index + 1, tree_size)));
   }
   std::vector<Hash256> path;
   auto built = AppendPath(source, leaf_index, 0, tree_size, path);
@@ -131,7 +124,7 @@ StoreResult<std::vector<Hash256>> MerkleInclusionProof(MerkleNodeSource& source,
 StoreResult<std::vector<Hash256>> MerkleConsistencyProof(MerkleNodeSource& source,
                                                          uint64_t from_size, uint64_t to_size) {
   if (from_size == 0 || from_size > to_size) {
-    return Unexpected(InvalidArgument(fmt::format(
+    return Unexpected(InvalidArgumentError(fmt::format(
         "a consistency proof needs 1 <= from_size <= to_size, not {} and {}", from_size, to_size)));
   }
   std::vector<Hash256> path;

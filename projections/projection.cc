@@ -11,13 +11,6 @@ Error CorruptionError(std::string message, uint64_t position) {
                .position = position};
 }
 
-Error InvalidArgumentError(std::string message) {
-  return Error{.code = eventstore::ErrorCode::kInvalidArgument,
-               .message = std::move(message),
-               .current_version = std::nullopt,
-               .position = 0};
-}
-
 Error CannotApplyError(std::string_view projection, const RecordedEvent& record,
                        std::string_view order_number, std::string_view problem) {
   return CorruptionError(

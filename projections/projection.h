@@ -113,7 +113,7 @@ using ProjectionFactory = std::function<std::unique_ptr<Projection>()>;
 // The errors projections report: stored data that makes no sense (kCorruption, naming the log
 // position when there is one), and a query that cannot be answered (kInvalidArgument).
 Error CorruptionError(std::string message, uint64_t position = 0);
-Error InvalidArgumentError(std::string message);
+using eventstore::InvalidArgumentError;
 // An event `projection` cannot apply, as kCorruption at the event's position.
 Error CannotApplyError(std::string_view projection, const RecordedEvent& record,
                        std::string_view order_number, std::string_view problem);

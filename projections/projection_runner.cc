@@ -720,16 +720,12 @@ StoreResult<void> ProjectionRunner::SwitchTo(Generation rebuilt) {
 StoreResult<void> ProjectionRunner::StartRebuild() {
   std::lock_guard lock(mutex_);
   if (!live_thread_.joinable()) {
-    return Unexpected(Error{.code = ErrorCode::kInvalidArgument,
-                            .message = "an online rebuild needs the live runner; use RebuildNow",
-                            .current_version = std::nullopt,
-                            .position = 0});
+    return Unexpected(
+        InvalidArgumentError("an online rebuild needs the live runner; use RebuildNow"));
   }
   if (rebuild_.running || rebuilt_) {
-    return Unexpected(Error{.code = ErrorCode::kInvalidArgument,
-                            .message = fmt::format("a rebuild of {} is already running", name_),
-                            .current_version = std::nullopt,
-                            .position = 0});
+    return Unexpected(
+        InvalidArgumentError(fmt::format("a rebuild of {} is already running", name_)));
   }
   if (rebuild_thread_.joinable()) rebuild_thread_.join();
   rebuild_ = RebuildStatus{.running = true,

@@ -74,11 +74,8 @@ eventstore::StoreResult<eventstore::Digest> AuditApi::SignDigest(std::optional<u
   const uint64_t head = store_.HeadPosition();
   const uint64_t at = position.value_or(head);
   if (at > head) {
-    return Unexpected(
-        eventstore::Error{.code = eventstore::ErrorCode::kInvalidArgument,
-                          .message = fmt::format("position {} is beyond the head {}", at, head),
-                          .current_version = std::nullopt,
-                          .position = 0});
+    return Unexpected(eventstore::InvalidArgumentError(
+        fmt::format("position {} is beyond the head {}", at, head)));
   }
   if (!merkle_.WaitFor(at, std::chrono::milliseconds(wait_ms.value_or(options_.wait_ms)))) {
     return Unexpected(eventstore::Error{
