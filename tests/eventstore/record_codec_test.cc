@@ -2,8 +2,12 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/eventstore/store_test_support.h"
+
 namespace ledger::eventstore::internal {
 namespace {
+
+using testing::SameRecord;
 
 RecordedEvent SampleRecord() {
   RecordedEvent record;
@@ -20,15 +24,6 @@ RecordedEvent SampleRecord() {
   record.previous_hash = Sha256Digest("previous");
   record.hash = ComputeRecordHash(record);
   return record;
-}
-
-bool SameRecord(const RecordedEvent& a, const RecordedEvent& b) {
-  return a.position == b.position && a.stream == b.stream && a.version == b.version &&
-         a.event_id == b.event_id && a.event_type == b.event_type &&
-         a.recorded_at_us == b.recorded_at_us && a.correlation_id == b.correlation_id &&
-         a.causation_id == b.causation_id && a.actor == b.actor &&
-         a.schema_version == b.schema_version && a.payload == b.payload &&
-         a.previous_hash == b.previous_hash && a.hash == b.hash;
 }
 
 TEST_CASE("a record survives encoding and decoding whole", "[codec]") {
