@@ -124,12 +124,8 @@ StoreResult<OrderRow> OrderStatusProjection::DecodeRow(std::string_view bytes) {
 StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
                                                const domain::Event& event, RowBatch& rows) {
   const std::string& order_number = domain::EventOrderNumber(event);
-  // Rows are per order and rebuilds split the log by stream (PartitionedByStream): an event
-  // outside its order's stream would land in another order's partition.
-  if (!record.stream.starts_with(domain::kOrderStreamPrefix) ||
-      std::string_view(record.stream).substr(domain::kOrderStreamPrefix.size()) != order_number) {
-    return Unexpected(CannotApplyError(name(), record, order_number,
-                                       fmt::format("it is in stream {}", record.stream)));
+  if (auto in_stream = CheckInOrderStream(name(), record, order_number); !in_stream) {
+    return in_stream;
   }
   auto cached = cache_.find(order_number);
   if (cached == cache_.end()) {

@@ -262,6 +262,10 @@ StoreResult<void> PaymentsProjection::ApplyCreated(const RecordedEvent& record,
 
 StoreResult<void> PaymentsProjection::Apply(const RecordedEvent& record, const domain::Event& event,
                                             RowBatch& rows) {
+  if (auto in_stream = CheckInOrderStream(kName, record, domain::EventOrderNumber(event));
+      !in_stream) {
+    return in_stream;
+  }
   if (const auto* captured = std::get_if<domain::PaymentCaptured>(&event)) {
     return ApplyCapture(record, *captured, rows);
   }

@@ -108,6 +108,8 @@ class PaymentsProjection final : public Projection {
                           RowBatch& rows) override;
   StoreResult<void> Flush(RowBatch& rows) override;
   void Reset() override { cache_.clear(); }
+  // Each row belongs to one order, and Apply checks that each event is in its order's stream.
+  bool PartitionedByStream() const override { return true; }
 
   // The order's payments; nullopt when the log holds no capture and no placement for it.
   static StoreResult<std::optional<OrderPayments>> Get(const ProjectionView& view,

@@ -20,4 +20,15 @@ Error CannotApplyError(std::string_view projection, const RecordedEvent& record,
       record.position);
 }
 
+StoreResult<void> CheckInOrderStream(std::string_view projection, const RecordedEvent& record,
+                                     std::string_view order_number) {
+  const std::string_view stream = record.stream;
+  if (stream.starts_with(domain::kOrderStreamPrefix) &&
+      stream.substr(domain::kOrderStreamPrefix.size()) == order_number) {
+    return {};
+  }
+  return Unexpected(CannotApplyError(projection, record, order_number,
+                                     fmt::format("it is in stream {}", record.stream)));
+}
+
 }  // namespace ledger::projections

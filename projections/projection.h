@@ -117,5 +117,10 @@ using eventstore::InvalidArgumentError;
 // An event `projection` cannot apply, as kCorruption at the event's position.
 Error CannotApplyError(std::string_view projection, const RecordedEvent& record,
                        std::string_view order_number, std::string_view problem);
+// For projections with a row per order that are PartitionedByStream: an event outside its
+// order's stream ("order-<order number>") would reach another partition's instance, so it is
+// CannotApplyError.
+StoreResult<void> CheckInOrderStream(std::string_view projection, const RecordedEvent& record,
+                                     std::string_view order_number);
 
 }  // namespace ledger::projections

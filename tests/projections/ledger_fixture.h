@@ -2,7 +2,10 @@
 // directory, closable and reopenable as a restarted process would.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "eventstore/event_store.h"
 #include "eventstore/order_command_service.h"
@@ -12,6 +15,19 @@
 #include "tests/eventstore/store_test_support.h"
 
 namespace ledger::testing {
+
+// Every row of the runner's active generation, indexes included, by key relative to it.
+inline std::map<std::string, std::string> AllRows(projections::ProjectionRunner& runner) {
+  std::map<std::string, std::string> rows;
+  REQUIRE(runner.View()
+              .Scan("", "", false,
+                    [&](std::string_view key, std::string_view value) {
+                      rows.emplace(key, value);
+                      return true;
+                    })
+              .has_value());
+  return rows;
+}
 
 class LedgerFixture {
  public:

@@ -257,18 +257,6 @@ TEST_CASE("rebuilds split between parallel walks equal a fresh fold", "[projecti
   }
   for (int i = 0; i < 4; ++i) workload.AddOrphanPayment();
   const uint64_t head = ledger.store().HeadPosition();
-  // Every row of the active generation, indexes included, by key relative to the generation.
-  auto rows_of = [&](projections::ProjectionRunner& runner) {
-    std::map<std::string, std::string> rows;
-    REQUIRE(runner.View()
-                .Scan("", "", false,
-                      [&](std::string_view key, std::string_view value) {
-                        rows.emplace(key, value);
-                        return true;
-                      })
-                .has_value());
-    return rows;
-  };
   std::map<std::string, std::string> single_walk;
   for (const size_t partitions : {size_t{1}, size_t{2}, size_t{3}, size_t{7}}) {
     for (const size_t batch_events_max : {size_t{10'000}, size_t{1}, size_t{5}}) {
@@ -286,10 +274,10 @@ TEST_CASE("rebuilds split between parallel walks equal a fresh fold", "[projecti
       RequireCheckOk(ledger.store(), runner->View(), 64);
       // The same rows and index entries, byte for byte, as one walk in one batch wrote.
       if (single_walk.empty()) {
-        single_walk = rows_of(*runner);
+        single_walk = testing::AllRows(*runner);
         CHECK(single_walk.size() > 4 * 60);
       } else {
-        CHECK(rows_of(*runner) == single_walk);
+        CHECK(testing::AllRows(*runner) == single_walk);
       }
       // Progress never goes back and ends with everything done.
       REQUIRE_FALSE(progress.empty());

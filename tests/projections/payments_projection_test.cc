@@ -32,13 +32,10 @@ const eventstore::EventMetadata kMetadata{
 domain::CapturePayment Capture(std::string order_number, int64_t amount_minor,
                                int64_t captured_at_us, std::string reference = "tx-1",
                                std::string currency = "USD") {
-  return domain::CapturePayment{.order_number = std::move(order_number),
-                                .processor = "cybersource",
-                                .reference = std::move(reference),
-                                .amount = {.minor_units = amount_minor, .currency = currency},
-                                .card_type = "visa",
-                                .card_last_digits = "1111",
-                                .captured_at_us = captured_at_us};
+  domain::CapturePayment capture = ledger::testing::SampleCapture(
+      order_number, amount_minor, std::move(currency), captured_at_us);
+  capture.reference = std::move(reference);
+  return capture;
 }
 
 domain::PlaceOrder Place(std::string order_number, int64_t total_minor,
@@ -315,11 +312,23 @@ TEST_CASE("a rebuilt payments projection answers the same", "[projections][payme
   CHECK(orphans.size() == 20 + 7);  // Odd i (unplaced), twice when i % 3 == 0 too.
   CHECK(excess.size() == 20);       // i % 3 == 0 or i % 4 == 0.
 
-  auto rebuilt = runner->RebuildNow();
-  if (!rebuilt) FAIL(rebuilt.error().ToString());
-  CHECK(runner->generation() != generation);
-  CHECK(AllOrphans(runner->View(), kT0 + kHourUs, 10 * kMinuteUs, 6) == orphans);
-  CHECK(AllExcess(runner->View(), 6) == excess);
+  const auto caught_up_rows = testing::AllRows(*runner);
+  runner.reset();
+  // One walk, and walks in parallel each applying the streams that hash to it
+  // (PartitionedByStream), give the same rows byte for byte.
+  for (const size_t partitions : {size_t{1}, size_t{3}, size_t{7}}) {
+    CAPTURE(partitions);
+    auto rebuilding = PaymentsRunner(
+        ledger, {.batch_events_max = 7, .idle_wait = 5ms, .rebuild_partitions = partitions});
+    const uint64_t before = rebuilding->generation();
+    auto rebuilt = rebuilding->RebuildNow();
+    if (!rebuilt) FAIL(rebuilt.error().ToString());
+    CHECK(rebuilding->generation() != before);
+    CHECK(rebuilding->generation() != generation);
+    CHECK(AllOrphans(rebuilding->View(), kT0 + kHourUs, 10 * kMinuteUs, 6) == orphans);
+    CHECK(AllExcess(rebuilding->View(), 6) == excess);
+    CHECK(testing::AllRows(*rebuilding) == caught_up_rows);
+  }
 }
 
 TEST_CASE("damaged payments rows decode to corruption, never a crash",
@@ -434,6 +443,28 @@ TEST_CASE("a second OrderCreated stops the payments runner with corruption at it
   CHECK(caught_up.error().code == ErrorCode::kCorruption);
   CHECK(caught_up.error().position == appended->first_position);
   CHECK(runner->checkpoint() < appended->first_position);
+}
+
+TEST_CASE("a capture outside its order's stream stops the payments runner naming it",
+          "[projections][payments][damage]") {
+  LedgerFixture ledger;
+  MustHandle(ledger, Capture("EDX-1", 100, kT0));
+  const auto other = MustHandle(ledger, Capture("EDX-2", 100, kT0, "tx-2"));
+  // EDX-2's capture again, in EDX-1's stream: a rebuild split by stream would apply it in the
+  // wrong walk, so it is refused.
+  eventstore::NewEvent stray = eventstore::ToNewEvent(other.events.front(), kMetadata);
+  stray.event_id = eventstore::testing::IdFor("stray capture");
+  auto appended = ledger.store().Append(domain::OrderStreamName("EDX-1"),
+                                        eventstore::ExpectedVersion::Any(), std::span(&stray, 1));
+  REQUIRE(appended.has_value());
+
+  auto runner = PaymentsRunner(ledger, {.batch_events_max = 1});
+  auto caught_up = runner->CatchUp();
+  REQUIRE_FALSE(caught_up.has_value());
+  CHECK(caught_up.error().code == ErrorCode::kCorruption);
+  CHECK(caught_up.error().position == appended->first_position);
+  CHECK_THAT(caught_up.error().message, Catch::Contains("order-EDX-1"));
+  CHECK(runner->checkpoint() == appended->first_position - 1);
 }
 
 }  // namespace
