@@ -98,7 +98,7 @@ std::vector<Event> With(std::vector<Event> events, std::vector<Event> more) {
   return events;
 }
 
-struct Row {
+struct FoldErrorRow {
   std::string_view name;
   // A stream that folds, then the event that cannot apply to it.
   std::vector<Event> given;
@@ -123,7 +123,7 @@ TEST_CASE("every inapplicable event gives a FoldError naming what is wrong, neve
   OrderCreated far_total = created;
   far_total.total_minor = kInt64Min;
 
-  const Row rows[] = {
+  const FoldErrorRow rows[] = {
       {"an event of another order", PlacedEvents(), other_order,
        "the stream holds order EDX-100009"},
       {"a second OrderCreated", PlacedEvents(), created, "the order was created before"},
@@ -177,7 +177,7 @@ TEST_CASE("every inapplicable event gives a FoldError naming what is wrong, neve
        With(two_revocable, {FulfilledEvent("1"), FulfilledEvent("2"), RevokedEvent("1")}),
        RevokedEvent("2"), "the refunded amount overflows at line 2"},
   };
-  for (const Row& row : rows) {
+  for (const FoldErrorRow& row : rows) {
     INFO(row.name);
     // Given a stream that folds,
     Result<OrderState, FoldError> given = TryFold(row.given);

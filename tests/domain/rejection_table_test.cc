@@ -74,7 +74,7 @@ TEST_CASE("rejection codes keep their numbers and names", "[rejection]") {
         "payment_short (20): captured payments do not cover the order total: captured 1.00 USD");
 }
 
-struct Row {
+struct RejectionRow {
   RejectionCode expected;
   std::string_view name;
   std::function<Rejection()> run;
@@ -82,7 +82,7 @@ struct Row {
 
 // One row per rejection, in order of precedence: each breaks that one rule.
 TEST_CASE("rejection table, in order of precedence", "[rejection]") {
-  const Row rows[] = {
+  const RejectionRow rows[] = {
       {RejectionCode::kInvalidOrderNumber, "order number with a space",
        [] {
          PlaceOrder place = StandardPlacement();
@@ -216,7 +216,7 @@ TEST_CASE("rejection table, in order of precedence", "[rejection]") {
   };
   std::set<RejectionCode> covered;
   for (size_t i = 0; i < std::size(rows); ++i) {
-    const Row& row = rows[i];
+    const RejectionRow& row = rows[i];
     INFO(RejectionName(row.expected) << ": " << row.name);
     if (i > 0) CHECK(Precedence(rows[i - 1].expected) < Precedence(row.expected));
     const Rejection rejection = row.run();

@@ -42,13 +42,13 @@ class RecordingModule final : public Module {
   std::string product_type_;
 };
 
-struct Fixture {
+struct RouterFixture {
   RecordingModule* first = nullptr;
   RecordingModule* second = nullptr;
   RecordingModule* donations = nullptr;
   std::unique_ptr<Router> router;
 
-  Fixture() {
+  RouterFixture() {
     auto a = std::make_unique<RecordingModule>("first", "Seat");
     auto b = std::make_unique<RecordingModule>("second", "Seat");
     auto c = std::make_unique<RecordingModule>("donations", "Donation");
@@ -64,7 +64,7 @@ struct Fixture {
 };
 
 TEST_CASE("router: the first module that supports a line wins", "[router]") {
-  Fixture f;
+  RouterFixture f;
   const auto order = Order(
       "EDX-1", {LineOfType("1", "Seat"), LineOfType("2", "Donation"), LineOfType("3", "Seat")});
   const auto outcomes = f.router->Fulfill(order, order.lines);
@@ -87,7 +87,7 @@ TEST_CASE("router: the first module that supports a line wins", "[router]") {
 }
 
 TEST_CASE("router: unsupported lines fail with a configuration error, in line order", "[router]") {
-  Fixture f;
+  RouterFixture f;
   const auto order = Order("EDX-2", {LineOfType("1", "Executive Education"),
                                      LineOfType("2", "Seat"), LineOfType("3", "Coupon")});
   const auto outcomes = f.router->Fulfill(order, order.lines);
@@ -108,7 +108,7 @@ TEST_CASE("router: unsupported lines fail with a configuration error, in line or
 }
 
 TEST_CASE("router: revoke goes to the module that fulfilled the line", "[router]") {
-  Fixture f;
+  RouterFixture f;
   const auto order = Order("EDX-3", {LineOfType("1", "Seat")});
   REQUIRE(f.router->Revoke(order, FulfilledLine(order.lines[0], "second")).succeeded());
   CHECK(f.second->revoked == std::vector<std::string>{"1"});

@@ -37,7 +37,7 @@ TEST_CASE("PrometheusText writes HELP and TYPE once per family, escapes labels, 
         "c_seconds_count{route=\"r\"} 3\n");
 }
 
-std::string Get(uint16_t port, const std::string& path, int expected_status = 200) {
+std::string GetBody(uint16_t port, const std::string& path, int expected_status = 200) {
   fulfillment::HttpClient client;
   auto response = client.Send({.method = "GET",
                                .url = "http://127.0.0.1:" + std::to_string(port) + path,
@@ -53,10 +53,10 @@ std::string Get(uint16_t port, const std::string& path, int expected_status = 20
 TEST_CASE("GET /metrics shows appends, group commits, projection lag and HTTP requests") {
   ApiFixture ledger;
   ledger.Pay(0, 7);
-  Get(ledger.port(), "/v1/orders/EDX-1/events");
-  Get(ledger.port(), "/v1/orders/EDX-2/events");
-  Get(ledger.port(), "/v1/nothing-here", 404);
-  const std::string text = Get(ledger.port(), "/metrics");
+  GetBody(ledger.port(), "/v1/orders/EDX-1/events");
+  GetBody(ledger.port(), "/v1/orders/EDX-2/events");
+  GetBody(ledger.port(), "/v1/nothing-here", 404);
+  const std::string text = GetBody(ledger.port(), "/metrics");
   auto has = [&text](const std::string& line) {
     INFO(line);
     CHECK(text.find(line) != std::string::npos);
