@@ -63,11 +63,11 @@ TEST_CASE("a small group commit bound still commits every append, gapless", "[ro
   RocksDbOptions options;
   options.group_commit_events_max = 3;
   auto store = MustOpenRocksDb(dir.Child("store"), options);
-  constexpr size_t kThreads = 6;
+  constexpr size_t kAppenders = 6;
   const size_t appends = Scaled(60, 20);
-  std::vector<std::string> errors(kThreads);
+  std::vector<std::string> errors(kAppenders);
   std::vector<std::thread> threads;
-  for (size_t t = 0; t < kThreads; ++t) {
+  for (size_t t = 0; t < kAppenders; ++t) {
     threads.emplace_back([&, t] {
       for (size_t a = 0; a < appends; ++a) {
         // Two events per call: a group holds one call, or a call and part of the bound.
@@ -84,7 +84,7 @@ TEST_CASE("a small group commit bound still commits every append, gapless", "[ro
   for (const std::string& error : errors) CHECK(error.empty());
   size_t events_per_thread = 0;
   for (size_t a = 0; a < appends; ++a) events_per_thread += 2 + a % 3;
-  CHECK(CheckLogInvariants(*store).size() == kThreads * events_per_thread);
+  CHECK(CheckLogInvariants(*store).size() == kAppenders * events_per_thread);
 }
 
 TEST_CASE("with no recent events kept a live subscriber reads everything from disk",
