@@ -8,6 +8,7 @@
 #include "base/assert.h"
 #include "base/bytes.h"
 #include "eventstore/event_codec.h"
+#include "projections/row_codec.h"
 
 namespace ledger::projections {
 
@@ -21,7 +22,6 @@ constexpr size_t kRowHeaderBytes = 8 * 4;
 constexpr char kRowFormatFlat = 0x00;
 constexpr char kRowFormatPacked = 0x01;
 
-std::string OrderKey(std::string_view order_number) { return fmt::format("o/{}", order_number); }
 std::string StatusPrefix(domain::OrderStatus status) {
   return fmt::format("s/{:02x}/", static_cast<unsigned>(status));
 }
@@ -145,7 +145,7 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
   }
   if (cached == cache_.end()) {
     CachedOrder order;
-    auto stored = rows.Get(OrderKey(order_number));
+    auto stored = rows.Get(OrderRowKey(order_number));
     if (!stored) return Unexpected(std::move(stored).error());
     if (*stored) {
       auto decoded = DecodeRow(**stored);
@@ -212,7 +212,7 @@ void OrderStatusProjection::WriteOrders(const Orders& cache, RowBatch& rows) {
     const std::string& order_number = entry->first;
     const CachedOrder& order = entry->second;
     const OrderRow& row = order.row;
-    rows.Put(OrderKey(order_number), EncodeRow(row));
+    rows.Put(OrderRowKey(order_number), EncodeRow(row));
     if (!row.state.placed()) continue;
     if (!order.stored_placed) {
       const int64_t user_id = row.state.placement->user.id;
@@ -240,7 +240,7 @@ void OrderStatusProjection::WriteOrders(const Orders& cache, RowBatch& rows) {
 
 StoreResult<std::optional<OrderRow>> OrderStatusProjection::Get(const ProjectionView& view,
                                                                 std::string_view order_number) {
-  auto stored = view.Get(OrderKey(order_number));
+  auto stored = view.Get(OrderRowKey(order_number));
   if (!stored) return Unexpected(std::move(stored).error());
   if (!*stored) return std::optional<OrderRow>();
   auto row = DecodeRow(**stored);

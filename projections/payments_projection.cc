@@ -18,11 +18,11 @@ using eventstore::ErrorCode;
 // Row encodings (all integers big-endian, texts as a 4-byte length and the bytes):
 //   capture: processor, reference, currency, amount (8), card type, card last digits,
 //            captured_at_us (8), excess (1 byte: 0 or 1), position (8), recorded_at_us (8)
-//   order:   format (1 byte: kRowFormat), order number, placed (1 byte: 0 or 1),
+//   order:   format (1 byte: kPaymentsRowFormat), order number, placed (1 byte: 0 or 1),
 //            placed position (8), currency, total (8), excess since position (8),
 //            capture count (4, at most domain::kCapturesMax), then each capture
-// Never change a field's meaning: rows are stored. A new format takes a new kRowFormat.
-constexpr uint8_t kRowFormat = 1;
+// Never change a field's meaning: rows are stored. A new format takes a new kPaymentsRowFormat.
+constexpr uint8_t kPaymentsRowFormat = 1;
 
 // Keys: see the header.
 constexpr std::string_view kOrphanPrefix = "x/";
@@ -30,7 +30,6 @@ constexpr std::string_view kExcessPrefix = "e/";
 constexpr size_t kHexPositionChars = 16;
 constexpr size_t kHexIndexChars = 4;
 
-std::string OrderKey(std::string_view order_number) { return fmt::format("o/{}", order_number); }
 std::string OrphanKey(int64_t captured_at_us, std::string_view order_number, size_t index) {
   return fmt::format("{}{:016x}/{}/{:04x}", kOrphanPrefix, static_cast<uint64_t>(captured_at_us),
                      order_number, index);
@@ -132,7 +131,7 @@ StoreResult<PaymentCapture> PaymentsProjection::DecodeCapture(std::string_view b
 
 std::string PaymentsProjection::EncodeRow(const OrderPayments& row) {
   std::string bytes;
-  PutU8(bytes, kRowFormat);
+  PutU8(bytes, kPaymentsRowFormat);
   PutText(bytes, row.order_number);
   PutU8(bytes, row.placed ? 1 : 0);
   PutU64(bytes, row.placed_position);
@@ -146,7 +145,7 @@ std::string PaymentsProjection::EncodeRow(const OrderPayments& row) {
 
 StoreResult<OrderPayments> PaymentsProjection::DecodeRow(std::string_view bytes) {
   RowReader reader(bytes);
-  if (const uint8_t format = reader.U8(); reader.ok() && format != kRowFormat) {
+  if (const uint8_t format = reader.U8(); reader.ok() && format != kPaymentsRowFormat) {
     return Unexpected(CorruptionError(fmt::format("a payments order row has format {}", format)));
   }
   OrderPayments row;
@@ -176,7 +175,7 @@ StoreResult<OrderPayments*> PaymentsProjection::Load(const std::string& order_nu
   if (cached != cache_.end()) return &cached->second;
   OrderPayments order;
   order.order_number = order_number;
-  auto stored = rows.Get(OrderKey(order_number));
+  auto stored = rows.Get(OrderRowKey(order_number));
   if (!stored) return Unexpected(std::move(stored).error());
   if (*stored) {
     auto decoded = DecodeRow(**stored);
@@ -277,14 +276,14 @@ StoreResult<void> PaymentsProjection::Apply(const RecordedEvent& record, const d
 
 StoreResult<void> PaymentsProjection::Flush(RowBatch& rows) {
   for (const auto& [order_number, order] : cache_)
-    rows.Put(OrderKey(order_number), EncodeRow(order));
+    rows.Put(OrderRowKey(order_number), EncodeRow(order));
   cache_.clear();
   return {};
 }
 
 StoreResult<std::optional<OrderPayments>> PaymentsProjection::Get(const ProjectionView& view,
                                                                   std::string_view order_number) {
-  auto stored = view.Get(OrderKey(order_number));
+  auto stored = view.Get(OrderRowKey(order_number));
   if (!stored) return Unexpected(std::move(stored).error());
   if (!*stored) return std::optional<OrderPayments>();
   auto row = DecodeRow(**stored);

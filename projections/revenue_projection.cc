@@ -17,17 +17,19 @@ namespace {
 using eventstore::ErrorCode;
 
 // Row encodings (integers big-endian, texts as a 4-byte length and the bytes):
-//   day:   format (1 byte: kRowFormat), captured (8), refunded (8), captures (8),
+//   day:   format (1 byte: kRevenueRowFormat), captured (8), refunded (8), captures (8),
 //          revocations (8); amounts are never negative.
-//   order: format (1 byte: kRowFormat), currency, line count (4, at most domain::kLinesMax),
+//   order: format (1 byte: kRevenueRowFormat), currency, line count (4, at most domain::kLinesMax),
 //          then per line: line id, amount (8, never negative), revoked (1 byte: 0 or 1)
-// Never change a field's meaning: rows are stored. A new format takes a new kRowFormat.
-constexpr uint8_t kRowFormat = 1;
+// Never change a field's meaning: rows are stored. A new format takes a new kRevenueRowFormat.
+constexpr uint8_t kRevenueRowFormat = 1;
 
 constexpr std::string_view kDayPrefix = "d/";
 constexpr size_t kDayChars = 10;  // YYYY-MM-DD
 
-std::string OrderKey(std::string_view order_number) { return fmt::format("l/{}", order_number); }
+std::string RevenueLinesKey(std::string_view order_number) {
+  return fmt::format("l/{}", order_number);
+}
 std::string DayKey(std::string_view day, std::string_view currency) {
   return fmt::format("{}{}/{}", kDayPrefix, day, currency);
 }
@@ -70,7 +72,7 @@ bool RevenueProjection::IsValidDay(std::string_view day) {
 
 std::string RevenueProjection::EncodeDayRow(const RevenueRow& row) {
   std::string bytes;
-  PutU8(bytes, kRowFormat);
+  PutU8(bytes, kRevenueRowFormat);
   PutI64(bytes, row.captured_minor);
   PutI64(bytes, row.refunded_minor);
   AppendBigEndian64(bytes, row.captures);
@@ -88,7 +90,7 @@ StoreResult<RevenueRow> RevenueProjection::DecodeDayRow(std::string_view day,
   row.refunded_minor = reader.Amount();
   row.captures = reader.U64();
   row.revocations = reader.U64();
-  if (!reader.ok() || !reader.at_end() || format != kRowFormat) {
+  if (!reader.ok() || !reader.at_end() || format != kRevenueRowFormat) {
     return Unexpected(CorruptionError(
         fmt::format("the revenue row of {} {} is truncated or malformed", day, currency)));
   }
@@ -97,7 +99,7 @@ StoreResult<RevenueRow> RevenueProjection::DecodeDayRow(std::string_view day,
 
 std::string RevenueProjection::EncodeOrderRow(const RevenueOrder& order) {
   std::string bytes;
-  PutU8(bytes, kRowFormat);
+  PutU8(bytes, kRevenueRowFormat);
   PutText(bytes, order.currency);
   AppendBigEndian32(bytes, static_cast<uint32_t>(order.lines.size()));
   for (const RevenueOrderLine& line : order.lines) {
@@ -125,7 +127,7 @@ StoreResult<RevenueOrder> RevenueProjection::DecodeOrderRow(std::string_view byt
     line.revoked = reader.Bool();
     order.lines.push_back(std::move(line));
   }
-  if (!reader.ok() || !reader.at_end() || format != kRowFormat) {
+  if (!reader.ok() || !reader.at_end() || format != kRevenueRowFormat) {
     return Unexpected(CorruptionError("a revenue order row is truncated or malformed"));
   }
   return order;
@@ -160,7 +162,7 @@ StoreResult<RevenueOrder*> RevenueProjection::LoadOrder(const std::string& order
   auto cached = orders_.find(order_number);
   if (cached == orders_.end()) {
     std::optional<RevenueOrder> order;
-    auto stored = rows.Get(OrderKey(order_number));
+    auto stored = rows.Get(RevenueLinesKey(order_number));
     if (!stored) return Unexpected(std::move(stored).error());
     if (*stored) {
       auto decoded = DecodeOrderRow(**stored);
@@ -292,7 +294,7 @@ StoreResult<void> RevenueProjection::Apply(const RecordedEvent& record, const do
 StoreResult<void> RevenueProjection::Flush(RowBatch& rows) {
   for (const auto& [key, row] : days_) rows.Put(key, EncodeDayRow(row));
   for (const auto& [order_number, order] : orders_) {
-    if (order) rows.Put(OrderKey(order_number), EncodeOrderRow(*order));
+    if (order) rows.Put(RevenueLinesKey(order_number), EncodeOrderRow(*order));
   }
   Reset();
   return {};

@@ -14,6 +14,14 @@
 
 namespace ledger::projections {
 
+// The key of an order's row in projections with one row per order: "o/<order number>" (relative
+// to the generation).
+inline std::string OrderRowKey(std::string_view order_number) {
+  std::string key("o/");
+  key.append(order_number);
+  return key;
+}
+
 inline void PutU8(std::string& out, uint8_t value) { out.push_back(static_cast<char>(value)); }
 inline void PutU64(std::string& out, uint64_t value) { AppendBigEndian64(out, value); }
 inline void PutI64(std::string& out, int64_t value) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "domain/commands.h"
 #include "eventstore/event_store.h"
 #include "eventstore/order_command_service.h"
 #include "eventstore/state_store.h"
@@ -15,6 +16,12 @@
 #include "tests/eventstore/store_test_support.h"
 
 namespace ledger::testing {
+
+// Catches the runner up to the head; a failure fails the test.
+inline void MustCatchUp(projections::ProjectionRunner& runner) {
+  auto caught_up = runner.CatchUp();
+  if (!caught_up) FAIL(caught_up.error().ToString());
+}
 
 // Every row of the runner's active generation, indexes included, by key relative to it.
 inline std::map<std::string, std::string> AllRows(projections::ProjectionRunner& runner) {
@@ -57,13 +64,26 @@ class LedgerFixture {
     service_ = std::make_unique<eventstore::OrderCommandService>(*store_);
   }
 
-  std::unique_ptr<projections::ProjectionRunner> OrderStatusRunner(
-      projections::RunnerOptions options = {}) {
+  // A runner of projection P on this ledger (not started).
+  template <typename P>
+  std::unique_ptr<projections::ProjectionRunner> Runner(projections::RunnerOptions options = {}) {
     auto runner = projections::ProjectionRunner::Open(
-        *store_, *state_, [] { return std::make_unique<projections::OrderStatusProjection>(); },
-        options);
+        *store_, *state_, [] { return std::make_unique<P>(); }, options);
     REQUIRE(runner.has_value());
     return std::move(*runner);
+  }
+  std::unique_ptr<projections::ProjectionRunner> OrderStatusRunner(
+      projections::RunnerOptions options = {}) {
+    return Runner<projections::OrderStatusProjection>(options);
+  }
+
+  // Handles `command` through the service as actor "test"; a rejection fails the test.
+  eventstore::CommandOutcome MustHandle(const domain::Command& command) {
+    auto result =
+        service_->Handle(command, {.correlation_id = {}, .causation_id = {}, .actor = "test"});
+    INFO(domain::CommandTypeName(command));
+    if (!result) FAIL(result.error().ToString());
+    return std::move(result).value();
   }
 
  private:

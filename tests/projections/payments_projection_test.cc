@@ -22,6 +22,7 @@ using namespace std::chrono_literals;
 using namespace std::string_view_literals;
 using eventstore::ErrorCode;
 using testing::LedgerFixture;
+using testing::MustCatchUp;
 
 constexpr int64_t kT0 = 1'790'000'000'000'000;
 constexpr int64_t kMinuteUs = 60'000'000;
@@ -49,27 +50,6 @@ domain::PlaceOrder Place(std::string order_number, int64_t total_minor,
                                                          .unit_price_minor = total_minor,
                                                          .attributes = {}}},
                                            std::move(currency), kT0 + kHourUs);
-}
-
-eventstore::CommandOutcome MustHandle(LedgerFixture& ledger, const domain::Command& command) {
-  auto result = ledger.service().Handle(command, kMetadata);
-  INFO(domain::CommandTypeName(command));
-  if (!result) FAIL(result.error().ToString());
-  return std::move(result).value();
-}
-
-std::unique_ptr<ProjectionRunner> PaymentsRunner(LedgerFixture& ledger,
-                                                 RunnerOptions options = {}) {
-  auto runner = ProjectionRunner::Open(
-      ledger.store(), ledger.state(), [] { return std::make_unique<PaymentsProjection>(); },
-      options);
-  REQUIRE(runner.has_value());
-  return std::move(*runner);
-}
-
-void MustCatchUp(ProjectionRunner& runner) {
-  auto caught_up = runner.CatchUp();
-  if (!caught_up) FAIL(caught_up.error().ToString());
 }
 
 // Every page of a list, following the cursors.
@@ -109,10 +89,10 @@ std::vector<std::string> OrderNumbers(const std::vector<OrphanPayment>& orphans)
 TEST_CASE("orphan payments appear on capture and leave when the order is placed",
           "[projections][payments]") {
   LedgerFixture ledger;
-  MustHandle(ledger, Capture("EDX-1", 4900, kT0 + 20 * kMinuteUs, "tx-a"));
-  const auto second = MustHandle(ledger, Capture("EDX-2", 1500, kT0, "tx-b", "EUR"));
-  MustHandle(ledger, Capture("EDX-3", 300, kT0 + 10 * kMinuteUs, "tx-c"));
-  auto runner = PaymentsRunner(ledger);
+  ledger.MustHandle(Capture("EDX-1", 4900, kT0 + 20 * kMinuteUs, "tx-a"));
+  const auto second = ledger.MustHandle(Capture("EDX-2", 1500, kT0, "tx-b", "EUR"));
+  ledger.MustHandle(Capture("EDX-3", 300, kT0 + 10 * kMinuteUs, "tx-c"));
+  auto runner = ledger.Runner<PaymentsProjection>();
   MustCatchUp(*runner);
 
   std::vector<OrphanPayment> orphans = AllOrphans(runner->View(), kT0 + kHourUs, 0, 100);
@@ -127,7 +107,7 @@ TEST_CASE("orphan payments appear on capture and leave when the order is placed"
   CHECK_FALSE(capture.excess);
   CHECK(capture.position == second.first_position);
 
-  MustHandle(ledger, Place("EDX-3", 300));
+  ledger.MustHandle(Place("EDX-3", 300));
   MustCatchUp(*runner);
   orphans = AllOrphans(runner->View(), kT0 + kHourUs, 0, 100);
   CHECK(OrderNumbers(orphans) == std::vector<std::string>{"EDX-2", "EDX-1"});
@@ -147,10 +127,10 @@ TEST_CASE("orphan payments appear on capture and leave when the order is placed"
 TEST_CASE("a capture and its placement in one batch leave no orphan behind",
           "[projections][payments]") {
   LedgerFixture ledger;
-  MustHandle(ledger, Capture("EDX-1", 4900, kT0));
-  MustHandle(ledger, Capture("EDX-1", 100, kT0 + 1, "tx-2"));
-  MustHandle(ledger, Place("EDX-1", 5000));
-  auto runner = PaymentsRunner(ledger);
+  ledger.MustHandle(Capture("EDX-1", 4900, kT0));
+  ledger.MustHandle(Capture("EDX-1", 100, kT0 + 1, "tx-2"));
+  ledger.MustHandle(Place("EDX-1", 5000));
+  auto runner = ledger.Runner<PaymentsProjection>();
   MustCatchUp(*runner);
   CHECK(AllOrphans(runner->View(), kT0 + kHourUs, 0, 10).empty());
 }
@@ -158,10 +138,10 @@ TEST_CASE("a capture and its placement in one batch leave no orphan behind",
 TEST_CASE("orphan payments younger than the minimum age are not listed",
           "[projections][payments]") {
   LedgerFixture ledger;
-  MustHandle(ledger, Capture("EDX-1", 100, kT0));
-  MustHandle(ledger, Capture("EDX-2", 100, kT0 + kMinuteUs));
-  MustHandle(ledger, Capture("EDX-3", 100, kT0 + 10 * kMinuteUs));
-  auto runner = PaymentsRunner(ledger);
+  ledger.MustHandle(Capture("EDX-1", 100, kT0));
+  ledger.MustHandle(Capture("EDX-2", 100, kT0 + kMinuteUs));
+  ledger.MustHandle(Capture("EDX-3", 100, kT0 + 10 * kMinuteUs));
+  auto runner = ledger.Runner<PaymentsProjection>();
   MustCatchUp(*runner);
   const ProjectionView view = runner->View();
   const int64_t now_us = kT0 + 10 * kMinuteUs;
@@ -189,11 +169,11 @@ TEST_CASE("orphan and excess lists page with cursors", "[projections][payments]"
   for (int i = 0; i < kOrders; ++i) {
     const std::string order_number = fmt::format("EDX-{}", 100 + i);
     // Several orders share a capture time: their order number decides.
-    MustHandle(ledger, Capture(order_number, 100, kT0 + (i / 3) * kMinuteUs, "tx-1"));
-    MustHandle(ledger, Capture(order_number, 100, kT0 + (i / 3) * kMinuteUs, "tx-2"));
+    ledger.MustHandle(Capture(order_number, 100, kT0 + (i / 3) * kMinuteUs, "tx-1"));
+    ledger.MustHandle(Capture(order_number, 100, kT0 + (i / 3) * kMinuteUs, "tx-2"));
     expected.push_back(order_number);
   }
-  auto runner = PaymentsRunner(ledger);
+  auto runner = ledger.Runner<PaymentsProjection>();
   MustCatchUp(*runner);
   const ProjectionView view = runner->View();
 
@@ -224,25 +204,25 @@ TEST_CASE("excess payments list every capture and what is to hand back",
           "[projections][payments]") {
   LedgerFixture ledger;
   // A split payment that adds up to the total: two captures, nothing to hand back.
-  MustHandle(ledger, Capture("EDX-SPLIT", 3000, kT0, "tx-1"));
-  MustHandle(ledger, Capture("EDX-SPLIT", 2000, kT0 + 1, "tx-2"));
-  MustHandle(ledger, Place("EDX-SPLIT", 5000));
+  ledger.MustHandle(Capture("EDX-SPLIT", 3000, kT0, "tx-1"));
+  ledger.MustHandle(Capture("EDX-SPLIT", 2000, kT0 + 1, "tx-2"));
+  ledger.MustHandle(Place("EDX-SPLIT", 5000));
   // One capture, placed: not excess.
-  MustHandle(ledger, Capture("EDX-ONE", 5000, kT0));
-  MustHandle(ledger, Place("EDX-ONE", 5000));
+  ledger.MustHandle(Capture("EDX-ONE", 5000, kT0));
+  ledger.MustHandle(Place("EDX-ONE", 5000));
   // Paid twice before placement.
-  MustHandle(ledger, Capture("EDX-TWICE", 5000, kT0, "tx-1"));
-  MustHandle(ledger, Capture("EDX-TWICE", 5000, kT0 + 2, "tx-2"));
-  MustHandle(ledger, Place("EDX-TWICE", 5000));
+  ledger.MustHandle(Capture("EDX-TWICE", 5000, kT0, "tx-1"));
+  ledger.MustHandle(Capture("EDX-TWICE", 5000, kT0 + 2, "tx-2"));
+  ledger.MustHandle(Place("EDX-TWICE", 5000));
   // A capture after placement, flagged excess.
-  MustHandle(ledger, Capture("EDX-LATE", 5000, kT0, "tx-1"));
-  MustHandle(ledger, Place("EDX-LATE", 5000));
-  MustHandle(ledger, Capture("EDX-LATE", 2500, kT0 + kHourUs, "tx-2"));
+  ledger.MustHandle(Capture("EDX-LATE", 5000, kT0, "tx-1"));
+  ledger.MustHandle(Place("EDX-LATE", 5000));
+  ledger.MustHandle(Capture("EDX-LATE", 2500, kT0 + kHourUs, "tx-2"));
   // Two captures and no order yet: excess and orphan at once.
-  MustHandle(ledger, Capture("EDX-NONE", 700, kT0, "tx-1", "JPY"));
-  MustHandle(ledger, Capture("EDX-NONE", 800, kT0 + 3, "tx-2", "JPY"));
+  ledger.MustHandle(Capture("EDX-NONE", 700, kT0, "tx-1", "JPY"));
+  ledger.MustHandle(Capture("EDX-NONE", 800, kT0 + 3, "tx-2", "JPY"));
 
-  auto runner = PaymentsRunner(ledger);
+  auto runner = ledger.Runner<PaymentsProjection>();
   MustCatchUp(*runner);
   const std::vector<ExcessPayment> excess = AllExcess(runner->View(), 2);
   REQUIRE(excess.size() == 4);
@@ -277,16 +257,16 @@ TEST_CASE("excess payments list every capture and what is to hand back",
 
 TEST_CASE("the live payments runner answers read-your-writes waits", "[projections][payments]") {
   LedgerFixture ledger;
-  auto runner = PaymentsRunner(ledger, {.batch_events_max = 100, .idle_wait = 5ms});
+  auto runner = ledger.Runner<PaymentsProjection>({.batch_events_max = 100, .idle_wait = 5ms});
   runner->Start();
 
-  const auto captured = MustHandle(ledger, Capture("EDX-1", 4900, kT0));
+  const auto captured = ledger.MustHandle(Capture("EDX-1", 4900, kT0));
   REQUIRE(runner->WaitFor(captured.last_position, 5s));
   ProjectionView view = runner->View();
   CHECK(view.position() >= captured.last_position);
   CHECK(OrderNumbers(AllOrphans(view, kT0, 0, 10)) == std::vector<std::string>{"EDX-1"});
 
-  const auto placed = MustHandle(ledger, Place("EDX-1", 4900));
+  const auto placed = ledger.MustHandle(Place("EDX-1", 4900));
   REQUIRE(runner->WaitFor(placed.last_position, 5s));
   CHECK(AllOrphans(runner->View(), kT0, 0, 10).empty());
   // The view taken before the placement still answers as it was.
@@ -299,12 +279,12 @@ TEST_CASE("a rebuilt payments projection answers the same", "[projections][payme
   LedgerFixture ledger;
   for (int i = 0; i < 40; ++i) {
     const std::string order_number = fmt::format("EDX-{}", 200 + i);
-    MustHandle(ledger, Capture(order_number, 1000 + i, kT0 + i * kMinuteUs, "tx-1"));
-    if (i % 3 == 0) MustHandle(ledger, Capture(order_number, 10, kT0 + i, "tx-2"));
-    if (i % 2 == 0) MustHandle(ledger, Place(order_number, 1000 + i));
-    if (i % 4 == 0) MustHandle(ledger, Capture(order_number, 5, kT0 + kHourUs, "tx-3"));
+    ledger.MustHandle(Capture(order_number, 1000 + i, kT0 + i * kMinuteUs, "tx-1"));
+    if (i % 3 == 0) ledger.MustHandle(Capture(order_number, 10, kT0 + i, "tx-2"));
+    if (i % 2 == 0) ledger.MustHandle(Place(order_number, 1000 + i));
+    if (i % 4 == 0) ledger.MustHandle(Capture(order_number, 5, kT0 + kHourUs, "tx-3"));
   }
-  auto runner = PaymentsRunner(ledger, {.batch_events_max = 7, .idle_wait = 5ms});
+  auto runner = ledger.Runner<PaymentsProjection>({.batch_events_max = 7, .idle_wait = 5ms});
   MustCatchUp(*runner);
   const uint64_t generation = runner->generation();
   const auto orphans = AllOrphans(runner->View(), kT0 + kHourUs, 10 * kMinuteUs, 6);
@@ -318,8 +298,8 @@ TEST_CASE("a rebuilt payments projection answers the same", "[projections][payme
   // (PartitionedByStream), give the same rows byte for byte.
   for (const size_t partitions : {size_t{1}, size_t{3}, size_t{7}}) {
     CAPTURE(partitions);
-    auto rebuilding = PaymentsRunner(
-        ledger, {.batch_events_max = 7, .idle_wait = 5ms, .rebuild_partitions = partitions});
+    auto rebuilding = ledger.Runner<PaymentsProjection>(
+        {.batch_events_max = 7, .idle_wait = 5ms, .rebuild_partitions = partitions});
     const uint64_t before = rebuilding->generation();
     auto rebuilt = rebuilding->RebuildNow();
     if (!rebuilt) FAIL(rebuilt.error().ToString());
@@ -396,9 +376,9 @@ TEST_CASE("damaged payments rows decode to corruption, never a crash",
 TEST_CASE("a damaged payments row in the store is corruption for readers and the runner",
           "[projections][payments][damage]") {
   LedgerFixture ledger;
-  MustHandle(ledger, Capture("EDX-1", 100, kT0, "tx-1"));
-  MustHandle(ledger, Capture("EDX-1", 100, kT0, "tx-2"));
-  auto runner = PaymentsRunner(ledger);
+  ledger.MustHandle(Capture("EDX-1", 100, kT0, "tx-1"));
+  ledger.MustHandle(Capture("EDX-1", 100, kT0, "tx-2"));
+  auto runner = ledger.Runner<PaymentsProjection>();
   MustCatchUp(*runner);
 
   const std::string rows = fmt::format("proj/payments/g/{:016x}/r/", runner->generation());
@@ -419,7 +399,7 @@ TEST_CASE("a damaged payments row in the store is corruption for readers and the
   CHECK(orphans.error().code == ErrorCode::kCorruption);
 
   // The runner reads the damaged row to apply the next capture: it stops, it does not crash.
-  MustHandle(ledger, Capture("EDX-1", 100, kT0, "tx-3"));
+  ledger.MustHandle(Capture("EDX-1", 100, kT0, "tx-3"));
   auto caught_up = runner->CatchUp();
   REQUIRE_FALSE(caught_up.has_value());
   CHECK(caught_up.error().code == ErrorCode::kCorruption);
@@ -428,8 +408,8 @@ TEST_CASE("a damaged payments row in the store is corruption for readers and the
 TEST_CASE("a second OrderCreated stops the payments runner with corruption at its position",
           "[projections][payments][damage]") {
   LedgerFixture ledger;
-  MustHandle(ledger, Capture("EDX-1", 100, kT0));
-  const auto placed = MustHandle(ledger, Place("EDX-1", 100));
+  ledger.MustHandle(Capture("EDX-1", 100, kT0));
+  const auto placed = ledger.MustHandle(Place("EDX-1", 100));
   // The placement again, appended past the domain's rules under a fresh event id.
   eventstore::NewEvent again = eventstore::ToNewEvent(placed.events.front(), kMetadata);
   again.event_id = eventstore::testing::IdFor("second OrderCreated");
@@ -437,7 +417,7 @@ TEST_CASE("a second OrderCreated stops the payments runner with corruption at it
                                         eventstore::ExpectedVersion::Any(), std::span(&again, 1));
   REQUIRE(appended.has_value());
 
-  auto runner = PaymentsRunner(ledger);
+  auto runner = ledger.Runner<PaymentsProjection>();
   auto caught_up = runner->CatchUp();
   REQUIRE_FALSE(caught_up.has_value());
   CHECK(caught_up.error().code == ErrorCode::kCorruption);
@@ -448,8 +428,8 @@ TEST_CASE("a second OrderCreated stops the payments runner with corruption at it
 TEST_CASE("a capture outside its order's stream stops the payments runner naming it",
           "[projections][payments][damage]") {
   LedgerFixture ledger;
-  MustHandle(ledger, Capture("EDX-1", 100, kT0));
-  const auto other = MustHandle(ledger, Capture("EDX-2", 100, kT0, "tx-2"));
+  ledger.MustHandle(Capture("EDX-1", 100, kT0));
+  const auto other = ledger.MustHandle(Capture("EDX-2", 100, kT0, "tx-2"));
   // EDX-2's capture again, in EDX-1's stream: a rebuild split by stream would apply it in the
   // wrong walk, so it is refused.
   eventstore::NewEvent stray = eventstore::ToNewEvent(other.events.front(), kMetadata);
@@ -458,7 +438,7 @@ TEST_CASE("a capture outside its order's stream stops the payments runner naming
                                         eventstore::ExpectedVersion::Any(), std::span(&stray, 1));
   REQUIRE(appended.has_value());
 
-  auto runner = PaymentsRunner(ledger, {.batch_events_max = 1});
+  auto runner = ledger.Runner<PaymentsProjection>({.batch_events_max = 1});
   auto caught_up = runner->CatchUp();
   REQUIRE_FALSE(caught_up.has_value());
   CHECK(caught_up.error().code == ErrorCode::kCorruption);

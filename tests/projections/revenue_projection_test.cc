@@ -27,6 +27,7 @@ using namespace std::chrono_literals;
 using namespace std::string_view_literals;
 using eventstore::ErrorCode;
 using testing::LedgerFixture;
+using testing::MustCatchUp;
 
 // 2026-09-20T23:59:58Z and the midnight after it.
 constexpr int64_t kBeforeMidnightUs = 1'789'948'798'000'000;
@@ -92,26 +93,6 @@ domain::RecordLineRevoked Revoke(std::string order_number, std::string line_id) 
                                    .revoked_at_us = kMidnightUs};
 }
 
-eventstore::CommandOutcome MustHandle(LedgerFixture& ledger, const domain::Command& command) {
-  auto result = ledger.service().Handle(command, kMetadata);
-  INFO(domain::CommandTypeName(command));
-  if (!result) FAIL(result.error().ToString());
-  return std::move(result).value();
-}
-
-std::unique_ptr<ProjectionRunner> RevenueRunner(LedgerFixture& ledger, RunnerOptions options = {}) {
-  auto runner = ProjectionRunner::Open(
-      ledger.store(), ledger.state(), [] { return std::make_unique<RevenueProjection>(); },
-      options);
-  REQUIRE(runner.has_value());
-  return std::move(*runner);
-}
-
-void MustCatchUp(ProjectionRunner& runner) {
-  auto caught_up = runner.CatchUp();
-  if (!caught_up) FAIL(caught_up.error().ToString());
-}
-
 std::vector<RevenueRow> MustRange(const ProjectionView& view, std::string_view from_day,
                                   std::string_view to_day) {
   auto rows = RevenueProjection::Range(view, from_day, to_day);
@@ -162,23 +143,23 @@ TEST_CASE("revenue per UTC commit day and currency, across midnight, with refund
   clock.Set(kBeforeMidnightUs);
   LedgerFixture ledger(clock.Options());
   // Day 1: a USD order of two lines and a EUR order.
-  MustHandle(ledger, Capture("EDX-A", 4900, "USD"));
-  MustHandle(ledger, Place("EDX-A", {SeatLine("1", 2, 1500), SeatLine("2", 1, 1900)}, "USD"));
-  MustHandle(ledger, Capture("EDX-B", 3000, "EUR"));
-  MustHandle(ledger, Place("EDX-B", {SeatLine("1", 1, 3000)}, "EUR"));
+  ledger.MustHandle(Capture("EDX-A", 4900, "USD"));
+  ledger.MustHandle(Place("EDX-A", {SeatLine("1", 2, 1500), SeatLine("2", 1, 1900)}, "USD"));
+  ledger.MustHandle(Capture("EDX-B", 3000, "EUR"));
+  ledger.MustHandle(Place("EDX-B", {SeatLine("1", 1, 3000)}, "EUR"));
   // Day 2: a JPY order, an orphan and an excess capture in USD, two revocations.
   clock.Set(kMidnightUs);
-  MustHandle(ledger, Capture("EDX-C", 5000, "JPY"));
-  MustHandle(ledger, Place("EDX-C", {SeatLine("1", 1, 5000)}, "JPY"));
-  MustHandle(ledger, Capture("EDX-D", 100, "USD"));
-  MustHandle(ledger, Capture("EDX-A", 500, "USD", "tx-2"));
-  MustHandle(ledger, Fulfill("EDX-A", "1"));
-  MustHandle(ledger, Revoke("EDX-A", "1"));
-  MustHandle(ledger, Fulfill("EDX-B", "1"));
-  MustHandle(ledger, Revoke("EDX-B", "1"));
-  MustHandle(ledger, Fulfill("EDX-C", "1"));
+  ledger.MustHandle(Capture("EDX-C", 5000, "JPY"));
+  ledger.MustHandle(Place("EDX-C", {SeatLine("1", 1, 5000)}, "JPY"));
+  ledger.MustHandle(Capture("EDX-D", 100, "USD"));
+  ledger.MustHandle(Capture("EDX-A", 500, "USD", "tx-2"));
+  ledger.MustHandle(Fulfill("EDX-A", "1"));
+  ledger.MustHandle(Revoke("EDX-A", "1"));
+  ledger.MustHandle(Fulfill("EDX-B", "1"));
+  ledger.MustHandle(Revoke("EDX-B", "1"));
+  ledger.MustHandle(Fulfill("EDX-C", "1"));
 
-  auto runner = RevenueRunner(ledger, {.batch_events_max = 4, .idle_wait = 5ms});
+  auto runner = ledger.Runner<RevenueProjection>({.batch_events_max = 4, .idle_wait = 5ms});
   MustCatchUp(*runner);
   const ProjectionView view = runner->View();
 
@@ -242,7 +223,7 @@ TEST_CASE("revenue equals the log's sums, live and after a rebuild", "[projectio
   TestClock clock;
   clock.Set(kBeforeMidnightUs);
   LedgerFixture ledger(clock.Options());
-  auto runner = RevenueRunner(ledger, {.batch_events_max = 16, .idle_wait = 5ms});
+  auto runner = ledger.Runner<RevenueProjection>({.batch_events_max = 16, .idle_wait = 5ms});
   runner->Start();
 
   testing::OrderWorkload workload(ledger.service(), 2026);
@@ -266,7 +247,7 @@ TEST_CASE("revenue equals the log's sums, live and after a rebuild", "[projectio
 
   // A fresh runner for the rebuild, as a tool would open one once the live runner is gone.
   runner.reset();
-  runner = RevenueRunner(ledger);
+  runner = ledger.Runner<RevenueProjection>();
   const uint64_t generation = runner->generation();
   auto rebuilt = runner->RebuildNow();
   if (!rebuilt) FAIL(rebuilt.error().ToString());
@@ -293,7 +274,7 @@ TEST_CASE("a day's sum that would overflow stops the runner with corruption",
   big.amount.minor_units = 11;
   const uint64_t second = AppendRaw(ledger, big, "big-2");
 
-  auto runner = RevenueRunner(ledger, {.batch_events_max = 1, .idle_wait = 5ms});
+  auto runner = ledger.Runner<RevenueProjection>({.batch_events_max = 1, .idle_wait = 5ms});
   auto caught_up = runner->CatchUp();
   REQUIRE_FALSE(caught_up.has_value());
   CHECK(caught_up.error().code == ErrorCode::kCorruption);
@@ -326,14 +307,14 @@ TEST_CASE("a revocation the projection cannot price stops the runner with corrup
   for (size_t i = 0; i < std::size(cases); ++i) {
     INFO("case " << i);
     LedgerFixture damaged;
-    MustHandle(damaged, Capture("EDX-A", 3000, "USD"));
-    MustHandle(damaged, Place("EDX-A", {SeatLine("1", 1, 3000)}, "USD"));
-    MustHandle(damaged, Fulfill("EDX-A", "1"));
-    MustHandle(damaged, Revoke("EDX-A", "1"));
+    damaged.MustHandle(Capture("EDX-A", 3000, "USD"));
+    damaged.MustHandle(Place("EDX-A", {SeatLine("1", 1, 3000)}, "USD"));
+    damaged.MustHandle(Fulfill("EDX-A", "1"));
+    damaged.MustHandle(Revoke("EDX-A", "1"));
     const uint64_t good_head = damaged.store().HeadPosition();
     const uint64_t bad = AppendRaw(damaged, cases[i], fmt::format("bad-{}", i));
     REQUIRE(bad == good_head + 1);
-    auto runner = RevenueRunner(damaged);
+    auto runner = damaged.Runner<RevenueProjection>();
     auto caught_up = runner->CatchUp();
     REQUIRE_FALSE(caught_up.has_value());
     CHECK(caught_up.error().code == ErrorCode::kCorruption);
@@ -392,10 +373,10 @@ TEST_CASE("a damaged revenue row in the store is corruption for readers and the 
   TestClock clock;
   clock.Set(kBeforeMidnightUs);
   LedgerFixture ledger(clock.Options());
-  MustHandle(ledger, Capture("EDX-A", 3000, "USD"));
-  MustHandle(ledger, Place("EDX-A", {SeatLine("1", 1, 3000)}, "USD"));
-  MustHandle(ledger, Fulfill("EDX-A", "1"));
-  auto runner = RevenueRunner(ledger);
+  ledger.MustHandle(Capture("EDX-A", 3000, "USD"));
+  ledger.MustHandle(Place("EDX-A", {SeatLine("1", 1, 3000)}, "USD"));
+  ledger.MustHandle(Fulfill("EDX-A", "1"));
+  auto runner = ledger.Runner<RevenueProjection>();
   MustCatchUp(*runner);
 
   const std::string rows = fmt::format("proj/revenue/g/{:016x}/r/", runner->generation());
@@ -409,7 +390,7 @@ TEST_CASE("a damaged revenue row in the store is corruption for readers and the 
   CHECK(range.error().code == ErrorCode::kCorruption);
 
   // Pricing the revocation reads the damaged order row: the runner stops, it does not crash.
-  MustHandle(ledger, Revoke("EDX-A", "1"));
+  ledger.MustHandle(Revoke("EDX-A", "1"));
   auto caught_up = runner->CatchUp();
   REQUIRE_FALSE(caught_up.has_value());
   CHECK(caught_up.error().code == ErrorCode::kCorruption);
