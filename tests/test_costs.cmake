@@ -19,7 +19,7 @@ set_tests_properties(
   PROPERTIES COST 50)
 set_tests_properties(
   [=[projections_tests:order rows round-trip packed, older flat rows still read, damage is an error]=]
-  PROPERTIES COST 42)
+  PROPERTIES COST 10)
 set_tests_properties(
   [=[fulfillment_tests:a ledger killed at random moments fulfills every line exactly once after restart]=]
   PROPERTIES COST 40)
