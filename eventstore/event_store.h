@@ -9,7 +9,7 @@
 // hash chain that Verify() walks (eventstore/FORMAT.md gives the exact bytes hashed).
 //
 // Durability: Append returns only after the write-ahead log has been synced. Concurrent appends
-// share one sync (group commit).
+// share one sync (group commit); AppendMany lets one caller hand over many at once.
 //
 // Thread safety: every method may be called from any thread at once. A Subscription is used by
 // one thread at a time, except Close(), which may be called from any thread.
@@ -130,6 +130,13 @@ struct RecordedEvent {
   bool HasSameContent(std::string_view other_stream, const NewEvent& other) const;
 };
 
+// One stream's part of an AppendMany call.
+struct AppendRequest {
+  std::string_view stream;
+  ExpectedVersion expected;
+  std::span<const NewEvent> events;
+};
+
 struct AppendResult {
   uint64_t first_position = 0;
   uint64_t last_position = 0;
@@ -233,6 +240,17 @@ class EventStore {
   // the stream's current version.
   virtual StoreResult<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
                                            std::span<const NewEvent> events) = 0;
+
+  // Several appends in one call, for a writer with many small ones (the process manager
+  // recording the outcomes of many orders). Each request is decided on its own, exactly as
+  // Append would decide it, in order: its own expected version, idempotency and result, all of
+  // its events or none; one request's conflict or error does not stop the others, and a later
+  // request sees what an earlier one wrote. What they share is the write: the requests that
+  // write are in one synced batch, at consecutive positions in request order, so the call costs
+  // one wait and one sync. Returns one result per request, in order. At most
+  // kEventsPerAppendMax events in all (else every request is kInvalidArgument).
+  virtual std::vector<StoreResult<AppendResult>> AppendMany(
+      std::span<const AppendRequest> requests) = 0;
 
   // Up to `max_count` events of `stream`, starting at `from_version` (inclusive), forward or
   // backward. Empty when the stream does not exist or has nothing there.

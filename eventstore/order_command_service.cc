@@ -24,6 +24,42 @@ bool IsRace(const Error& error) {
          error.code == ErrorCode::kEventIdReused || error.code == ErrorCode::kPartialDuplicate;
 }
 
+// The events `commands` decide, each against the state the previous ones leave.
+struct Decision {
+  domain::OrderState state;  // After the events.
+  std::vector<domain::Event> events;
+  std::optional<domain::Rejection> rejection;
+};
+
+Decision DecideAll(std::span<const domain::Command> commands, domain::OrderState state) {
+  Decision decision{.state = std::move(state), .events = {}, .rejection = std::nullopt};
+  for (const domain::Command& command : commands) {
+    auto decided = domain::Decide(decision.state, command);
+    if (!decided) {
+      decision.rejection = std::move(decided).error();
+      return decision;
+    }
+    for (domain::Event& event : *decided) {
+      decision.state = domain::Evolve(std::move(decision.state), event);
+      decision.events.push_back(std::move(event));
+    }
+  }
+  return decision;
+}
+
+ExpectedVersion ExpectedAfter(const LoadedOrder& loaded) {
+  return loaded.stream_version ? ExpectedVersion::Exactly(*loaded.stream_version)
+                               : ExpectedVersion::NoStream();
+}
+
+std::vector<NewEvent> ToNewEvents(const std::vector<domain::Event>& events,
+                                  const EventMetadata& metadata) {
+  std::vector<NewEvent> new_events;
+  new_events.reserve(events.size());
+  for (const domain::Event& event : events) new_events.push_back(ToNewEvent(event, metadata));
+  return new_events;
+}
+
 }  // namespace
 
 std::string CommandFailure::ToString() const {
@@ -186,43 +222,21 @@ CommandResult OrderCommandService::HandleAllFrom(std::span<const domain::Command
       if (!read) return Unexpected(StoreFailed(std::move(read).error()));
       loaded = std::move(read).value();
     }
-    // Decide each command against the state the previous ones leave.
-    domain::OrderState state = loaded.state;
-    std::vector<domain::Event> decided;
-    std::optional<domain::Rejection> rejection;
-    for (const domain::Command& command : commands) {
-      auto decision = domain::Decide(state, command);
-      if (!decision) {
-        rejection = std::move(decision).error();
-        break;
-      }
-      for (domain::Event& event : *decision) {
-        state = domain::Evolve(std::move(state), event);
-        decided.push_back(std::move(event));
-      }
-    }
+    Decision decision = DecideAll(commands, loaded.state);
     // Nothing to append: only a fresh fold may answer that (a stale `known` would answer
     // wrongly, and no expected-version check would catch it).
-    if ((rejection || decided.empty()) && !fresh) continue;
-    if (rejection) return Unexpected(Rejected(std::move(*rejection)));
-
-    CommandOutcome outcome{.order_number = *order_number,
-                           .events = {},
-                           .first_position = 0,
-                           .last_position = 0,
-                           .order = {},
-                           .idempotent_repeat = decided.empty()};
-    if (decided.empty()) {
-      outcome.order = std::move(loaded);
-      return outcome;
+    if ((decision.rejection || decision.events.empty()) && !fresh) continue;
+    if (decision.rejection) return Unexpected(Rejected(std::move(*decision.rejection)));
+    if (decision.events.empty()) {
+      return CommandOutcome{.order_number = *order_number,
+                            .events = {},
+                            .first_position = 0,
+                            .last_position = 0,
+                            .order = std::move(loaded),
+                            .idempotent_repeat = true};
     }
-    std::vector<NewEvent> new_events;
-    new_events.reserve(decided.size());
-    for (const domain::Event& event : decided) new_events.push_back(ToNewEvent(event, metadata));
-    const ExpectedVersion expected = loaded.stream_version
-                                         ? ExpectedVersion::Exactly(*loaded.stream_version)
-                                         : ExpectedVersion::NoStream();
-    auto appended = store_.Append(stream, expected, new_events);
+    auto appended =
+        store_.Append(stream, ExpectedAfter(loaded), ToNewEvents(decision.events, metadata));
     if (!appended) {
       if (IsRace(appended.error())) {
         last_race = std::move(appended).error();
@@ -230,27 +244,106 @@ CommandResult OrderCommandService::HandleAllFrom(std::span<const domain::Command
       }
       return Unexpected(StoreFailed(std::move(appended).error()));
     }
-    outcome.first_position = appended->first_position;
-    outcome.last_position = appended->last_position;
-    if (appended->idempotent_replay) {
-      // Another writer appended exactly these events first: report the order as the log has it.
-      auto reloaded = Load(*order_number);
-      if (!reloaded) return Unexpected(StoreFailed(std::move(reloaded).error()));
-      outcome.order = std::move(*reloaded);
-      outcome.idempotent_repeat = true;
-      return outcome;
-    }
-    outcome.order.state = std::move(state);
-    outcome.order.stream_version = appended->stream_version;
-    outcome.order.position = appended->last_position;
-    outcome.events = std::move(decided);
-    if (cache_.enabled()) cache_.Put(stream, outcome.order);
-    return outcome;
+    return Recorded(*order_number, stream, std::move(decision.state), std::move(decision.events),
+                    *appended);
   }
   Error exhausted = last_race.value_or(Error{});
   exhausted.message = fmt::format("gave up after {} attempts: other writers kept changing {} ({})",
                                   kAttemptsMax, stream, exhausted.message);
   return Unexpected(StoreFailed(std::move(exhausted)));
+}
+
+CommandResult OrderCommandService::Recorded(const std::string& order_number,
+                                            const std::string& stream, domain::OrderState state,
+                                            std::vector<domain::Event> events,
+                                            const AppendResult& appended) {
+  CommandOutcome outcome{.order_number = order_number,
+                         .events = {},
+                         .first_position = appended.first_position,
+                         .last_position = appended.last_position,
+                         .order = {},
+                         .idempotent_repeat = false};
+  if (appended.idempotent_replay) {
+    // Another writer appended exactly these events first: report the order as the log has it.
+    auto reloaded = Load(order_number);
+    if (!reloaded) return Unexpected(StoreFailed(std::move(reloaded).error()));
+    outcome.order = std::move(*reloaded);
+    outcome.idempotent_repeat = true;
+    return outcome;
+  }
+  outcome.order.state = std::move(state);
+  outcome.order.stream_version = appended.stream_version;
+  outcome.order.position = appended.last_position;
+  outcome.events = std::move(events);
+  if (cache_.enabled()) cache_.Put(stream, outcome.order);
+  return outcome;
+}
+
+std::vector<CommandResult> OrderCommandService::HandleMany(std::span<OrderCommands> orders,
+                                                           const EventMetadata& metadata) {
+  // Each order's first attempt, decided against what the caller knows.
+  struct Pending {
+    size_t index;  // In `orders`.
+    std::string order_number;
+    std::string stream;
+    Decision decision;
+    std::vector<NewEvent> events;
+  };
+  std::vector<std::optional<CommandResult>> results(orders.size());
+  std::vector<Pending> pending;
+  std::vector<size_t> alone;  // Orders to handle on their own, from a fresh fold.
+  for (size_t i = 0; i < orders.size(); ++i) {
+    OrderCommands& order = orders[i];
+    LEDGER_ASSERT(!order.commands.empty(), "HandleMany needs at least one command per order");
+    auto order_number = domain::ResolveOrderNumber(order.commands.front());
+    if (!order_number) {
+      results[i] = Unexpected(Rejected(std::move(order_number).error()));
+      continue;
+    }
+    const uint64_t events = order.known.stream_version ? *order.known.stream_version + 1 : 0;
+    LEDGER_ASSERT(order.known.state.events_applied == events,
+                  "HandleMany's known order is not the fold of its stream version");
+    LEDGER_ASSERT(events == 0 || order.known.state.order_number == *order_number,
+                  "HandleMany's known order is another order");
+    Decision decision = DecideAll(order.commands, order.known.state);
+    if (decision.rejection || decision.events.empty()) {
+      alone.push_back(i);  // Only a fresh fold may answer that (see HandleAllFrom).
+      continue;
+    }
+    std::vector<NewEvent> new_events = ToNewEvents(decision.events, metadata);
+    pending.push_back(Pending{.index = i,
+                              .order_number = *order_number,
+                              .stream = domain::OrderStreamName(*order_number),
+                              .decision = std::move(decision),
+                              .events = std::move(new_events)});
+  }
+  std::vector<AppendRequest> requests;
+  requests.reserve(pending.size());
+  for (const Pending& entry : pending) {
+    requests.push_back(AppendRequest{.stream = entry.stream,
+                                     .expected = ExpectedAfter(orders[entry.index].known),
+                                     .events = entry.events});
+  }
+  std::vector<StoreResult<AppendResult>> appended = store_.AppendMany(requests);
+  for (size_t p = 0; p < pending.size(); ++p) {
+    Pending& entry = pending[p];
+    if (appended[p]) {
+      results[entry.index] =
+          Recorded(entry.order_number, entry.stream, std::move(entry.decision.state),
+                   std::move(entry.decision.events), *appended[p]);
+    } else if (IsRace(appended[p].error())) {
+      alone.push_back(entry.index);
+    } else {
+      results[entry.index] = Unexpected(StoreFailed(std::move(appended[p]).error()));
+    }
+  }
+  for (size_t i : alone) {
+    results[i] = HandleAllFrom(orders[i].commands, metadata, std::nullopt);
+  }
+  std::vector<CommandResult> answers;
+  answers.reserve(orders.size());
+  for (auto& result : results) answers.push_back(std::move(*result));
+  return answers;
 }
 
 }  // namespace ledger::eventstore

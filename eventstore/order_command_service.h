@@ -65,6 +65,13 @@ struct CommandFailure {
 
 using CommandResult = Result<CommandOutcome, CommandFailure>;
 
+// One order's part of a HandleMany call: its commands, and the order as the caller knows it (see
+// HandleAll with `known`).
+struct OrderCommands {
+  std::span<const domain::Command> commands;
+  LoadedOrder known;
+};
+
 // A bounded set of folded orders, by stream name, for writers that would otherwise read and fold
 // again a stream they just wrote or just read. An entry may be stale (another writer appended
 // since): use it only where the store's expected-version check has the last word, as HandleAll
@@ -137,6 +144,15 @@ class OrderCommandService {
   CommandResult HandleAll(std::span<const domain::Command> commands, const EventMetadata& metadata,
                           LoadedOrder known);
 
+  // HandleAll with `known` for several orders at once, with one append for all of them
+  // (EventStore::AppendMany): a writer that records the outcomes of many orders waits for one
+  // sync instead of one per order. Each order is decided, answered and retried on its own, as
+  // HandleAll would: an order whose first decision needs a fresh fold (a rejection, nothing to
+  // do) or whose append lost a race is handled again alone, after the shared append. Returns
+  // one result per order, in order.
+  std::vector<CommandResult> HandleMany(std::span<OrderCommands> orders,
+                                        const EventMetadata& metadata);
+
   // Folds the order's stream; with `position_max`, only its events at positions up to it (the
   // order as it was then).
   StoreResult<LoadedOrder> Load(std::string_view order_number, uint64_t position_max = UINT64_MAX);
@@ -145,6 +161,10 @@ class OrderCommandService {
   // Both HandleAll: the first attempt decides against `known` when there is one.
   CommandResult HandleAllFrom(std::span<const domain::Command> commands,
                               const EventMetadata& metadata, std::optional<LoadedOrder> known);
+  // The outcome of an append of `events` (decided against `loaded`, leaving `state`).
+  CommandResult Recorded(const std::string& order_number, const std::string& stream,
+                         domain::OrderState state, std::vector<domain::Event> events,
+                         const AppendResult& appended);
 
   EventStore& store_;
   OrderStateCache cache_;

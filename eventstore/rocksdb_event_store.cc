@@ -160,6 +160,8 @@ class RocksDbEventStore final : public EventStore {
 
   StoreResult<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
                                    std::span<const NewEvent> events) override;
+  std::vector<StoreResult<AppendResult>> AppendMany(
+      std::span<const AppendRequest> requests) override;
   StoreResult<std::vector<RecordedEvent>> ReadStream(std::string_view stream, Direction direction,
                                                      uint64_t from_version,
                                                      size_t max_count) override;
@@ -186,14 +188,16 @@ class RocksDbEventStore final : public EventStore {
   void WakeWaiters();
 
  private:
-  // One queued append. Lives on its caller's stack until it is told `kDone`. Each writer waits
-  // on a mutex of its own, so that handing results back to a group does not make every woken
-  // writer queue again on the queue mutex behind the others (a convoy of context switches).
+  // One queued call (an Append, or an AppendMany with its requests). Lives on its caller's stack
+  // until it is told `kDone`. Each writer waits on a mutex of its own, so that handing results
+  // back to a group does not make every woken writer queue again on the queue mutex behind the
+  // others (a convoy of context switches).
   struct Writer {
     enum class Turn { kWait, kLead, kDone };
-    Writer(std::string_view stream_in, ExpectedVersion expected_in,
-           std::span<const NewEvent> events_in)
-        : stream(stream_in), expected(expected_in), events(events_in) {}
+    // `results` holds, for each request, its answer already (an invalid request) or nullopt.
+    Writer(std::span<const AppendRequest> requests_in,
+           std::vector<std::optional<StoreResult<AppendResult>>> results_in, size_t events_in)
+        : requests(requests_in), results(std::move(results_in)), events(events_in) {}
     // Called by the leader; the writer may return (and this object end) once the lock is
     // released, so nothing touches it after.
     void Tell(Turn next) {
@@ -206,10 +210,15 @@ class RocksDbEventStore final : public EventStore {
       wake.wait(lock, [this] { return turn != Turn::kWait; });
       return turn;
     }
-    std::string_view stream;
-    ExpectedVersion expected;
-    std::span<const NewEvent> events;
-    std::optional<StoreResult<AppendResult>> result;
+    // Sets every result that is not an error yet to `error`.
+    void FailAll(const Error& error) {
+      for (auto& result : results) {
+        if (!result || result->has_value()) result = Unexpected(error);
+      }
+    }
+    std::span<const AppendRequest> requests;
+    std::vector<std::optional<StoreResult<AppendResult>>> results;
+    size_t events = 0;  // In all requests.
     std::mutex mutex;
     std::condition_variable wake;
     Turn turn = Turn::kWait;
@@ -235,11 +244,13 @@ class RocksDbEventStore final : public EventStore {
                     std::vector<rocksdb::ColumnFamilyHandle*> handles);
 
   StoreResult<void> RecoverTail();
+  // Queues `writer` and returns once its group is committed (leading the group if it is first).
+  void Submit(Writer& writer);
   void CommitGroup(const std::vector<Writer*>& group);
-  StoreResult<AppendResult> Decide(const Writer& writer, Group& group);
-  // The idempotency answer for `writer`: nullopt when none of its ids is known (a new append),
+  StoreResult<AppendResult> Decide(const AppendRequest& request, Group& group);
+  // The idempotency answer for `request`: nullopt when none of its ids is known (a new append),
   // else the original result or the error that its ids call for.
-  std::optional<StoreResult<AppendResult>> CheckIdempotency(const Writer& writer,
+  std::optional<StoreResult<AppendResult>> CheckIdempotency(const AppendRequest& request,
                                                             const Group& group);
   StoreResult<std::optional<uint64_t>> CurrentVersion(std::string_view stream, const Group& group);
   void Publish(std::vector<RecordedEvent>&& records, uint64_t head);
@@ -430,14 +441,48 @@ StoreResult<AppendResult> RocksDbEventStore::Append(std::string_view stream,
                                                     ExpectedVersion expected,
                                                     std::span<const NewEvent> events) {
   if (auto error = CheckAppend(stream, events)) return Unexpected(std::move(*error));
+  const AppendRequest request{.stream = stream, .expected = expected, .events = events};
+  std::vector<std::optional<StoreResult<AppendResult>>> results(1);
+  Writer self(std::span(&request, 1), std::move(results), events.size());
+  Submit(self);
+  return std::move(*self.results.front());
+}
 
-  Writer self(stream, expected, events);
+std::vector<StoreResult<AppendResult>> RocksDbEventStore::AppendMany(
+    std::span<const AppendRequest> requests) {
+  std::vector<std::optional<StoreResult<AppendResult>>> results(requests.size());
+  size_t events = 0;
+  bool any_valid = false;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    events += requests[i].events.size();
+    if (auto error = CheckAppend(requests[i].stream, requests[i].events)) {
+      results[i] = Unexpected(std::move(*error));
+    } else {
+      any_valid = true;
+    }
+  }
+  if (events > kEventsPerAppendMax) {
+    const Error error = InvalidArgumentError(
+        fmt::format("an AppendMany call carries {} events in all; at most {} are allowed", events,
+                    kEventsPerAppendMax));
+    for (auto& result : results) result = Unexpected(error);
+    any_valid = false;
+  }
+  Writer self(requests, std::move(results), events);
+  if (any_valid) Submit(self);
+  std::vector<StoreResult<AppendResult>> answers;
+  answers.reserve(requests.size());
+  for (auto& result : self.results) answers.push_back(std::move(*result));
+  return answers;
+}
+
+void RocksDbEventStore::Submit(Writer& self) {
   std::unique_lock lock(queue_mutex_);
   writers_.push_back(&self);
   const bool leads = writers_.size() == 1;
   if (!leads && writers_.size() == gather_target_) group_gathered_.notify_one();
   lock.unlock();
-  if (!leads && self.AwaitTurn() == Writer::Turn::kDone) return std::move(*self.result);
+  if (!leads && self.AwaitTurn() == Writer::Turn::kDone) return;
 
   // This thread leads: let the group gather (see RocksDbOptions::group_commit_gather), then take
   // the requests queued, up to the group bound. Only the leader pops the queue, so the front
@@ -453,10 +498,9 @@ StoreResult<AppendResult> RocksDbEventStore::Append(std::string_view stream,
     gather_target_ = 0;
   }
   for (Writer* writer : writers_) {
-    if (!group.empty() && group_events + writer->events.size() > options_.group_commit_events_max)
-      break;
+    if (!group.empty() && group_events + writer->events > options_.group_commit_events_max) break;
     group.push_back(writer);
-    group_events += writer->events.size();
+    group_events += writer->events;
   }
   last_group_writers_ = group.size();
   lock.unlock();
@@ -474,15 +518,13 @@ StoreResult<AppendResult> RocksDbEventStore::Append(std::string_view stream,
   for (Writer* writer : group) {
     if (writer != &self) writer->Tell(Writer::Turn::kDone);
   }
-  return std::move(*self.result);
 }
 
 void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
   if (failed_) {
-    for (Writer* writer : group) {
-      writer->result = Unexpected(
-          MakeError(ErrorCode::kIoError, "an earlier write failed; reopen the store to recover"));
-    }
+    const Error error =
+        MakeError(ErrorCode::kIoError, "an earlier write failed; reopen the store to recover");
+    for (Writer* writer : group) writer->FailAll(error);
     return;
   }
   const int64_t now_us = options_.clock_us ? options_.clock_us() : SystemClockUs();
@@ -492,13 +534,16 @@ void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
   state.recorded_at_us = std::max(now_us, last_recorded_at_us_);
   uint64_t writing = 0;
   for (Writer* writer : group) {
-    writer->result = Decide(*writer, state);
-    if (!writer->result->has_value()) {
-      appends_rejected_.fetch_add(1, std::memory_order_relaxed);
-    } else if ((*writer->result)->idempotent_replay) {
-      appends_replayed_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      ++writing;
+    for (size_t i = 0; i < writer->requests.size(); ++i) {
+      auto& result = writer->results[i];
+      if (!result) result = Decide(writer->requests[i], state);
+      if (!result->has_value()) {
+        appends_rejected_.fetch_add(1, std::memory_order_relaxed);
+      } else if ((*result)->idempotent_replay) {
+        appends_replayed_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        ++writing;
+      }
     }
   }
   if (state.records.empty()) return;  // Only rejections and idempotent replays.
@@ -522,9 +567,7 @@ void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
     // What reached the disk is now for recovery to decide; nothing more is written by this
     // process, so no acknowledged position can be reused.
     failed_ = true;
-    for (Writer* writer : group) {
-      if (writer->result->has_value()) writer->result = Unexpected(IoError(status, "append"));
-    }
+    for (Writer* writer : group) writer->FailAll(IoError(status, "append"));
     return;
   }
   next_position_ = state.next_position;
@@ -537,17 +580,17 @@ void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
   Publish(std::move(state.records), state.next_position - 1);
 }
 
-StoreResult<AppendResult> RocksDbEventStore::Decide(const Writer& writer, Group& group) {
-  if (auto replay = CheckIdempotency(writer, group)) return std::move(*replay);
+StoreResult<AppendResult> RocksDbEventStore::Decide(const AppendRequest& request, Group& group) {
+  if (auto replay = CheckIdempotency(request, group)) return std::move(*replay);
 
-  auto current = CurrentVersion(writer.stream, group);
+  auto current = CurrentVersion(request.stream, group);
   if (!current) return Unexpected(std::move(current).error());
-  if (!writer.expected.IsSatisfiedBy(*current)) {
+  if (!request.expected.IsSatisfiedBy(*current)) {
     Error error = MakeError(
         ErrorCode::kWrongExpectedVersion,
-        fmt::format("stream {} is at {}, the append expected {}", writer.stream,
+        fmt::format("stream {} is at {}, the append expected {}", request.stream,
                     current->has_value() ? fmt::format("version {}", **current) : "no stream",
-                    writer.expected.ToString()));
+                    request.expected.ToString()));
     error.current_version = *current;
     return Unexpected(std::move(error));
   }
@@ -558,9 +601,9 @@ StoreResult<AppendResult> RocksDbEventStore::Decide(const Writer& writer, Group&
                       .stream_version = 0,
                       .idempotent_replay = false};
   std::string position_value;
-  for (const NewEvent& event : writer.events) {
+  for (const NewEvent& event : request.events) {
     RecordedEvent record{.position = group.next_position++,
-                         .stream = std::string(writer.stream),
+                         .stream = std::string(request.stream),
                          .version = version++,
                          .event_id = event.event_id,
                          .event_type = event.event_type,
@@ -586,20 +629,20 @@ StoreResult<AppendResult> RocksDbEventStore::Decide(const Writer& writer, Group&
   // One stream index entry per append: the run of versions it wrote, at consecutive positions.
   std::string run;
   AppendBigEndian64(run, result.first_position);
-  AppendBigEndian32(run, static_cast<uint32_t>(writer.events.size()));
+  AppendBigEndian32(run, static_cast<uint32_t>(request.events.size()));
   group.batch.Put(stream_index(),
-                  StreamIndexKey(writer.stream, result.stream_version + 1 - writer.events.size()),
+                  StreamIndexKey(request.stream, result.stream_version + 1 - request.events.size()),
                   run);
-  group.stream_heads[std::string(writer.stream)] = result.stream_version;
+  group.stream_heads[std::string(request.stream)] = result.stream_version;
   return result;
 }
 
-std::optional<StoreResult<AppendResult>> RocksDbEventStore::CheckIdempotency(const Writer& writer,
-                                                                             const Group& group) {
-  const size_t count = writer.events.size();
+std::optional<StoreResult<AppendResult>> RocksDbEventStore::CheckIdempotency(
+    const AppendRequest& request, const Group& group) {
+  const size_t count = request.events.size();
   std::vector<rocksdb::Slice> keys;
   keys.reserve(count);
-  for (const NewEvent& event : writer.events) {
+  for (const NewEvent& event : request.events) {
     keys.emplace_back(event.event_id.AsBytes().data(), EventId::kSize);
   }
   std::vector<rocksdb::PinnableSlice> values(count);
@@ -611,7 +654,7 @@ std::optional<StoreResult<AppendResult>> RocksDbEventStore::CheckIdempotency(con
   std::vector<std::optional<RecordedEvent>> originals(count);
   size_t found = 0;
   for (size_t i = 0; i < count; ++i) {
-    const NewEvent& event = writer.events[i];
+    const NewEvent& event = request.events[i];
     if (auto pending = group.pending.find(event.event_id); pending != group.pending.end()) {
       originals[i] = group.records[pending->second.record_index];
     } else if (statuses[i].ok()) {
@@ -629,7 +672,7 @@ std::optional<StoreResult<AppendResult>> RocksDbEventStore::CheckIdempotency(con
       continue;
     }
     ++found;
-    if (!originals[i]->HasSameContent(writer.stream, event)) {
+    if (!originals[i]->HasSameContent(request.stream, event)) {
       return Unexpected(
           MakeError(ErrorCode::kEventIdReused,
                     fmt::format("event id {} is already at position {} with other content",

@@ -352,10 +352,12 @@ void ProcessManager::IssueDueRetries() {
 
 void ProcessManager::RunWorker() {
   for (;;) {
-    std::string order_number;
-    std::vector<uint64_t> positions;
+    // The orders of this run and the log positions of the events that asked for their work.
+    std::vector<std::string> orders;
+    std::vector<std::vector<uint64_t>> positions;
     {
       std::unique_lock lock(mutex_);
+      ++idle_workers_;
       work_ready_.wait(lock, [&] {
         if (stopping_.load()) return true;
         for (const std::string& queued : queue_) {
@@ -363,40 +365,57 @@ void ProcessManager::RunWorker() {
         }
         return false;
       });
+      --idle_workers_;
       if (stopping_.load()) return;
-      // The first queued order no other worker is on (one worker per order at a time).
-      auto it = std::find_if(queue_.begin(), queue_.end(),
-                             [&](const std::string& queued) { return !running_.contains(queued); });
-      order_number = *it;
-      queue_.erase(it);
-      positions = std::move(queued_[order_number]);
-      queued_.erase(order_number);
-      running_.insert(order_number);
+      // Queued orders no other worker is on (one worker per order at a time), shared with the
+      // workers still idle: one each while there are workers enough, more per run (and per
+      // append) once the queue is longer than the idle workers.
+      const size_t takeable = static_cast<size_t>(
+          std::count_if(queue_.begin(), queue_.end(),
+                        [&](const std::string& queued) { return !running_.contains(queued); }));
+      const size_t share = std::clamp<size_t>(takeable / (idle_workers_ + 1), 1,
+                                              std::max<size_t>(options_.orders_per_run_max, 1));
+      for (auto it = queue_.begin(); it != queue_.end() && orders.size() < share;) {
+        if (running_.contains(*it)) {
+          ++it;
+          continue;
+        }
+        auto entry = queued_.find(*it);
+        positions.push_back(std::move(entry->second));
+        queued_.erase(entry);
+        running_.insert(*it);
+        orders.push_back(std::move(*it));
+        it = queue_.erase(it);
+      }
     }
-    const bool done = FulfillOrder(order_number);
-    bool queued_again = false;
+    const std::vector<bool> done = FulfillOrders(orders);
+    size_t queued_again = 0;
+    bool failed = false;
     {
       std::lock_guard lock(mutex_);
-      running_.erase(order_number);
-      if (done) {
-        for (uint64_t position : positions) in_flight_.erase(in_flight_.find(position));
-      } else {
-        // The store failed: try again (the positions stay in flight, so the checkpoint waits).
-        auto [entry, inserted] = queued_.try_emplace(order_number);
-        entry->second.insert(entry->second.end(), positions.begin(), positions.end());
-        if (inserted) queue_.push_back(order_number);
+      for (size_t i = 0; i < orders.size(); ++i) {
+        running_.erase(orders[i]);
+        if (done[i]) {
+          for (uint64_t position : positions[i]) in_flight_.erase(in_flight_.find(position));
+        } else {
+          // The store failed: try again (the positions stay in flight, so the checkpoint waits).
+          failed = true;
+          auto [entry, inserted] = queued_.try_emplace(orders[i]);
+          entry->second.insert(entry->second.end(), positions[i].begin(), positions[i].end());
+          if (inserted) queue_.push_back(orders[i]);
+        }
+        if (queued_.contains(orders[i])) ++queued_again;
       }
-      queued_again = queued_.contains(order_number);
     }
     order_done_.notify_all();
-    // Only this order became takeable. Waking every idle worker for it cost more CPU than the
-    // rest of the manager (futex wake-ups of 16 threads per order).
-    if (queued_again) work_ready_.notify_one();
-    if (!done) std::this_thread::sleep_for(options_.idle_wait);
+    // Only these orders became takeable. Waking every idle worker for them cost more CPU than
+    // the rest of the manager (futex wake-ups of 16 threads per order).
+    for (size_t i = 0; i < queued_again; ++i) work_ready_.notify_one();
+    if (failed) std::this_thread::sleep_for(options_.idle_wait);
   }
 }
 
-bool ProcessManager::FulfillOrder(const std::string& order_number) {
+std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& order_numbers) {
   const eventstore::EventMetadata metadata{
       .correlation_id = {}, .causation_id = {}, .actor = options_.actor};
   auto needs_attempt = [](const domain::OrderState& state) {
@@ -407,77 +426,94 @@ bool ProcessManager::FulfillOrder(const std::string& order_number) {
     }
     return lines;
   };
-  // The dispatcher's fold when it has one. When that says there is nothing to do, the stream
-  // has the last word (cheap insurance: the fold is at least as new as the event that queued
-  // this order, so a read should agree).
-  // Its events from now on are not folded (no entry, not the stream's first): the next run for
-  // the order reads the stream, which then also holds this run's append.
-  std::optional<eventstore::LoadedOrder> loaded =
-      folded_.Take(domain::OrderStreamName(order_number));
-  std::vector<domain::Line> lines;
-  if (loaded) lines = needs_attempt(loaded->state);
-  const bool from_cache = loaded && !lines.empty();
-  if (!from_cache) {
-    auto read = service_.Load(order_number);
-    if (!read) {
-      RecordFailure(read.error());
-      return false;
+  std::vector<bool> done(order_numbers.size(), true);
+  // The orders with outcomes to record: their commands, and the state the lines were chosen from.
+  std::vector<size_t> recording;  // Indexes into order_numbers.
+  std::vector<std::vector<domain::Command>> commands;
+  std::vector<eventstore::LoadedOrder> states;
+  uint64_t from_cache_runs = 0, loaded_runs = 0, attempts = 0, fulfilled = 0;
+  for (size_t i = 0; i < order_numbers.size(); ++i) {
+    const std::string& order_number = order_numbers[i];
+    // The dispatcher's fold when it has one. When that says there is nothing to do, the stream
+    // has the last word (cheap insurance: the fold is at least as new as the event that queued
+    // this order, so a read should agree).
+    // Its events from now on are not folded (no entry, not the stream's first): the next run
+    // for the order reads the stream, which then also holds this run's append.
+    std::optional<eventstore::LoadedOrder> loaded =
+        folded_.Take(domain::OrderStreamName(order_number));
+    std::vector<domain::Line> lines;
+    if (loaded) lines = needs_attempt(loaded->state);
+    const bool from_cache = loaded && !lines.empty();
+    if (!from_cache) {
+      auto read = service_.Load(order_number);
+      if (!read) {
+        RecordFailure(read.error());
+        done[i] = false;
+        continue;
+      }
+      loaded = std::move(read).value();
+      lines = needs_attempt(loaded->state);
     }
-    loaded = std::move(read).value();
-    lines = needs_attempt(loaded->state);
-  }
-  {
-    std::lock_guard lock(mutex_);
-    ++(from_cache ? counters_.orders_from_cache : counters_.orders_loaded);
-  }
-  if (lines.empty()) return true;
-  const domain::OrderState& state = loaded->state;
-  const domain::OrderCreated order = *domain::PlacedOrder(state);
-  const std::vector<LineOutcome> outcomes = router_.Fulfill(order, lines);
+    ++(from_cache ? from_cache_runs : loaded_runs);
+    if (lines.empty()) continue;
+    const domain::OrderCreated order = *domain::PlacedOrder(loaded->state);
+    const std::vector<LineOutcome> outcomes = router_.Fulfill(order, lines);
 
-  std::vector<domain::Command> commands;
-  const int64_t now = Now();
-  uint64_t fulfilled = 0;
-  for (const LineOutcome& outcome : outcomes) {
-    if (outcome.succeeded()) {
-      ++fulfilled;
-      commands.push_back(
-          domain::RecordLineFulfilled{.order_number = order_number,
-                                      .line_id = outcome.line_id,
-                                      .module = outcome.module,
-                                      .external_reference = outcome.result->external_reference,
-                                      .codes = outcome.result->codes,
-                                      .fulfilled_at_us = now});
-    } else {
-      commands.push_back(domain::RecordFulfillmentFailed{
-          .order_number = order_number,
-          .line_id = outcome.line_id,
-          // The domain wants a module; a line no module supports names the router.
-          .module = outcome.module.empty() ? "router" : outcome.module,
-          .kind = outcome.result.error().kind,
-          .message = outcome.result.error().message,
-          .retryable = outcome.result.error().retryable,
-          .failed_at_us = now,
-          .retry = options_.retry});
+    std::vector<domain::Command>& recorded = commands.emplace_back();
+    const int64_t now = Now();
+    for (const LineOutcome& outcome : outcomes) {
+      if (outcome.succeeded()) {
+        ++fulfilled;
+        recorded.push_back(
+            domain::RecordLineFulfilled{.order_number = order_number,
+                                        .line_id = outcome.line_id,
+                                        .module = outcome.module,
+                                        .external_reference = outcome.result->external_reference,
+                                        .codes = outcome.result->codes,
+                                        .fulfilled_at_us = now});
+      } else {
+        recorded.push_back(domain::RecordFulfillmentFailed{
+            .order_number = order_number,
+            .line_id = outcome.line_id,
+            // The domain wants a module; a line no module supports names the router.
+            .module = outcome.module.empty() ? "router" : outcome.module,
+            .kind = outcome.result.error().kind,
+            .message = outcome.result.error().message,
+            .retryable = outcome.result.error().retryable,
+            .failed_at_us = now,
+            .retry = options_.retry});
+      }
     }
+    attempts += outcomes.size();
+    recording.push_back(i);
+    states.push_back(std::move(*loaded));
   }
-  // Decided against the state the lines were chosen from; the append expects its version.
-  auto recorded = service_.HandleAll(commands, metadata, std::move(*loaded));
   {
     std::lock_guard lock(mutex_);
-    counters_.attempts += outcomes.size();
+    counters_.orders_from_cache += from_cache_runs;
+    counters_.orders_loaded += loaded_runs;
+    counters_.attempts += attempts;
     counters_.lines_fulfilled += fulfilled;
-    counters_.lines_failed += outcomes.size() - fulfilled;
+    counters_.lines_failed += attempts - fulfilled;
+    if (!recording.empty()) ++counters_.recording_appends;
   }
-  if (!recorded) {
-    if (recorded.error().store_error) {
-      RecordFailure(recorded.error().store_error);
-      return false;
-    }
-    // A rejection: the order changed under us (e.g. revoked meanwhile). The log has the last
-    // word; the next event for the order brings it back if anything is left to do.
+  if (recording.empty()) return done;
+  // Decided against the states the lines were chosen from; each append expects its version,
+  // and all of them share one store call (one sync).
+  std::vector<eventstore::OrderCommands> batch;
+  batch.reserve(recording.size());
+  for (size_t r = 0; r < recording.size(); ++r) {
+    batch.push_back({.commands = commands[r], .known = std::move(states[r])});
   }
-  return true;
+  std::vector<eventstore::CommandResult> results = service_.HandleMany(batch, metadata);
+  for (size_t r = 0; r < recording.size(); ++r) {
+    if (results[r] || !results[r].error().store_error) continue;
+    // A rejection is fine: the order changed under us (e.g. revoked meanwhile). The log has the
+    // last word; the next event for the order brings it back if anything is left to do.
+    RecordFailure(results[r].error().store_error);
+    done[recording[r]] = false;
+  }
+  return done;
 }
 
 StoreResult<ProcessManager::Outcome> ProcessManager::WaitForOutcome(

@@ -3,7 +3,9 @@
 // It follows the log from its checkpoint. A PostCheckout or a FulfillmentRetryRequested puts the
 // order on a work queue; a worker takes the order's state, hands the lines that need an attempt
 // to their modules (router.h), and records each outcome (LineFulfilled or FulfillmentFailed, with
-// the next automatic retry time) through the command service, all lines of one run in one append.
+// the next automatic retry time) through the command service, all lines of one order in one
+// append. When the queue is longer than the idle workers, a worker takes several orders per run
+// and records all their appends in one store call (EventStore::AppendMany: one sync for all).
 //
 // The order's state: the dispatcher folds every event it reads into a bounded cache of orders
 // whose streams it has seen from version 0, so a worker usually takes the fold instead of
@@ -54,12 +56,16 @@
 namespace ledger::fulfillment {
 
 struct ProcessManagerOptions {
-  // Orders fulfilled at once. Each worker holds its order through the module calls and one
-  // synced append (an append names one stream, so orders cannot share one), so throughput is
-  // about workers / append latency, and the more appends wait together, the more one group
-  // commit carries. In fulfillment_bench 16 workers fell behind 32 placing clients (p50 51 ms and
-  // growing with the backlog) where 32 kept up (p50 8 ms). An idle worker costs a parked thread.
+  // Workers, each running one or more orders at a time: it holds them through their module calls
+  // (one order after another) and one synced store call that records all their outcomes. Module
+  // calls that wait on the network (the LMS) want workers enough for the orders in flight; an
+  // idle worker costs a parked thread.
   size_t workers = 32;
+  // The most orders one worker takes per run. A worker takes its share of the queue (the queue
+  // over the idle workers), so orders are spread over the workers first and only a backlog
+  // makes runs longer; a longer run means fewer store calls and syncs per order, but its last
+  // order waits for the module calls of the ones before it.
+  size_t orders_per_run_max = 64;
   // Orders whose folded state the dispatcher keeps for the workers (see above); about 1-2 KB
   // each. An order leaves when a worker takes it, or once this many orders have started after it
   // (its worker then reads the stream). 0: workers always read the stream.
@@ -81,9 +87,10 @@ struct ProcessManagerStats {
   uint64_t attempts = 0;         // Lines handed to modules since start.
   uint64_t lines_fulfilled = 0;
   uint64_t lines_failed = 0;
-  uint64_t automatic_retries = 0;            // FulfillmentRetryRequested written by the manager.
-  uint64_t orders_from_cache = 0;            // Worker runs that started from the dispatcher's fold.
-  uint64_t orders_loaded = 0;                // Worker runs that read and folded the stream.
+  uint64_t automatic_retries = 0;  // FulfillmentRetryRequested written by the manager.
+  uint64_t orders_from_cache = 0;  // Orders a worker ran from the dispatcher's fold.
+  uint64_t orders_loaded = 0;      // Orders a worker ran after reading and folding the stream.
+  uint64_t recording_appends = 0;  // Store calls that recorded outcomes (one per worker run).
   std::optional<eventstore::Error> failure;  // The last error that stopped progress, if any.
 };
 
@@ -147,8 +154,9 @@ class ProcessManager {
   eventstore::StoreResult<void> Dispatch(const std::vector<eventstore::RecordedEvent>& events);
   void IssueDueRetries();
   void Enqueue(const std::string& order_number, uint64_t position);
-  // Fulfills what the order needs now; false when the store failed (the work is retried).
-  bool FulfillOrder(const std::string& order_number);
+  // Fulfills what each order needs now, recording all outcomes in one store call; for each
+  // order, false when the store failed (its work is retried).
+  std::vector<bool> FulfillOrders(const std::vector<std::string>& order_numbers);
   uint64_t CheckpointLocked() const;
   eventstore::StoreResult<void> SaveCheckpoint();
   void RecordFailure(std::optional<eventstore::Error> error);
@@ -166,6 +174,7 @@ class ProcessManager {
   std::deque<std::string> queue_;
   std::map<std::string, std::vector<uint64_t>> queued_;
   std::set<std::string> running_;
+  size_t idle_workers_ = 0;  // Workers waiting for work.
   // Positions of events whose work is not done yet; the checkpoint stays below the smallest.
   std::multiset<uint64_t> in_flight_;
   uint64_t dispatched_ = 0;  // The last position the dispatcher handled.

@@ -199,6 +199,71 @@ TEMPLATE_TEST_CASE("concurrent appends to distinct streams all succeed, gapless"
   CheckSuccessesStored(logs, log, size_of);
 }
 
+TEMPLATE_TEST_CASE("AppendMany calls and single appends at once: gapless, each where it was told",
+                   "[concurrency][append_many]", LEDGER_STORE_HARNESSES) {
+  TestType harness;
+  EventStore& store = harness.store();
+  const size_t calls = Scaled(200, 40);
+  constexpr size_t kRequestsPerCall = 3;
+  auto size_of = [](const std::string& name) -> size_t {
+    return 1 + static_cast<size_t>(std::stoul(name.substr(name.rfind('/') + 1))) % 2;
+  };
+  std::vector<ThreadLog> logs(kThreads);
+  RunThreads([&](size_t t) {
+    ThreadLog& mine = logs[t];
+    for (size_t c = 0; c < calls; ++c) {
+      if (t % 2 == 0) {
+        const std::string name = fmt::format("single/{}/{}", t, c);
+        auto result = store.Append(fmt::format("single-{}", t), ExpectedVersion::Any(),
+                                   MakeEvents(name, size_of(name)));
+        if (!result) {
+          mine.problems.push_back(result.error().ToString());
+          return;
+        }
+        mine.successes.push_back({name, *result});
+        continue;
+      }
+      // Three requests to three streams of this thread; the names keep their events apart.
+      std::vector<std::string> names;
+      std::vector<std::string> streams;
+      std::vector<std::vector<NewEvent>> events;
+      for (size_t r = 0; r < kRequestsPerCall; ++r) {
+        names.push_back(fmt::format("many/{}/{}", t, c * kRequestsPerCall + r));
+        streams.push_back(fmt::format("many-{}-{}", t, r));
+        events.push_back(MakeEvents(names.back(), size_of(names.back())));
+      }
+      std::vector<AppendRequest> requests;
+      for (size_t r = 0; r < kRequestsPerCall; ++r) {
+        // Each stream of this thread gets one request per call, so its version is known.
+        requests.push_back(
+            {.stream = streams[r],
+             .expected = c == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::StreamExists(),
+             .events = events[r]});
+      }
+      auto results = store.AppendMany(requests);
+      if (results.size() != kRequestsPerCall) {
+        mine.problems.push_back(
+            fmt::format("{} results for {} requests", results.size(), kRequestsPerCall));
+        return;
+      }
+      for (size_t r = 0; r < kRequestsPerCall; ++r) {
+        if (!results[r]) {
+          mine.problems.push_back(results[r].error().ToString());
+          return;
+        }
+        if (r > 0 && results[r]->first_position != results[r - 1]->last_position + 1) {
+          mine.problems.push_back(
+              fmt::format("{}: the requests of one call are not adjacent", names[r]));
+        }
+        mine.successes.push_back({names[r], *results[r]});
+      }
+    }
+  });
+  CheckNoProblems(logs);
+  const auto log = CheckLogInvariants(store);
+  CheckSuccessesStored(logs, log, size_of);
+}
+
 TEMPLATE_TEST_CASE("concurrent retries of the same event ids get the original result",
                    "[concurrency][idempotency]", LEDGER_STORE_HARNESSES) {
   TestType harness;

@@ -302,6 +302,124 @@ TEMPLATE_TEST_CASE("event ids held by the log in another shape are not a retry",
   }
 }
 
+TEMPLATE_TEST_CASE("AppendMany decides each request on its own and writes them in one commit",
+                   "[conformance][append_many]", LEDGER_STORE_HARNESSES) {
+  TestType harness;
+  EventStore& store = harness.store();
+  const auto a_first = MakeEvents("many/a-first", 1);
+  MustAppend(store, "a", ExpectedVersion::NoStream(), a_first);
+  const uint64_t commits_before = store.stats().group_commits;
+
+  const auto a_two = MakeEvents("many/a-two", 2);
+  const auto b_one = MakeEvents("many/b-one", 1);
+  const auto a_stale = MakeEvents("many/a-stale", 1);
+  const auto a_next = MakeEvents("many/a-next", 1);
+  const std::vector<NewEvent> none;
+  const std::vector<AppendRequest> requests = {
+      {.stream = "a", .expected = ExpectedVersion::Exactly(0), .events = a_two},
+      {.stream = "b", .expected = ExpectedVersion::NoStream(), .events = b_one},
+      // Stale: the first request moved "a" to version 2.
+      {.stream = "a", .expected = ExpectedVersion::Exactly(0), .events = a_stale},
+      // Sees the first request's events.
+      {.stream = "a", .expected = ExpectedVersion::Exactly(2), .events = a_next},
+      {.stream = "c", .expected = ExpectedVersion::Any(), .events = none},
+      // A retry of the append before the call.
+      {.stream = "a", .expected = ExpectedVersion::NoStream(), .events = a_first},
+      // A retry of the first request of this very call.
+      {.stream = "a", .expected = ExpectedVersion::Exactly(0), .events = a_two},
+  };
+  auto results = store.AppendMany(requests);
+  REQUIRE(results.size() == requests.size());
+
+  REQUIRE(results[0].has_value());
+  CHECK(results[0]->first_position == 2);
+  CHECK(results[0]->last_position == 3);
+  CHECK(results[0]->stream_version == 2);
+  CHECK_FALSE(results[0]->idempotent_replay);
+  REQUIRE(results[1].has_value());
+  CHECK(results[1]->first_position == 4);
+  CHECK(results[1]->stream_version == 0);
+  REQUIRE_FALSE(results[2].has_value());
+  CHECK(results[2].error().code == ErrorCode::kWrongExpectedVersion);
+  CHECK(results[2].error().current_version == std::optional<uint64_t>(2));
+  REQUIRE(results[3].has_value());
+  CHECK(results[3]->first_position == 5);
+  CHECK(results[3]->stream_version == 3);
+  REQUIRE_FALSE(results[4].has_value());
+  CHECK(results[4].error().code == ErrorCode::kInvalidArgument);
+  REQUIRE(results[5].has_value());
+  CHECK(results[5]->first_position == 1);
+  CHECK(results[5]->idempotent_replay);
+  REQUIRE(results[6].has_value());
+  CHECK(results[6]->first_position == 2);
+  CHECK(results[6]->last_position == 3);
+  CHECK(results[6]->idempotent_replay);
+
+  // One commit carried every request that wrote.
+  CHECK(store.stats().group_commits == commits_before + 1);
+  CHECK(store.HeadPosition() == 5);
+  const auto log = CheckLogInvariants(store);
+  REQUIRE(log.size() == 5);
+  CHECK(SameContent(log[1], "a", a_two[0]));
+  CHECK(SameContent(log[2], "a", a_two[1]));
+  CHECK(SameContent(log[3], "b", b_one[0]));
+  CHECK(SameContent(log[4], "a", a_next[0]));
+  auto stale = store.ReadEvent(a_stale[0].event_id);
+  REQUIRE(stale.has_value());
+  CHECK_FALSE(stale->has_value());
+
+  // The whole call again: every request that wrote is now a replay of itself.
+  auto again = store.AppendMany(requests);
+  REQUIRE(again.size() == requests.size());
+  for (size_t i : {size_t{0}, size_t{1}, size_t{3}, size_t{5}, size_t{6}}) {
+    INFO("request " << i);
+    REQUIRE(again[i].has_value());
+    CHECK(again[i]->idempotent_replay);
+    CHECK(again[i]->first_position == results[i]->first_position);
+    CHECK(again[i]->last_position == results[i]->last_position);
+  }
+  CHECK(again[2].error().code == ErrorCode::kWrongExpectedVersion);
+  CHECK(again[4].error().code == ErrorCode::kInvalidArgument);
+  CHECK(store.HeadPosition() == 5);
+  if constexpr (TestType::kSurvivesReopen) {
+    harness.Reopen();
+    CHECK(CheckLogInvariants(harness.store()).size() == 5);
+  }
+}
+
+TEMPLATE_TEST_CASE("AppendMany with nothing to write, or too much, writes nothing",
+                   "[conformance][append_many]", LEDGER_STORE_HARNESSES) {
+  TestType harness;
+  EventStore& store = harness.store();
+  MustAppend(store, "a", ExpectedVersion::NoStream(), MakeEvents("limit/a", 1));
+
+  SECTION("no requests") { CHECK(store.AppendMany({}).empty()); }
+  SECTION("only rejected requests") {
+    const auto events = MakeEvents("limit/rejected", 1);
+    const std::vector<AppendRequest> requests = {
+        {.stream = "a", .expected = ExpectedVersion::NoStream(), .events = events},
+        {.stream = "", .expected = ExpectedVersion::Any(), .events = events}};
+    auto results = store.AppendMany(requests);
+    REQUIRE(results.size() == 2);
+    CHECK(results[0].error().code == ErrorCode::kWrongExpectedVersion);
+    CHECK(results[1].error().code == ErrorCode::kInvalidArgument);
+  }
+  SECTION("one event more than a call may carry, spread over two requests") {
+    const size_t half = EventStore::kEventsPerAppendMax / 2;
+    const auto first = MakeEvents("limit/first", half);
+    const auto second = MakeEvents("limit/second", EventStore::kEventsPerAppendMax - half + 1);
+    const std::vector<AppendRequest> requests = {
+        {.stream = "x", .expected = ExpectedVersion::Any(), .events = first},
+        {.stream = "y", .expected = ExpectedVersion::Any(), .events = second}};
+    auto results = store.AppendMany(requests);
+    REQUIRE(results.size() == 2);
+    CHECK(results[0].error().code == ErrorCode::kInvalidArgument);
+    CHECK(results[1].error().code == ErrorCode::kInvalidArgument);
+  }
+  CHECK(store.HeadPosition() == 1);
+  CHECK(CheckLogInvariants(store).size() == 1);
+}
+
 TEMPLATE_TEST_CASE("malformed appends are rejected as invalid arguments",
                    "[conformance][validation]", LEDGER_STORE_HARNESSES) {
   TestType harness;

@@ -471,6 +471,84 @@ TEST_CASE(
   testing::CheckLogInvariants(harness.store());
 }
 
+TEST_CASE(
+    "Given several known orders, When HandleMany records their outcomes, Then one store call "
+    "writes the fresh ones and every stale one is decided again on its own",
+    "[command_service][known_order][handle_many]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store(), 0);
+  OrderCommandService other(harness.store(), 0);
+  std::vector<LoadedOrder> known;
+  for (const char* number : {"EDX-100070", "EDX-100071", "EDX-100072", "EDX-100073"}) {
+    MustHandle(service, Capture(number, 9800));
+    MustHandle(service, Place(number, {SeatLine("1", 4900), SeatLine("2", 4900)}));
+    known.push_back(MustLoad(service, number));
+  }
+  // 71: another writer records line 1 first (a race). 72: revoked by another writer after this
+  // caller's fold (the stale state would record line 1 again; the stream says it is revoked).
+  MustHandle(other, Fulfill("EDX-100071", "1", "by-the-other-writer"));
+  MustHandle(other, Fulfill("EDX-100072", "1"));
+  known[2] = MustLoad(service, "EDX-100072");
+  MustHandle(other, domain::RecordLineRevoked{.order_number = "EDX-100072",
+                                              .line_id = "1",
+                                              .module = "enrollment",
+                                              .refund_reference = "refund-1",
+                                              .revoked_at_us = kT0 + 3});
+  const uint64_t commits_before = harness.store().stats().group_commits;
+
+  const std::vector<domain::Command> for_70 = {Fulfill("EDX-100070", "1"),
+                                               Fulfill("EDX-100070", "2")};
+  const std::vector<domain::Command> for_71 = {Fulfill("EDX-100071", "1"),
+                                               Fulfill("EDX-100071", "2")};
+  const std::vector<domain::Command> for_72 = {Fulfill("EDX-100072", "1")};
+  const std::vector<domain::Command> for_73 = {Fulfill("EDX-100073", "2")};
+  std::vector<OrderCommands> batch = {{.commands = for_70, .known = known[0]},
+                                      {.commands = for_71, .known = known[1]},
+                                      {.commands = for_72, .known = known[2]},
+                                      {.commands = for_73, .known = known[3]}};
+  auto results = service.HandleMany(batch, kMetadata);
+  REQUIRE(results.size() == 4);
+
+  REQUIRE(results[0].has_value());
+  CHECK(results[0]->events.size() == 2);
+  CHECK(results[0]->order.stream_version == 4u);
+  REQUIRE(results[1].has_value());
+  // Decided again against the stream: only line 2 was left.
+  REQUIRE(results[1]->events.size() == 1);
+  CHECK(std::get<domain::LineFulfilled>(results[1]->events[0]).line_id == "2");
+  CHECK(results[1]->order.state.FindLine("1")->external_reference == "by-the-other-writer");
+  REQUIRE_FALSE(results[2].has_value());
+  REQUIRE(results[2].error().rejection.has_value());
+  CHECK(results[2].error().rejection->code == domain::RejectionCode::kLineRevoked);
+  REQUIRE(results[3].has_value());
+  CHECK(results[3]->events.size() == 1);
+  CHECK(results[3]->order.state.FindLine("1")->status == domain::LineStatus::kOpen);
+  // The shared call (70, 73 and 71's stale try), then 71 alone.
+  CHECK(harness.store().stats().group_commits == commits_before + 2);
+
+  CHECK(CountType(harness.store(), "EDX-100070", "LineFulfilled") == 2);
+  CHECK(CountType(harness.store(), "EDX-100071", "LineFulfilled") == 2);
+  CHECK(CountType(harness.store(), "EDX-100072", "LineFulfilled") == 1);
+  CHECK(CountType(harness.store(), "EDX-100073", "LineFulfilled") == 1);
+  for (size_t i : {size_t{0}, size_t{1}, size_t{3}}) {
+    CHECK(MustLoad(service, results[i]->order_number).state == results[i]->order.state);
+  }
+
+  // The same call again, from the same stale states: every line already has its outcome.
+  std::vector<OrderCommands> again = {{.commands = for_70, .known = known[0]},
+                                      {.commands = for_73, .known = known[3]}};
+  auto repeated = service.HandleMany(again, kMetadata);
+  REQUIRE(repeated.size() == 2);
+  for (const auto& result : repeated) {
+    REQUIRE(result.has_value());
+    CHECK(result->idempotent_repeat);
+    CHECK(result->events.empty());
+  }
+  CHECK(CountType(harness.store(), "EDX-100070", "LineFulfilled") == 2);
+  CHECK(CountType(harness.store(), "EDX-100073", "LineFulfilled") == 1);
+  testing::CheckLogInvariants(harness.store());
+}
+
 // The order's events as the store recorded them.
 std::vector<RecordedEvent> StreamRecords(EventStore& store, std::string_view order_number) {
   auto events =

@@ -101,6 +101,44 @@ TEST_CASE("placed orders reach Complete with exactly one effect per line", "[pro
   CHECK(ledger.manager->stats().checkpoint == head);
 }
 
+TEST_CASE("a backlog is fulfilled several orders per run and store call, each line once",
+          "[process_manager]") {
+  Ledger ledger(ProcessManagerOptions{.workers = 2, .orders_per_run_max = 16});
+  // Placed before the manager starts, so that it finds them all queued at once.
+  constexpr int kOrders = 60;
+  auto number = [](int i) { return "EDX-1100" + std::to_string(i); };
+  for (int i = 0; i < kOrders; ++i) {
+    std::vector<domain::Line> lines = {Seat("1", "course-v1:edX+B+" + std::to_string(i)),
+                                       Local("2", "Enrollment Code", 2)};
+    // Every tenth order has a line no module supports: it fails alone, in the middle of a run.
+    if (i % 10 == 3) lines.push_back(Local("3", "Executive Education"));
+    testing::PlaceOrder(*ledger.service, number(i), std::move(lines), kT0);
+  }
+  ledger.manager->Start();
+  for (int i = 0; i < kOrders; ++i) {
+    INFO(number(i));
+    const auto outcome = ledger.Settle(number(i));
+    CHECK(outcome.order.state.FindLine("1")->status == domain::LineStatus::kComplete);
+    CHECK(outcome.order.state.FindLine("2")->codes.size() == 2);
+    if (i % 10 == 3) {
+      CHECK(outcome.order.state.status == domain::OrderStatus::kFulfillmentError);
+      CHECK(outcome.order.state.FindLine("3")->status ==
+            domain::LineStatus::kFulfillmentConfigurationError);
+    } else {
+      CHECK(outcome.order.state.status == domain::OrderStatus::kComplete);
+    }
+    CHECK(EventCounts(*ledger.store, number(i))["LineFulfilled"] == 2);
+  }
+  const auto stats = ledger.standin->Stats();
+  CHECK(stats.Effects("enrollment") == kOrders);
+  for (const auto& [key, effects] : stats.effects_by_key) CHECK(effects == 1);
+  // Two workers and sixty orders queued at once: runs of several orders, at most 16 each.
+  const auto manager_stats = ledger.manager->stats();
+  CHECK(manager_stats.recording_appends >= (kOrders + 15) / 16);
+  CHECK(manager_stats.recording_appends < kOrders / 2);
+  CHECK(manager_stats.attempts == 2 * kOrders + kOrders / 10);
+}
+
 TEST_CASE("a failed line is recorded with its reason and retried with backoff on the clock",
           "[process_manager][retry]") {
   std::atomic<int64_t> now{kT0};
