@@ -374,20 +374,21 @@ OrdersResult RunOrders(const Settings& settings, Workload workload, const std::s
   uint64_t effects = 0;
   if (standin) effects = standin->Stats().Effects("enrollment");
   OrdersResult result{
-      .json_fields = fmt::format("{{\"case\":\"{}\",\"orders\":{},\"placers\":{},\"workers\":{},"
-                                 "\"seconds\":{:.3f},\"orders_per_second\":{:.0f},"
-                                 "\"placement_orders_per_second\":{:.0f},\"latency_us_p50\":{:.0f},"
-                                 "\"latency_us_p99\":{:.0f},\"latency_us_max\":{},\"failures\":{},"
-                                 "\"lines_fulfilled\":{},\"lms_effects\":{},\"head_position\":{},"
-                                 "\"cpu_seconds\":{:.3f},\"cpu_us_per_order\":{:.1f},\"sync\":{},"
-                                 "\"pm_orders_from_cache\":{},\"pm_orders_loaded\":{}",
-                                 label, orders, settings.placers, settings.workers, seconds,
-                                 orders_per_second, static_cast<double>(orders) / placement_seconds,
-                                 Percentile(latencies_us, 0.50), Percentile(latencies_us, 0.99),
-                                 latencies_us.back(), failures.load(), stats.lines_fulfilled,
-                                 effects, store->HeadPosition(), cpu_seconds,
-                                 cpu_seconds * 1e6 / static_cast<double>(orders), settings.sync,
-                                 stats.orders_from_cache, stats.orders_loaded),
+      .json_fields = fmt::format(
+          "{{\"case\":\"{}\",\"orders\":{},\"placers\":{},\"workers\":{},"
+          "\"seconds\":{:.3f},\"orders_per_second\":{:.0f},"
+          "\"placement_orders_per_second\":{:.0f},\"latency_us_p50\":{:.0f},"
+          "\"latency_us_p99\":{:.0f},\"latency_us_max\":{},\"failures\":{},"
+          "\"lines_fulfilled\":{},\"lms_effects\":{},\"head_position\":{},"
+          "\"cpu_seconds\":{:.3f},\"cpu_us_per_order\":{:.1f},\"sync\":{},"
+          "\"pm_orders_from_cache\":{},\"pm_orders_loaded\":{},"
+          "\"pm_recording_appends\":{}",
+          label, orders, settings.placers, settings.workers, seconds, orders_per_second,
+          static_cast<double>(orders) / placement_seconds, Percentile(latencies_us, 0.50),
+          Percentile(latencies_us, 0.99), latencies_us.back(), failures.load(),
+          stats.lines_fulfilled, effects, store->HeadPosition(), cpu_seconds,
+          cpu_seconds * 1e6 / static_cast<double>(orders), settings.sync, stats.orders_from_cache,
+          stats.orders_loaded, stats.recording_appends),
       .orders_per_second = orders_per_second};
   fmt::print(stderr, "{}}}\n", result.json_fields);
   manager.reset();

@@ -15,6 +15,10 @@ constexpr std::array<std::string_view, 5> kModuleNames = {
     kDonationModule};
 
 constexpr int64_t kTimeoutMsMax = 3'600'000;
+// Threads, each parked while idle; a store call carries at most EventStore::kEventsPerAppendMax
+// events, and an order's outcomes are a few.
+constexpr int64_t kWorkersMax = 1024;
+constexpr int64_t kOrdersPerRunMax = 1000;
 constexpr int64_t kDelayMsMax = 7 * 24 * 3'600'000LL;
 // Beyond this many retries the domain refuses the attempt number anyway (domain::kAttemptsMax).
 constexpr int64_t kRetriesMax = 999;
@@ -201,6 +205,10 @@ Problem ReadFulfillment(const toml::table& fulfillment, FulfillmentConfig& confi
       }
     } else if (key == "sync_timeout_ms") {
       problem = ReadInteger(node, key_path, 1, kTimeoutMsMax, config.sync_timeout_ms);
+    } else if (key == "workers") {
+      problem = ReadInteger(node, key_path, 1, kWorkersMax, config.workers);
+    } else if (key == "orders_per_run_max") {
+      problem = ReadInteger(node, key_path, 1, kOrdersPerRunMax, config.orders_per_run_max);
     } else if (key == "modules") {
       problem = ReadModuleList(node, names);
     } else if (key == "lms" || key == "retry" || IsModuleName(key.str())) {
@@ -218,8 +226,9 @@ Problem ReadFulfillment(const toml::table& fulfillment, FulfillmentConfig& confi
       }
     } else {
       problem = ErrorAt(key_path, node,
-                        fmt::format("unknown key (known: mode, sync_timeout_ms, modules, lms, "
-                                    "retry, and a table per module: {})",
+                        fmt::format("unknown key (known: mode, sync_timeout_ms, modules, "
+                                    "workers, orders_per_run_max, lms, retry, and a table per "
+                                    "module: {})",
                                     fmt::join(kModuleNames, ", ")));
     }
     if (problem) return problem;

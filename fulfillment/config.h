@@ -7,6 +7,8 @@
 //                                  # "sync": it waits up to sync_timeout_ms for the outcome.
 //   sync_timeout_ms = 10000
 //   modules = ["enrollment", "course_entitlement", "enrollment_code", "coupon", "donation"]
+//   workers = 32                   # the process manager's workers (see ProcessManagerOptions)
+//   orders_per_run_max = 64        # the most orders one worker runs and records at once
 //
 //   [fulfillment.lms]              # how the LMS modules reach the LMS
 //   lms_url = "http://127.0.0.1:18000"
@@ -74,6 +76,8 @@ struct FulfillmentConfig {
   RetryPolicy retry{};
   FulfillmentMode mode = FulfillmentMode::kAsync;
   int64_t sync_timeout_ms = 10'000;
+  int64_t workers = 32;
+  int64_t orders_per_run_max = 64;
 
   friend bool operator==(const FulfillmentConfig&, const FulfillmentConfig&) = default;
 };

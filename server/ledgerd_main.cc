@@ -298,6 +298,8 @@ int Run(const Flags& flags) {
   const fulfillment::Router router =
       fulfillment::BuildRouter(config, std::make_shared<fulfillment::HttpClient>());
   fulfillment::ProcessManagerOptions manager_options;
+  manager_options.workers = static_cast<size_t>(config.workers);
+  manager_options.orders_per_run_max = static_cast<size_t>(config.orders_per_run_max);
   manager_options.retry = {.first_delay_us = config.retry.first_delay_ms * 1000,
                            .multiplier = config.retry.multiplier,
                            .retries_max = config.retry.retries_max,

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "fulfillment/config.h"
+#include "fulfillment/process_manager.h"
 
 namespace ledger::fulfillment {
 namespace {
@@ -33,6 +34,9 @@ TEST_CASE("config: no [fulfillment] table gives the original's defaults", "[conf
   CHECK(config.mode == FulfillmentMode::kAsync);
   CHECK(config.modules[0].lms.timeout_ms == 7'000);
   CHECK(config.retry.retries_max == 11);
+  CHECK(config.workers == static_cast<int64_t>(ProcessManagerOptions{}.workers));
+  CHECK(config.orders_per_run_max ==
+        static_cast<int64_t>(ProcessManagerOptions{}.orders_per_run_max));
   // 2^n seconds: 1, 2, 4, ... 1024 s, then no more automatic retries (about half an hour).
   int64_t total_ms = 0;
   for (uint32_t retry = 1; retry <= 11; ++retry) {
@@ -51,6 +55,8 @@ TEST_CASE("config: a full document, with per-module overrides of [fulfillment.lm
 mode = "sync"
 sync_timeout_ms = 2500
 modules = ["donation", "enrollment", "course_entitlement"]
+workers = 4
+orders_per_run_max = 128
 
 [fulfillment.lms]
 lms_url = "http://127.0.0.1:18000"
@@ -70,6 +76,8 @@ delay_ms_max = 500
 )");
   CHECK(config.mode == FulfillmentMode::kSync);
   CHECK(config.sync_timeout_ms == 2'500);
+  CHECK(config.workers == 4);
+  CHECK(config.orders_per_run_max == 128);
   CHECK(Names(config) == std::vector<std::string>{"donation", "enrollment", "course_entitlement"});
   CHECK(config.modules[1].lms == LmsSettings{.lms_url = "http://127.0.0.1:18000",
                                              .api_key = "secret",
@@ -116,6 +124,12 @@ TEST_CASE("config: mistakes are errors naming the key and its line", "[config]")
   CHECK_THAT(ErrorOf("[fulfillment.lms]\nlms_url = \"not a url\"\n"), Contains("not a URL"));
   CHECK_THAT(ErrorOf("[fulfillment]\nmode = \"eventually\"\n"),
              Contains("must be \"async\" or \"sync\""));
+  CHECK_THAT(ErrorOf("[fulfillment]\nworkers = 0\n"),
+             Contains("fulfillment.workers (line 2): must be between 1 and 1024, not 0"));
+  CHECK_THAT(ErrorOf("[fulfillment]\norders_per_run_max = 1001\n"),
+             Contains("must be between 1 and 1000, not 1001"));
+  CHECK_THAT(ErrorOf("[fulfillment]\nworkers = \"many\"\n"),
+             Contains("must be an integer, not a string"));
   CHECK_THAT(ErrorOf("[fulfillment]\nflavour = 1\n"),
              Contains("fulfillment.flavour (line 2): unknown key"));
   CHECK_THAT(ErrorOf("fulfillment = 3\n"), Contains("fulfillment (line 1): must be a table"));
