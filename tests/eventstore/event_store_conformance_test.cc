@@ -393,28 +393,30 @@ TEMPLATE_TEST_CASE("AppendMany with nothing to write, or too much, writes nothin
   EventStore& store = harness.store();
   MustAppend(store, "a", ExpectedVersion::NoStream(), MakeEvents("limit/a", 1));
 
+  // Every request of the call fails, each with its code.
+  auto check_failures = [&](const std::vector<AppendRequest>& requests,
+                            const std::vector<ErrorCode>& codes) {
+    auto results = store.AppendMany(requests);
+    REQUIRE(results.size() == codes.size());
+    for (size_t i = 0; i < codes.size(); ++i) {
+      REQUIRE_FALSE(results[i].has_value());
+      CHECK(results[i].error().code == codes[i]);
+    }
+  };
   SECTION("no requests") { CHECK(store.AppendMany({}).empty()); }
   SECTION("only rejected requests") {
     const auto events = MakeEvents("limit/rejected", 1);
-    const std::vector<AppendRequest> requests = {
-        {.stream = "a", .expected = ExpectedVersion::NoStream(), .events = events},
-        {.stream = "", .expected = ExpectedVersion::Any(), .events = events}};
-    auto results = store.AppendMany(requests);
-    REQUIRE(results.size() == 2);
-    CHECK(results[0].error().code == ErrorCode::kWrongExpectedVersion);
-    CHECK(results[1].error().code == ErrorCode::kInvalidArgument);
+    check_failures({{.stream = "a", .expected = ExpectedVersion::NoStream(), .events = events},
+                    {.stream = "", .expected = ExpectedVersion::Any(), .events = events}},
+                   {ErrorCode::kWrongExpectedVersion, ErrorCode::kInvalidArgument});
   }
   SECTION("one event more than a call may carry, spread over two requests") {
     const size_t half = EventStore::kEventsPerAppendMax / 2;
     const auto first = MakeEvents("limit/first", half);
     const auto second = MakeEvents("limit/second", EventStore::kEventsPerAppendMax - half + 1);
-    const std::vector<AppendRequest> requests = {
-        {.stream = "x", .expected = ExpectedVersion::Any(), .events = first},
-        {.stream = "y", .expected = ExpectedVersion::Any(), .events = second}};
-    auto results = store.AppendMany(requests);
-    REQUIRE(results.size() == 2);
-    CHECK(results[0].error().code == ErrorCode::kInvalidArgument);
-    CHECK(results[1].error().code == ErrorCode::kInvalidArgument);
+    check_failures({{.stream = "x", .expected = ExpectedVersion::Any(), .events = first},
+                    {.stream = "y", .expected = ExpectedVersion::Any(), .events = second}},
+                   {ErrorCode::kInvalidArgument, ErrorCode::kInvalidArgument});
   }
   CHECK(store.HeadPosition() == 1);
   CHECK(CheckLogInvariants(store).size() == 1);
