@@ -149,10 +149,13 @@ void ProcessManager::Stop() {
   if (auto saved = SaveCheckpoint(); !saved) RecordFailure(saved.error());
   std::lock_guard lock(mutex_);
   subscription_.reset();
-  // Work that was queued but not done is redone from the checkpoint on the next start.
+  // Work that was queued but not done is redone from the checkpoint on the next start. The
+  // manager now stands at its saved checkpoint: a second Stop (the destructor's, after the
+  // owner's) must not save the dispatcher's position, past that work.
   queue_.clear();
   queued_.clear();
   in_flight_.clear();
+  dispatched_ = saved_checkpoint_;
 }
 
 void ProcessManager::RecordFailure(std::optional<Error> error) {
@@ -411,7 +414,7 @@ void ProcessManager::RunWorker() {
     // Only these orders became takeable. Waking every idle worker for them cost more CPU than
     // the rest of the manager (futex wake-ups of 16 threads per order).
     for (size_t i = 0; i < queued_again; ++i) work_ready_.notify_one();
-    if (failed) std::this_thread::sleep_for(options_.idle_wait);
+    if (failed && !stopping_.load()) std::this_thread::sleep_for(options_.idle_wait);
   }
 }
 
@@ -434,6 +437,12 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
   uint64_t from_cache_runs = 0, loaded_runs = 0, attempts = 0, fulfilled = 0;
   for (size_t i = 0; i < order_numbers.size(); ++i) {
     const std::string& order_number = order_numbers[i];
+    if (stopping_.load()) {
+      // Stop waits for the run: leave the rest of it to the next start (its positions stay in
+      // flight, so the checkpoint stays before them).
+      done[i] = false;
+      continue;
+    }
     // The dispatcher's fold when it has one. When that says there is nothing to do, the stream
     // has the last word (cheap insurance: the fold is at least as new as the event that queued
     // this order, so a read should agree).

@@ -105,7 +105,8 @@ class ProcessManager {
   ProcessManager& operator=(const ProcessManager&) = delete;
 
   void Start();
-  // Stops taking work, lets the workers finish the orders in hand, and persists the checkpoint.
+  // Stops taking work, lets the workers finish the orders whose module calls have started, and
+  // persists the checkpoint; the rest of a worker's run is redone on the next start.
   void Stop();
 
   ProcessManagerStats stats() const;

@@ -3,6 +3,8 @@
 // controllable clock; timeouts and dropped connections never cause a second effect; manual retry
 // touches only failed lines; revocation happens once; pending retries survive a restart.
 #include <catch2/catch.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "process_manager_support.h"
@@ -494,6 +496,86 @@ TEST_CASE("two managers on one log, each deciding from its own folds, fulfill ev
   CHECK(a.orders_from_cache > 0);
   CHECK(a.failure == std::nullopt);
   CHECK(b.failure == std::nullopt);
+}
+
+// A coupon module whose first call waits until the test opens the gate.
+class GatedCouponModule : public Module {
+ public:
+  GatedCouponModule() : inner_(MakeCouponModule()) {}
+  std::string_view name() const override { return inner_->name(); }
+  bool Supports(const domain::Line& line) const override { return inner_->Supports(line); }
+  std::vector<LineOutcome> Fulfill(const domain::OrderCreated& order,
+                                   std::span<const domain::Line> lines) override {
+    if (calls_.fetch_add(1) == 0) {
+      std::unique_lock lock(mutex_);
+      opened_.wait(lock, [this] { return open_; });
+    }
+    return inner_->Fulfill(order, lines);
+  }
+  RevokeOutcome Revoke(const domain::OrderCreated& order, const domain::LineState& line) override {
+    return inner_->Revoke(order, line);
+  }
+  void Open() {
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    opened_.notify_all();
+  }
+  int calls() const { return calls_.load(); }
+
+ private:
+  std::unique_ptr<Module> inner_;
+  std::atomic<int> calls_{0};
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = false;
+};
+
+TEST_CASE("Stop during a run of several orders finishes the order in hand and leaves the rest",
+          "[process_manager]") {
+  SharedLog log;
+  auto gated = std::make_unique<GatedCouponModule>();
+  GatedCouponModule* module = gated.get();
+  std::vector<std::unique_ptr<Module>> modules;
+  modules.push_back(std::move(gated));
+  const Router router(std::move(modules));
+  auto state = log.OpenState("state");
+  constexpr int kOrders = 8;
+  auto number = [](int i) { return "EDX-1200" + std::to_string(i); };
+  for (int i = 0; i < kOrders; ++i) {
+    testing::PlaceOrder(*log.service, number(i), {Local("1", "Coupon")}, kT0);
+  }
+  const uint64_t placed_head = log.store->HeadPosition();
+  {
+    // One worker: its first run takes every order, and its first module call waits.
+    auto manager = log.OpenManager(*state, router, {.workers = 1, .orders_per_run_max = 64});
+    manager->Start();
+    REQUIRE(Eventually([&] { return module->calls() == 1; }));
+    std::thread stopper([&] { manager->Stop(); });
+    std::this_thread::sleep_for(50ms);  // Stop is now waiting for the run.
+    module->Open();
+    stopper.join();
+    // The order in hand was recorded; the others were left before any call.
+    CHECK(module->calls() == 1);
+    CHECK(manager->stats().lines_fulfilled == 1);
+    CHECK(manager->stats().checkpoint < placed_head);
+  }
+  // The next start redoes what was left, and the first order's line is not fulfilled again.
+  // (Before, the destructor's second Stop saved the checkpoint past the orders left: they were
+  // never fulfilled.)
+  auto manager = log.OpenManager(*state, router);
+  // The destructor's Stop, after the explicit one, kept the checkpoint before the work left.
+  CHECK(manager->stats().checkpoint < placed_head);
+  manager->Start();
+  for (int i = 0; i < kOrders; ++i) {
+    INFO(number(i));
+    auto outcome = manager->WaitForOutcome(number(i), 20s);
+    REQUIRE(outcome.has_value());
+    CHECK(outcome->order.state.status == domain::OrderStatus::kComplete);
+    CHECK(EventCounts(*log.store, number(i))["LineFulfilled"] == 1);
+  }
+  CHECK(module->calls() == kOrders);
 }
 
 }  // namespace
