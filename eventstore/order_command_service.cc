@@ -47,6 +47,18 @@ Decision DecideAll(std::span<const domain::Command> commands, domain::OrderState
   return decision;
 }
 
+// The order all of `commands` name (a rejection when one names none; asserted to be one order).
+Result<std::string, CommandFailure> OrderOf(std::span<const domain::Command> commands) {
+  auto order_number = domain::ResolveOrderNumber(commands.front());
+  if (!order_number) return Unexpected(Rejected(std::move(order_number).error()));
+  for (const domain::Command& command : commands.subspan(1)) {
+    auto other = domain::ResolveOrderNumber(command);
+    if (!other) return Unexpected(Rejected(std::move(other).error()));
+    LEDGER_ASSERT(*other == *order_number, "HandleAll takes commands of one order");
+  }
+  return std::move(order_number).value();
+}
+
 ExpectedVersion ExpectedAfter(const LoadedOrder& loaded) {
   return loaded.stream_version ? ExpectedVersion::Exactly(*loaded.stream_version)
                                : ExpectedVersion::NoStream();
@@ -190,13 +202,8 @@ CommandResult OrderCommandService::HandleAllFrom(std::span<const domain::Command
                                                  const EventMetadata& metadata,
                                                  std::optional<LoadedOrder> known) {
   LEDGER_ASSERT(!commands.empty(), "HandleAll needs at least one command");
-  auto order_number = domain::ResolveOrderNumber(commands.front());
-  if (!order_number) return Unexpected(Rejected(std::move(order_number).error()));
-  for (const domain::Command& command : commands.subspan(1)) {
-    auto other = domain::ResolveOrderNumber(command);
-    if (!other) return Unexpected(Rejected(std::move(other).error()));
-    LEDGER_ASSERT(*other == *order_number, "HandleAll takes commands of one order");
-  }
+  auto order_number = OrderOf(commands);
+  if (!order_number) return Unexpected(std::move(order_number).error());
   if (known) {
     // A state of another order, or one that does not match its version, is a caller's bug that
     // the expected-version check could not catch.
@@ -295,9 +302,9 @@ std::vector<CommandResult> OrderCommandService::HandleMany(std::span<OrderComman
   for (size_t i = 0; i < orders.size(); ++i) {
     OrderCommands& order = orders[i];
     LEDGER_ASSERT(!order.commands.empty(), "HandleMany needs at least one command per order");
-    auto order_number = domain::ResolveOrderNumber(order.commands.front());
+    auto order_number = OrderOf(order.commands);
     if (!order_number) {
-      results[i] = Unexpected(Rejected(std::move(order_number).error()));
+      results[i] = Unexpected(std::move(order_number).error());
       continue;
     }
     const uint64_t events = order.known.stream_version ? *order.known.stream_version + 1 : 0;
@@ -317,14 +324,25 @@ std::vector<CommandResult> OrderCommandService::HandleMany(std::span<OrderComman
                               .decision = std::move(decision),
                               .events = std::move(new_events)});
   }
-  std::vector<AppendRequest> requests;
-  requests.reserve(pending.size());
-  for (const Pending& entry : pending) {
-    requests.push_back(AppendRequest{.stream = entry.stream,
-                                     .expected = ExpectedAfter(orders[entry.index].known),
-                                     .events = entry.events});
+  // One store call per run of orders that stays within the events one call may carry.
+  std::vector<StoreResult<AppendResult>> appended;
+  appended.reserve(pending.size());
+  for (size_t first = 0; first < pending.size();) {
+    std::vector<AppendRequest> requests;
+    size_t events = 0;
+    for (size_t p = first; p < pending.size(); ++p) {
+      if (!requests.empty() &&
+          events + pending[p].events.size() > EventStore::kEventsPerAppendMax) {
+        break;
+      }
+      events += pending[p].events.size();
+      requests.push_back(AppendRequest{.stream = pending[p].stream,
+                                       .expected = ExpectedAfter(orders[pending[p].index].known),
+                                       .events = pending[p].events});
+    }
+    for (auto& result : store_.AppendMany(requests)) appended.push_back(std::move(result));
+    first += requests.size();
   }
-  std::vector<StoreResult<AppendResult>> appended = store_.AppendMany(requests);
   for (size_t p = 0; p < pending.size(); ++p) {
     Pending& entry = pending[p];
     if (appended[p]) {

@@ -145,11 +145,11 @@ class OrderCommandService {
                           LoadedOrder known);
 
   // HandleAll with `known` for several orders at once, with one append for all of them
-  // (EventStore::AppendMany): a writer that records the outcomes of many orders waits for one
-  // sync instead of one per order. Each order is decided, answered and retried on its own, as
-  // HandleAll would: an order whose first decision needs a fresh fold (a rejection, nothing to
-  // do) or whose append lost a race is handled again alone, after the shared append. Returns
-  // one result per order, in order.
+  // (EventStore::AppendMany; one per kEventsPerAppendMax events): a writer that records the
+  // outcomes of many orders waits for one sync instead of one per order. Each order is decided,
+  // answered and retried on its own, as HandleAll would: an order whose first decision needs a
+  // fresh fold (a rejection, nothing to do) or whose append lost a race is handled again alone,
+  // after the shared append. Returns one result per order, in order.
   std::vector<CommandResult> HandleMany(std::span<OrderCommands> orders,
                                         const EventMetadata& metadata);
 

@@ -197,7 +197,10 @@ class RocksDbEventStore final : public EventStore {
     // `results` holds, for each request, its answer already (an invalid request) or nullopt.
     Writer(std::span<const AppendRequest> requests_in,
            std::vector<std::optional<StoreResult<AppendResult>>> results_in, size_t events_in)
-        : requests(requests_in), results(std::move(results_in)), events(events_in) {}
+        : requests(requests_in), results(std::move(results_in)), events(events_in) {
+      refused_before.reserve(results.size());
+      for (const auto& result : results) refused_before.push_back(result.has_value());
+    }
     // Called by the leader; the writer may return (and this object end) once the lock is
     // released, so nothing touches it after.
     void Tell(Turn next) {
@@ -210,15 +213,17 @@ class RocksDbEventStore final : public EventStore {
       wake.wait(lock, [this] { return turn != Turn::kWait; });
       return turn;
     }
-    // Sets every result that is not an error yet to `error`.
+    // Sets every result to `error` but those of requests refused before they were queued: a
+    // conflict or a replay decided against the group's unwritten state means nothing now.
     void FailAll(const Error& error) {
-      for (auto& result : results) {
-        if (!result || result->has_value()) result = Unexpected(error);
+      for (size_t i = 0; i < results.size(); ++i) {
+        if (!refused_before[i]) results[i] = Unexpected(error);
       }
     }
     std::span<const AppendRequest> requests;
     std::vector<std::optional<StoreResult<AppendResult>>> results;
-    size_t events = 0;  // In all requests.
+    std::vector<bool> refused_before;  // Answered before queueing (invalid requests).
+    size_t events = 0;                 // In all requests.
     std::mutex mutex;
     std::condition_variable wake;
     Turn turn = Turn::kWait;
@@ -535,8 +540,9 @@ void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
   uint64_t writing = 0;
   for (Writer* writer : group) {
     for (size_t i = 0; i < writer->requests.size(); ++i) {
+      if (writer->refused_before[i]) continue;  // Answered as Append answers an invalid call.
       auto& result = writer->results[i];
-      if (!result) result = Decide(writer->requests[i], state);
+      result = Decide(writer->requests[i], state);
       if (!result->has_value()) {
         appends_rejected_.fetch_add(1, std::memory_order_relaxed);
       } else if ((*result)->idempotent_replay) {

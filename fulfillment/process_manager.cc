@@ -411,10 +411,15 @@ void ProcessManager::RunWorker() {
       }
     }
     order_done_.notify_all();
+    if (failed) {
+      // The store failed: this worker takes the orders again after a pause, rather than waking
+      // others to retry them at once.
+      if (!stopping_.load()) std::this_thread::sleep_for(options_.idle_wait);
+      continue;
+    }
     // Only these orders became takeable. Waking every idle worker for them cost more CPU than
     // the rest of the manager (futex wake-ups of 16 threads per order).
     for (size_t i = 0; i < queued_again; ++i) work_ready_.notify_one();
-    if (failed && !stopping_.load()) std::this_thread::sleep_for(options_.idle_wait);
   }
 }
 

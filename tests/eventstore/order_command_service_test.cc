@@ -549,6 +549,48 @@ TEST_CASE(
   testing::CheckLogInvariants(harness.store());
 }
 
+TEST_CASE(
+    "Given more outcomes than one store call may carry, When HandleMany records them, Then it "
+    "splits them over calls and records every one",
+    "[command_service][handle_many]") {
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store(), 0);
+  // Eleven orders of the most lines an order may have: 11,000 outcomes, over the 10,000 events
+  // one call may carry.
+  constexpr size_t kOrders = 11;
+  std::vector<std::string> numbers;
+  std::vector<std::vector<domain::Command>> commands(kOrders);
+  std::vector<OrderCommands> batch;
+  for (size_t i = 0; i < kOrders; ++i) {
+    numbers.push_back("EDX-1001" + std::to_string(10 + i));
+    std::vector<domain::Line> lines;
+    for (size_t l = 0; l < domain::kLinesMax; ++l) {
+      lines.push_back(SeatLine(std::to_string(l + 1), 100));
+      commands[i].push_back(Fulfill(numbers[i], std::to_string(l + 1)));
+    }
+    MustHandle(service, Capture(numbers[i], 100 * static_cast<int64_t>(domain::kLinesMax)));
+    MustHandle(service, Place(numbers[i], std::move(lines)));
+    batch.push_back({.commands = commands[i], .known = MustLoad(service, numbers[i])});
+  }
+  const uint64_t commits_before = harness.store().stats().group_commits;
+  auto results = service.HandleMany(batch, kMetadata);
+  REQUIRE(results.size() == kOrders);
+  for (size_t i = 0; i < kOrders; ++i) {
+    INFO(numbers[i]);
+    REQUIRE(results[i].has_value());
+    CHECK(results[i]->events.size() == domain::kLinesMax);
+    const LoadedOrder stored = MustLoad(service, numbers[i]);
+    CHECK(stored.stream_version == std::optional<uint64_t>(2 + domain::kLinesMax));
+    CHECK(std::all_of(stored.state.lines.begin(), stored.state.lines.end(),
+                      [](const domain::LineState& line) {
+                        return line.status == domain::LineStatus::kComplete;
+                      }));
+    CHECK(stored.state == results[i]->order.state);
+  }
+  // Ten orders fill one call; the eleventh takes a second.
+  CHECK(harness.store().stats().group_commits == commits_before + 2);
+}
+
 // The order's events as the store recorded them.
 std::vector<RecordedEvent> StreamRecords(EventStore& store, std::string_view order_number) {
   auto events =
