@@ -189,7 +189,7 @@ struct StoreStats {
   uint64_t appends = 0;  // Append calls that wrote events.
   uint64_t events_appended = 0;
   uint64_t appends_replayed = 0;    // Idempotent repeats answered without writing.
-  uint64_t appends_rejected = 0;    // Wrong expected version, invalid requests.
+  uint64_t appends_rejected = 0;    // Refused when decided: wrong version, reused ids, ...
   uint64_t group_commits = 0;       // Synced writes, each carrying one or more appends.
   HistogramSnapshot group_events;   // Events per group commit.
   HistogramSnapshot write_seconds;  // Time of each group's write, the fsync included.

@@ -64,7 +64,8 @@ struct ProcessManagerOptions {
   // The most orders one worker takes per run. A worker takes its share of the queue (the queue
   // over the idle workers), so orders are spread over the workers first and only a backlog
   // makes runs longer; a longer run means fewer store calls and syncs per order, but its last
-  // order waits for the module calls of the ones before it.
+  // order waits for the module calls of the ones before it (a synchronous placement among
+  // them waits too, up to its timeout).
   size_t orders_per_run_max = 64;
   // Orders whose folded state the dispatcher keeps for the workers (see above); about 1-2 KB
   // each. An order leaves when a worker takes it, or once this many orders have started after it
