@@ -361,25 +361,21 @@ void ProcessManager::RunWorker() {
     {
       std::unique_lock lock(mutex_);
       ++idle_workers_;
+      // One worker per order at a time: an order another worker is on waits in the queue.
+      auto takeable = [&](const std::string& queued) { return !running_.contains(queued); };
       work_ready_.wait(lock, [&] {
-        if (stopping_.load()) return true;
-        for (const std::string& queued : queue_) {
-          if (!running_.contains(queued)) return true;
-        }
-        return false;
+        return stopping_.load() || std::any_of(queue_.begin(), queue_.end(), takeable);
       });
       --idle_workers_;
       if (stopping_.load()) return;
-      // Queued orders no other worker is on (one worker per order at a time), shared with the
-      // workers still idle: one each while there are workers enough, more per run (and per
-      // append) once the queue is longer than the idle workers.
-      const size_t takeable = static_cast<size_t>(
-          std::count_if(queue_.begin(), queue_.end(),
-                        [&](const std::string& queued) { return !running_.contains(queued); }));
-      const size_t share = std::clamp<size_t>(takeable / (idle_workers_ + 1), 1,
+      // The takeable orders, shared with the workers still idle: one each while there are
+      // workers enough, more per run (and per append) once the queue is longer than them.
+      const auto takeable_count =
+          static_cast<size_t>(std::count_if(queue_.begin(), queue_.end(), takeable));
+      const size_t share = std::clamp<size_t>(takeable_count / (idle_workers_ + 1), 1,
                                               std::max<size_t>(options_.orders_per_run_max, 1));
       for (auto it = queue_.begin(); it != queue_.end() && orders.size() < share;) {
-        if (running_.contains(*it)) {
+        if (!takeable(*it)) {
           ++it;
           continue;
         }
