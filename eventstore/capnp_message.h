@@ -8,6 +8,7 @@
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -19,6 +20,16 @@ namespace ledger::eventstore::internal {
 // Stored bytes are untrusted: no message of ours comes near these limits.
 inline constexpr uint64_t kTraversalWordsMax = (8ull << 20) / sizeof(capnp::word);
 inline constexpr int kNestingMax = 16;
+
+// How many words reading a message of `message_words` may traverse. Our readers visit each
+// object of a message once, so a well-formed message traverses at most its own size (plus the
+// root); four times that leaves room. Without this bound a damaged pointer could make a
+// 500-byte message a list of a million empty elements (Cap'n Proto charges each one word
+// against the limit, not against the message's size): seconds of decoding and hundreds of MB
+// of empty structs where an error belongs.
+inline uint64_t TraversalWordsFor(uint64_t message_words) {
+  return std::min(kTraversalWordsMax, message_words * 4 + 64);
+}
 
 inline std::string MessageBytes(capnp::MessageBuilder& message) {
   auto words = capnp::messageToFlatArray(message);
@@ -40,7 +51,7 @@ std::optional<std::string> ReadMessage(std::string_view bytes, Read&& read) {
   std::memcpy(aligned.data(), bytes.data(), bytes.size());
   try {
     capnp::ReaderOptions options;
-    options.traversalLimitInWords = kTraversalWordsMax;
+    options.traversalLimitInWords = TraversalWordsFor(aligned.size());
     options.nestingLimit = kNestingMax;
     capnp::FlatArrayMessageReader message(kj::arrayPtr(aligned.data(), aligned.size()), options);
     return read(message);

@@ -15,6 +15,9 @@ namespace {
 
 namespace schema = ledger::eventstore::schema;
 
+// Cap'n Proto's stream readers refuse messages of more segments than this.
+constexpr unsigned kSegmentsMax = 512;
+
 capnp::Text::Reader Text(const std::string& text) {
   return capnp::Text::Reader(text.data(), text.size());
 }
@@ -559,11 +562,33 @@ Result<domain::OrderState, Error> DecodePackedOrderState(std::string_view bytes)
   try {
     kj::ArrayInputStream stream(
         kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
-    capnp::ReaderOptions options;
-    options.traversalLimitInWords = internal::kTraversalWordsMax;
-    options.nestingLimit = internal::kNestingMax;
-    capnp::PackedMessageReader message(stream, options);
-    problem = ReadSnapshot(message, state);
+    // Unpacking: a packed byte stands for at most 128 words (a tag and a count of 255 more
+    // zero words in two bytes), which bounds the segment sizes the reader may allocate.
+    capnp::ReaderOptions unpacking;
+    unpacking.traversalLimitInWords =
+        std::min<uint64_t>(internal::kTraversalWordsMax, bytes.size() * 128 + 64);
+    unpacking.nestingLimit = internal::kNestingMax;
+    capnp::PackedMessageReader unpacked(stream, unpacking);
+    // Reading: over the unpacked segments, with the traversal bound of their size (see
+    // internal::TraversalWordsFor).
+    std::vector<kj::ArrayPtr<const capnp::word>> segments;
+    uint64_t words = 0;
+    for (unsigned id = 0; id < kSegmentsMax; ++id) {
+      auto segment = unpacked.getSegment(id);
+      if (segment.size() == 0) break;
+      segments.push_back(segment);
+      words += segment.size();
+    }
+    capnp::ReaderOptions reading;
+    reading.traversalLimitInWords = internal::TraversalWordsFor(words);
+    reading.nestingLimit = internal::kNestingMax;
+    capnp::SegmentArrayMessageReader message(kj::arrayPtr(segments.data(), segments.size()),
+                                             reading);
+    if (segments.empty()) {
+      problem = "the message is empty";
+    } else {
+      problem = ReadSnapshot(message, state);
+    }
     // The snapshot must be the whole of the bytes: trailing garbage is damage too.
     if (!problem && stream.tryGetReadBuffer().size() != 0) {
       problem = "bytes follow the snapshot";

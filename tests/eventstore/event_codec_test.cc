@@ -224,6 +224,96 @@ TEST_CASE("an order's folded state survives the snapshot codec unchanged", "[eve
   CHECK(*DecodeOrderState(EncodeOrderState(domain::OrderState{})) == domain::OrderState{});
 }
 
+// Elements a decoded event or state holds in its lists.
+size_t Elements(const domain::Event& event) {
+  size_t elements = 0;
+  if (const auto* created = std::get_if<domain::OrderCreated>(&event)) {
+    for (const domain::Line& line : created->lines) elements += 1 + line.attributes.size();
+  } else if (const auto* fulfilled = std::get_if<domain::LineFulfilled>(&event)) {
+    elements += fulfilled->codes.size();
+  } else if (const auto* retry = std::get_if<domain::FulfillmentRetryRequested>(&event)) {
+    elements += retry->line_ids.size();
+  }
+  return elements;
+}
+size_t Elements(const domain::OrderState& state) {
+  size_t elements = state.captures.size() + state.lines.size();
+  for (const auto& line : state.lines) elements += line.line.attributes.size() + line.codes.size();
+  return elements;
+}
+
+// Every byte of `bytes` XORed with a few masks, one at a time.
+template <typename Visit>
+void ForEachFlip(const std::string& bytes, Visit&& visit) {
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    for (const char mask : {'\x01', '\x10', '\x5a', '\x80', '\xff'}) {
+      std::string flipped = bytes;
+      flipped[i] = static_cast<char>(flipped[i] ^ mask);
+      visit(flipped);
+    }
+  }
+}
+
+// A damaged pointer can claim a list of a million zero-sized elements that take no bytes at all;
+// the decoders bound what they traverse by the message's size (four times its words, plus 64),
+// so a damaged message decodes into an error or into a few elements, never into that list.
+TEST_CASE("a damaged message never decodes into more elements than its size allows",
+          "[event_codec][damage]") {
+  const auto bound = [](size_t bytes) { return 4 * (bytes / 8 + 1) + 64; };
+  size_t decoded_events = 0;
+  for (const domain::Event& event : OneOfEach()) {
+    const NewEvent encoded = ToNewEvent(event, {});
+    ForEachFlip(encoded.payload, [&](const std::string& flipped) {
+      RecordedEvent record = AsRecorded(encoded, 1);
+      record.payload = flipped;
+      auto decoded = DecodeEvent(record);
+      if (!decoded) return;
+      ++decoded_events;
+      CHECK(Elements(*decoded) <= bound(flipped.size()));
+    });
+  }
+  CHECK(decoded_events > 0);  // Some flips only change a value: the test saw decodes too.
+
+  const domain::OrderState state = Apply({
+      domain::CapturePayment{.order_number = "EDX-100042",
+                             .processor = "cybersource",
+                             .reference = "tx-1",
+                             .amount = {.minor_units = 7900, .currency = "USD"},
+                             .card_type = "visa",
+                             .card_last_digits = "1111",
+                             .captured_at_us = 1},
+      domain::PlaceOrder{.order_number = "EDX-100042",
+                         .partner = "EDX",
+                         .basket_id = 42,
+                         .user = {.id = 7, .username = "ada", .email = "ada@example.com"},
+                         .lines = std::get<domain::OrderCreated>(OneOfEach()[1]).lines,
+                         .shipping_method = "No shipping required",
+                         .shipping_charge_minor = 0,
+                         .billing_address = ledger::testing::SampleBillingAddress(),
+                         .total_minor = 7900,
+                         .currency = "USD",
+                         .placed_at_us = 2,
+                         .synchronous = false},
+  });
+  const std::string flat = EncodeOrderState(state);
+  std::string packed;
+  AppendPackedOrderState(state, packed);
+  size_t decoded_states = 0;
+  ForEachFlip(flat, [&](const std::string& flipped) {
+    auto decoded = DecodeOrderState(flipped);
+    if (!decoded) return;
+    ++decoded_states;
+    CHECK(Elements(*decoded) <= bound(flat.size()));
+  });
+  ForEachFlip(packed, [&](const std::string& flipped) {
+    auto decoded = DecodePackedOrderState(flipped);
+    if (!decoded) return;
+    ++decoded_states;
+    CHECK(Elements(*decoded) <= bound(flat.size()));
+  });
+  CHECK(decoded_states > 0);
+}
+
 TEST_CASE("a damaged order snapshot is corruption, never a crash", "[event_codec]") {
   const std::string bytes = EncodeOrderState(domain::OrderState{});
   CHECK_FALSE(DecodeOrderState("").has_value());

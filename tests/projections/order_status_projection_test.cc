@@ -498,12 +498,9 @@ TEST_CASE("order rows round-trip packed, older flat rows still read, damage is a
   for (int i = 0; i < 5; ++i) workload.AddOrder();
   auto runner = ledger.OrderStatusRunner();
   REQUIRE(runner->CatchUp().has_value());
-  // Every truncation and every flipped byte of each row; under the sanitizers (where each failed
-  // decode, an exception, is slow) every fourth, a different fourth for each order.
-  const size_t stride = eventstore::testing::Scaled(1, 4);
+  // Every truncation and every flipped byte of each row.
   for (size_t index = 0; index < workload.orders().size(); ++index) {
     const std::string& order_number = workload.orders()[index];
-    const size_t first = index % stride;
     auto stored = OrderStatusProjection::Get(runner->View(), order_number);
     REQUIRE(stored.has_value());
     REQUIRE(stored->has_value());
@@ -528,11 +525,11 @@ TEST_CASE("order rows round-trip packed, older flat rows still read, damage is a
       CHECK(decoded->stream_version == row.stream_version);
       CHECK(decoded->status_since_position == row.status_since_position);
       CHECK(decoded->status_since_us == row.status_since_us);
-      for (size_t size = first; size < bytes.size(); size += stride) {
+      for (size_t size = 0; size < bytes.size(); ++size) {
         auto truncated = OrderStatusProjection::DecodeRow(std::string_view(bytes).substr(0, size));
         CHECK_FALSE(truncated.has_value());
       }
-      for (size_t i = first; i < bytes.size(); i += stride) {
+      for (size_t i = 0; i < bytes.size(); ++i) {
         std::string flipped = bytes;
         flipped[i] = static_cast<char>(flipped[i] ^ 0x5a);
         (void)OrderStatusProjection::DecodeRow(flipped);  // May decode: must not crash.
