@@ -50,10 +50,13 @@ TEST_CASE("a projection killed at random moments equals a fresh fold after resta
       INFO("round " << round << ", checkpoint " << runner->checkpoint() << ", head "
                     << ledger.store().HeadPosition());
       REQUIRE(runner->checkpoint() <= ledger.store().HeadPosition());
-      if (runner->checkpoint() < ledger.store().HeadPosition()) ++checkpoints_behind_head;
+      const bool behind = runner->checkpoint() < ledger.store().HeadPosition();
+      if (behind) ++checkpoints_behind_head;
       CheckAgainstFold(ledger, *runner);  // At the checkpoint the kill left.
       REQUIRE(runner->CatchUp().has_value());
-      CheckAgainstFold(ledger, *runner);  // At the head.
+      REQUIRE(runner->checkpoint() == ledger.store().HeadPosition());
+      // At the head; when the checkpoint was there already, the check above was this one.
+      if (behind) CheckAgainstFold(ledger, *runner);
     }
     ledger.Close();
   }
