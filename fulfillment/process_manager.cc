@@ -90,6 +90,17 @@ StoreResult<std::unique_ptr<ProcessManager>> ProcessManager::Open(eventstore::Ev
     if ((*checkpoint)->size() != 8) return Unexpected(Damaged("the checkpoint is damaged"));
     manager->saved_checkpoint_ = ReadBigEndian64((*checkpoint)->data());
   }
+  // The manager saves only positions it has read from the log; past the head, the log is not
+  // the one it worked on, and resuming would leave the orders at the missing positions alone.
+  if (const uint64_t head = store.HeadPosition(); manager->saved_checkpoint_ > head) {
+    return Unexpected(Damaged(
+        fmt::format("it has handled the log up to position {}, but the log "
+                    "ends at position {}: the log is older than the state directory (restored "
+                    "from an older backup?) or another ledger's. Restore the log that goes with "
+                    "this state, or move the state directory aside: the manager then reads the "
+                    "log from the start, and lines already fulfilled are not fulfilled again",
+                    manager->saved_checkpoint_, head)));
+  }
   manager->dispatched_ = manager->saved_checkpoint_;
   if (auto loaded = manager->LoadSchedule(); !loaded) return Unexpected(loaded.error());
   manager->counters_.checkpoint = manager->saved_checkpoint_;

@@ -334,6 +334,21 @@ StoreResult<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(eventstore
   }
   auto generation = runner->OpenGeneration(number);
   if (!generation) return Unexpected(std::move(generation).error());
+  // Events are applied only once they are durable in the log, so a checkpoint past the head
+  // means the log is not the one this state was built from: resuming would skip the events
+  // that take the missing positions next and serve rows of events that are not in it.
+  if (const uint64_t head = store.HeadPosition(); generation->checkpoint > head) {
+    return Unexpected(Error{
+        .code = ErrorCode::kCorruption,
+        .message =
+            fmt::format("projection {} has applied the log up to position {}, but the log ends at "
+                        "position {}: the log is older than the state directory (restored from an "
+                        "older backup?) or another ledger's. Restore the log that goes with this "
+                        "state, or move the state directory aside to rebuild it from this log",
+                        name, generation->checkpoint, head),
+        .current_version = std::nullopt,
+        .position = 0});
+  }
   runner->active_ = std::move(*generation);
   runner->checkpoint_.store(runner->active_.checkpoint, std::memory_order_release);
   return runner;

@@ -488,7 +488,14 @@ class NatsPublisher final : public JetStreamPublisher {
     uint64_t position = 0;
     uint64_t sequence = last_sequence;
     if (messages == 0 && last_sequence != 0) {
-      // Everything was removed (limits, a purge): trust the checkpoint for where it ended.
+      // Everything was removed (limits, a purge): trust the checkpoint for where it ended, if
+      // the log reaches it.
+      if (acked_ > store_.HeadPosition()) {
+        return fmt::format(
+            "the checkpoint says position {} was published, beyond the log's head {}: the log "
+            "is older than the state directory or another ledger's",
+            acked_, store_.HeadPosition());
+      }
       position = acked_;
     } else if (last_sequence != 0) {
       natsMsg* last = nullptr;

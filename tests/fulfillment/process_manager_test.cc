@@ -2,11 +2,15 @@
 // one effect per line; failures are recorded with their reasons and retried with backoff on a
 // controllable clock; timeouts and dropped connections never cause a second effect; manual retry
 // touches only failed lines; revocation happens once; pending retries survive a restart.
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
+#include "base/bytes.h"
 #include "process_manager_support.h"
 #include "test_support.h"
 
@@ -284,6 +288,51 @@ TEST_CASE("a revoked line is revoked once; a line never fulfilled is refused bef
   CHECK(again->idempotent_repeat);
   CHECK(ledger.standin->Stats().requests == requests_after);
   CHECK(EventCounts(*ledger.store, "EDX-5001").at("LineRevoked") == 1);
+}
+
+TEST_CASE("a state directory ahead of its log is refused, naming both positions",
+          "[process_manager][restart]") {
+  Ledger ledger;
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-7001", {Local("1", "Donation")}, kT0);
+  testing::PlaceOrder(*ledger.service, "EDX-7002", {Local("1", "Coupon")}, kT0);
+  ledger.Settle("EDX-7001");
+  ledger.Settle("EDX-7002");
+  ledger.manager.reset();  // Saves its checkpoint.
+  auto saved = ledger.state->Get("pm/checkpoint");
+  REQUIRE(saved.has_value());
+  REQUIRE(saved->has_value());
+  REQUIRE((*saved)->size() == 8);
+  const uint64_t handled = ReadBigEndian64((*saved)->data());
+
+  // The log put back from an older backup (here: a new, shorter one), the state kept.
+  ledger.service.reset();
+  ledger.store.reset();
+  std::filesystem::remove_all(ledger.dir.Child("log"));
+  auto reopened = eventstore::OpenRocksDbEventStore(ledger.dir.Child("log"));
+  REQUIRE(reopened.has_value());
+  ledger.store = std::move(*reopened);
+  ledger.service = std::make_unique<eventstore::OrderCommandService>(*ledger.store);
+  testing::PlaceOrder(*ledger.service, "EDX-7003", {Local("1", "Donation")}, kT0);
+  REQUIRE(ledger.store->HeadPosition() < handled);
+
+  // Resuming after `handled` would never look at EDX-7003.
+  auto refused = ProcessManager::Open(*ledger.store, *ledger.state, ledger.router, ledger.options);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == eventstore::ErrorCode::kCorruption);
+  CHECK_THAT(refused.error().message,
+             Catch::Contains(fmt::format("up to position {}", handled)) &&
+                 Catch::Contains(fmt::format("ends at position {}", ledger.store->HeadPosition())));
+
+  // The remedy it names: a fresh state directory; the manager reads the log from the start.
+  ledger.state.reset();
+  std::filesystem::remove_all(ledger.dir.Child("state"));
+  auto fresh = eventstore::OpenRocksDbStateStore(ledger.dir.Child("state"));
+  REQUIRE(fresh.has_value());
+  ledger.state = std::move(*fresh);
+  ledger.OpenManager();
+  ledger.manager->Start();
+  CHECK(ledger.Settle("EDX-7003").order.state.status == domain::OrderStatus::kComplete);
 }
 
 TEST_CASE("pending retries survive a restart: the schedule comes back from the log",

@@ -2,8 +2,11 @@
 // correctly, follows the live log with read-your-writes waits, resumes from its checkpoint,
 // rebuilds (offline and online, under writes) without mixed views, and reports damage instead of
 // crashing.
+#include <fmt/format.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
@@ -188,6 +191,42 @@ TEST_CASE("a restarted runner resumes from its checkpoint, skipping and repeatin
   REQUIRE(runner->WaitFor(ledger.store().HeadPosition(), 10s));
   runner->Stop();
   RequireCheckOk(ledger.store(), runner->View(), 120);
+}
+
+TEST_CASE("a state directory ahead of its log is refused, naming both positions", "[projections]") {
+  LedgerFixture ledger;
+  {
+    OrderWorkload workload(ledger.service(), 8, "OLD");
+    for (int i = 0; i < 10; ++i) workload.AddOrder();
+    ledger::testing::MustCatchUp(*ledger.OrderStatusRunner());
+  }
+  const uint64_t applied = ledger.store().HeadPosition();
+  // The log put back from an older backup (here: a new, shorter one), the state kept.
+  ledger.Close();
+  std::filesystem::remove_all(ledger.log_path());
+  ledger.Open();
+  OrderWorkload workload(ledger.service(), 9, "NEW");
+  workload.AddOrder();
+  const uint64_t head = ledger.store().HeadPosition();
+  REQUIRE(head < applied);
+
+  // Resuming after `applied` would skip the new order and keep serving the old ones.
+  auto refused = projections::ProjectionRunner::Open(ledger.store(), ledger.state(), [] {
+    return std::make_unique<projections::OrderStatusProjection>();
+  });
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == eventstore::ErrorCode::kCorruption);
+  CHECK_THAT(refused.error().message,
+             Catch::Contains(fmt::format("up to position {}", applied)) &&
+                 Catch::Contains(fmt::format("ends at position {}", head)));
+
+  // The remedy it names: a fresh state directory, rebuilt from this log.
+  ledger.Close();
+  std::filesystem::remove_all(ledger.state_path());
+  ledger.Open();
+  auto runner = ledger.OrderStatusRunner();
+  ledger::testing::MustCatchUp(*runner);
+  RequireCheckOk(ledger.store(), runner->View(), 1);
 }
 
 // Batches this small put every order's events in several batches, so that Apply finds most
