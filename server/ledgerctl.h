@@ -114,6 +114,14 @@ Result<RemoteAnswer, int> Remote(const Options& options, std::string_view method
 // invocation is wrong: arguments or token); 3 for anything else (the server failed).
 int RemoteFail(const RemoteAnswer& answer);
 
+// Prints "ledgerctl: unexpected answer from the server: <what>" and returns kExitData: for a 2xx
+// answer this ledgerctl cannot read (not JSON, a field missing or of another type), as another
+// server, another version or a proxy in between may send.
+int UnexpectedAnswer(const std::string& what);
+
+// At most the first 120 bytes of `text` on one line, for messages about what a server sent.
+std::string Excerpt(std::string_view text);
+
 // `text` percent-encoded for a path segment or query value.
 std::string UrlEncode(std::string_view text);
 

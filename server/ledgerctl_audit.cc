@@ -272,10 +272,16 @@ int ExportRemote(const Options& options, const std::vector<std::string>& args) {
     const json::value* events = page ? page->if_contains("events") : nullptr;
     const json::value* head = page ? page->if_contains("head_position") : nullptr;
     if (events == nullptr || !events->is_array() || head == nullptr || !head->is_number()) {
-      return Fail(kExitData, "the server's export page is not {events, head_position}");
+      return UnexpectedAnswer("the export page is not {events, head_position}: " +
+                              Excerpt(answer->text));
+    }
+    boost::system::error_code number_ec;
+    const auto head_position = head->to_number<uint64_t>(number_ec);
+    if (number_ec) {
+      return UnexpectedAnswer("the export page's head_position is not a position: " +
+                              Excerpt(json::serialize(*head)));
     }
     if (!header) {
-      const uint64_t head_position = head->to_number<uint64_t>();
       header = eventstore::ExportHeader{
           .from_position = range->from,
           .to_position = std::max(std::min(range->to, head_position), range->from - 1),

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -110,7 +111,14 @@ int main(int argc, char** argv) {
       return Fail(kExitUsage, remote ? fmt::format("{} works offline only (drop --url)", name)
                                      : fmt::format("{} needs a running ledgerd (--url URL)", name));
     }
-    return run(options, options.arguments);
+    // The commands handle what they expect as values; an exception here is an answer or a file
+    // no check foresaw (or a bug). It ends the command with a message, never std::terminate.
+    try {
+      return run(options, options.arguments);
+    } catch (const std::exception& error) {
+      return Fail(kExitData,
+                  fmt::format("{}: stopped by an unexpected failure: {}", name, error.what()));
+    }
   }
   return Fail(kExitUsage, fmt::format("unknown command '{}' (see ledgerctl --help)", name));
 }

@@ -32,6 +32,25 @@ std::string Text(const json::value& value, std::string_view key) {
   return json::serialize(*field);
 }
 
+// The field `key` of `value`, null when `value` is not an object or has no such field.
+const json::value& Field(const json::value& value, std::string_view key) {
+  static const json::value kNull;
+  const json::object* object = value.if_object();
+  if (object == nullptr) return kNull;
+  const json::value* field = object->if_contains(key);
+  return field != nullptr ? *field : kNull;
+}
+
+// The field `key` of `value` as an unsigned number; nullopt when absent or not one.
+std::optional<uint64_t> Unsigned(const json::value& value, std::string_view key) {
+  const json::value& field = Field(value, key);
+  if (!field.is_number()) return std::nullopt;
+  boost::system::error_code ec;
+  const auto number = field.to_number<uint64_t>(ec);
+  if (ec) return std::nullopt;
+  return number;
+}
+
 const json::array& Array(const json::value& value, std::string_view key) {
   static const json::array kEmpty;
   const json::object* object = value.if_object();
@@ -40,7 +59,8 @@ const json::array& Array(const json::value& value, std::string_view key) {
   return field != nullptr && field->is_array() ? field->as_array() : kEmpty;
 }
 
-// Sends the request; prints and maps any failure. On success with --json, prints the body.
+// Sends the request; prints and maps any failure. Every answer of the API is a JSON object: a
+// 2xx answer that is not one is a failure too. On success with --json, prints the body.
 std::optional<RemoteAnswer> Call(const Options& options, std::string_view method,
                                  const std::string& target, int& exit_code,
                                  std::string_view body = {}) {
@@ -51,6 +71,11 @@ std::optional<RemoteAnswer> Call(const Options& options, std::string_view method
   }
   if (answer->status < 200 || answer->status > 299) {
     exit_code = RemoteFail(*answer);
+    return std::nullopt;
+  }
+  if (!answer->body.is_object()) {
+    exit_code = UnexpectedAnswer(fmt::format("{} {}: {} {} is not a JSON object", method, target,
+                                             answer->status, Excerpt(answer->text)));
     return std::nullopt;
   }
   if (options.json) fmt::print("{}\n", answer->text);
@@ -73,9 +98,8 @@ int RemoteStatus(const Options& options, const std::vector<std::string>& args) {
   const json::value& order = answer->body;
   fmt::print("order {}: {} (as of position {})\n", Text(order, "order_number"),
              Text(order, "status"), Text(order, "position"));
-  if (order.as_object().contains("user")) {
-    const json::value& user = order.at("user");
-    const json::value& amounts = order.at("amounts");
+  if (const json::value& user = Field(order, "user"); !user.is_null()) {
+    const json::value& amounts = Field(order, "amounts");
     const std::string currency = Text(order, "currency");
     fmt::print("  user {} ({}), total {} {}, captured {} {}, refunded {} {}\n",
                Text(user, "username"), Text(user, "id"), Text(amounts, "total"), currency,
@@ -85,7 +109,7 @@ int RemoteStatus(const Options& options, const std::vector<std::string>& args) {
              "NEXT RETRY", "LAST ERROR");
   for (const json::value& line : Array(order, "lines")) {
     std::string error;
-    if (const json::value& last = line.at("last_error"); last.is_object()) {
+    if (const json::value& last = Field(line, "last_error"); last.is_object()) {
       error = Text(last, "kind") + ": " + Text(last, "message");
     }
     fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:<27}  {}\n", Text(line, "line_id"),
@@ -143,9 +167,12 @@ int RemoteRevoke(const Options& options, const std::vector<std::string>& args) {
            exit_code, json::serialize(body));
   if (!answer) return exit_code;
   if (!options.json) {
-    const json::value& line = answer->body.at("line");
+    const json::value& line = Field(answer->body, "line");
+    if (!line.is_object()) {
+      return UnexpectedAnswer("the revoke answer has no \"line\" object: " + Excerpt(answer->text));
+    }
     std::string outcome = Text(line, "status");
-    if (const json::value& error = line.at("last_error"); error.is_object()) {
+    if (const json::value& error = Field(line, "last_error"); error.is_object()) {
       outcome += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
     }
     fmt::print("line {} of order {}: {}; order {}\n", args[1], args[0], outcome,
@@ -163,7 +190,7 @@ int RemoteProjections(const Options& options, const std::vector<std::string>& ar
   fmt::print("{:<16} {:>10} {:>12} {:>10}  {}\n", "NAME", "GENERATION", "CHECKPOINT", "LAG",
              "REBUILD");
   for (const json::value& projection : Array(answer->body, "projections")) {
-    const json::value& rebuild = projection.at("rebuild");
+    const json::value& rebuild = Field(projection, "rebuild");
     const std::string state = Text(rebuild, "running") == "true"
                                   ? fmt::format("running: {}/{}", Text(rebuild, "events_done"),
                                                 Text(rebuild, "events_total"))
@@ -188,16 +215,24 @@ int RemoteRebuild(const Options& options, const std::vector<std::string>& args) 
   while (true) {
     auto answer = Call(quiet, "GET", "/v1/projections", exit_code);
     if (!answer) return exit_code;
+    bool listed = false;
     for (const json::value& projection : Array(answer->body, "projections")) {
       if (Text(projection, "name") != args[0]) continue;
-      const json::value& rebuild = projection.at("rebuild");
+      listed = true;
+      const json::value& rebuild = Field(projection, "rebuild");
       if (auto failure = Text(rebuild, "failure"); !failure.empty()) {
         progress.Finish();
         return Fail(kExitData, "rebuild failed: " + failure);
       }
-      const auto done = rebuild.at("events_done").to_number<uint64_t>();
-      const auto total = rebuild.at("events_total").to_number<uint64_t>();
-      if (Text(rebuild, "running") != "true") {
+      const auto done = Unsigned(rebuild, "events_done");
+      const auto total = Unsigned(rebuild, "events_total");
+      const json::value& running = Field(rebuild, "running");
+      if (!done || !total || !running.is_bool()) {
+        progress.Finish();
+        return UnexpectedAnswer(fmt::format("projection {} has no readable rebuild state: {}",
+                                            args[0], Excerpt(json::serialize(projection))));
+      }
+      if (!running.get_bool()) {
         progress.Finish();
         if (options.json) {
           fmt::print("{}\n", json::serialize(projection));
@@ -207,7 +242,11 @@ int RemoteRebuild(const Options& options, const std::vector<std::string>& args) 
         }
         return 0;
       }
-      progress.Update(done, total);
+      progress.Update(*done, *total);
+    }
+    if (!listed) {
+      progress.Finish();
+      return UnexpectedAnswer(fmt::format("GET /v1/projections does not list {}", args[0]));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
@@ -354,7 +393,11 @@ int RemoteTail(const Options& options, const std::vector<std::string>& args) {
     quiet.json = false;
     auto page = Call(quiet, "GET", "/v1/events?from=1&limit=1", exit_code);
     if (!page) return exit_code;
-    from = std::to_string(page->body.at("head_position").to_number<uint64_t>() + 1);
+    const std::optional<uint64_t> head = Unsigned(page->body, "head_position");
+    if (!head || *head == UINT64_MAX) {
+      return UnexpectedAnswer("GET /v1/events: no head_position in " + Excerpt(page->text));
+    }
+    from = std::to_string(*head + 1);
   }
   if (!options.json) {
     fmt::print("{:>10}  {:<28} {:<26} {}\n", "POSITION", "RECORDED AT", "TYPE", "STREAM");

@@ -142,6 +142,20 @@ int RemoteFail(const RemoteAnswer& answer) {
   return Fail(exit_code, fmt::format("{} {}: {}", answer.status, code, message));
 }
 
+int UnexpectedAnswer(const std::string& what) {
+  return Fail(kExitData, "unexpected answer from the server: " + what);
+}
+
+std::string Excerpt(std::string_view text) {
+  constexpr size_t kExcerptBytesMax = 120;
+  std::string out;
+  for (const char c : text.substr(0, kExcerptBytesMax)) {
+    out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+  }
+  if (text.size() > kExcerptBytesMax) out += "...";
+  return "'" + out + "'";
+}
+
 std::string UrlEncode(std::string_view text) {
   std::string out;
   for (const char c : text) {

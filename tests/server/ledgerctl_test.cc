@@ -1,14 +1,21 @@
 // ledgerctl as operators run it: the real binary against a real ledgerd (--url, --token), and
 // offline on the data directory once ledgerd has stopped. Output, --json and exit codes.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,6 +89,94 @@ Run Ledgerctl(const std::vector<std::string>& args, const std::string& token = "
   ::waitpid(pid, &status, 0);
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return run;
+}
+
+// A stand-in for ledgerd that answers what no real one does: `respond` gets each request's
+// target and writes the raw answer on the connection, which is closed after it returns. One
+// connection at a time, on a free loopback port.
+class FakeServer {
+ public:
+  using Respond = std::function<void(const std::string& target, int connection)>;
+
+  explicit FakeServer(Respond respond) : respond_(std::move(respond)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listener_ >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&address), length) == 0);
+    REQUIRE(::listen(listener_, 16) == 0);
+    REQUIRE(::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+
+  ~FakeServer() {
+    ::shutdown(listener_, SHUT_RDWR);  // Ends the blocking accept.
+    thread_.join();
+    ::close(listener_);
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void Serve() {
+    while (true) {
+      const int connection = ::accept(listener_, nullptr, nullptr);
+      if (connection < 0) return;
+      if (auto target = ReadRequest(connection)) respond_(*target, connection);
+      ::shutdown(connection, SHUT_RDWR);
+      ::close(connection);
+    }
+  }
+
+  // The request's target, once the whole request (with its Content-Length body) is read.
+  static std::optional<std::string> ReadRequest(int connection) {
+    std::string request;
+    char buffer[4096];
+    size_t header_end = std::string::npos;
+    size_t body_bytes = 0;
+    while (header_end == std::string::npos || request.size() < header_end + 4 + body_bytes) {
+      const ssize_t n = ::recv(connection, buffer, sizeof(buffer), 0);
+      if (n <= 0) return std::nullopt;
+      request.append(buffer, static_cast<size_t>(n));
+      if (header_end == std::string::npos &&
+          (header_end = request.find("\r\n\r\n")) != std::string::npos) {
+        std::string header = request.substr(0, header_end);
+        std::transform(header.begin(), header.end(), header.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (size_t at = header.find("content-length:"); at != std::string::npos) {
+          body_bytes = std::stoul(header.substr(at + 15));
+        }
+      }
+    }
+    const size_t target_start = request.find(' ') + 1;
+    return request.substr(target_start, request.find(' ', target_start) - target_start);
+  }
+
+  Respond respond_;
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// Writes all of `bytes`; false once the client has gone.
+bool WriteRaw(int connection, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(connection, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// A complete answer with a Content-Length.
+void Answer(int connection, int status, const std::string& body,
+            const std::string& content_type = "application/json") {
+  WriteRaw(connection, "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: " +
+                           content_type + "\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\nConnection: close\r\n\r\n" + body);
 }
 
 std::string OrderBody(const std::string& number) {
@@ -238,6 +333,57 @@ TEST_CASE("ledgerctl: an unreachable server is exit code 3, usage errors 2") {
   Run help = Ledgerctl({"--help"});
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("tail") != std::string::npos);
+}
+
+TEST_CASE("ledgerctl: an unexpected 2xx answer is exit code 3 with a message, never a crash") {
+  auto expect_unexpected = [](const Run& run) {
+    INFO("exit " << run.exit_code << ", stdout: " << run.out << "stderr: " << run.err);
+    CHECK(run.exit_code == 3);
+    CHECK(run.err.find("unexpected answer from the server") != std::string::npos);
+  };
+  {
+    // Not JSON at all: a proxy's page, another service on the port.
+    FakeServer server(
+        [](const std::string&, int connection) { Answer(connection, 200, "hello", "text/plain"); });
+    const std::string url = server.url();
+    expect_unexpected(Ledgerctl({"--url", url, "status", "EDX-1"}));
+    expect_unexpected(Ledgerctl({"--url", url, "--json", "status", "EDX-1"}));
+    expect_unexpected(Ledgerctl({"--url", url, "events", "EDX-1"}));
+    expect_unexpected(Ledgerctl({"--url", url, "tail"}, "", 5s));
+    expect_unexpected(Ledgerctl({"--url", url, "retry", "EDX-1"}));
+    expect_unexpected(Ledgerctl({"--url", url, "revoke", "EDX-1", "1"}));
+    expect_unexpected(Ledgerctl({"--url", url, "projections"}));
+    expect_unexpected(Ledgerctl({"--url", url, "rebuild", "x"}));
+    expect_unexpected(Ledgerctl({"--url", url, "export"}));
+  }
+  {
+    // JSON objects with fields left out or of another type.
+    FakeServer server([](const std::string& target, int connection) {
+      if (target.starts_with("/v1/projections")) {
+        Answer(connection, target.ends_with("/rebuild") ? 202 : 200,
+               R"({"projections":[{"name":"x"}]})");
+      } else if (target.starts_with("/v1/audit/export")) {
+        Answer(connection, 200, R"({"events":[],"head_position":-1})");
+      } else if (target.starts_with("/v1/events")) {
+        Answer(connection, 200, R"({"events":[],"head_position":"7"})");
+      } else {
+        Answer(connection, 200, R"({"user":1,"lines":[{"line_id":"1"}]})");
+      }
+    });
+    const std::string url = server.url();
+    // What can be shown is shown; a missing field is left blank.
+    Run projections = Ledgerctl({"--url", url, "projections"});
+    CHECK(projections.exit_code == 0);
+    CHECK(projections.out.find("x ") != std::string::npos);
+    Run status = Ledgerctl({"--url", url, "status", "EDX-1"});
+    CHECK(status.exit_code == 0);
+    // What a command needs and cannot find is an unexpected answer.
+    expect_unexpected(Ledgerctl({"--url", url, "rebuild", "x"}));
+    expect_unexpected(Ledgerctl({"--url", url, "rebuild", "y"}));  // Not listed: no endless wait.
+    expect_unexpected(Ledgerctl({"--url", url, "export"}));
+    expect_unexpected(Ledgerctl({"--url", url, "tail"}, "", 5s));
+    expect_unexpected(Ledgerctl({"--url", url, "revoke", "EDX-1", "1"}));
+  }
 }
 
 }  // namespace
