@@ -502,6 +502,10 @@ int MakeDigestRemote(const Options& options, const std::vector<std::string>& arg
   if (int failed = Pending(answer); failed != 0) return failed;
   auto parsed = eventstore::ParseDigestJson(answer->text);
   if (!parsed) return Fail(kExitData, "the server's digest: " + parsed.error());
+  // A saved digest names the key that signed it; without one it could not be checked later.
+  if (!parsed->public_key) {
+    return UnexpectedAnswer("GET " + target + ": the digest names no public key; nothing written");
+  }
   return WriteOutput(arguments->Get("--out"),
                      eventstore::DigestToJson(parsed->digest, *parsed->public_key) + "\n")
              ? 0

@@ -386,4 +386,24 @@ TEST_CASE("ledgerctl: an unexpected 2xx answer is exit code 3 with a message, ne
   }
 }
 
+TEST_CASE("ledgerctl: digest --url refuses a digest that names no public key") {
+  const std::string zeros(64, '0');
+  const std::string digest = R"({"digest":"orderledger.digest.v1","position":1,"tree_size":1,)"
+                             R"("root":")" +
+                             zeros + R"(","chain_head":")" + zeros +
+                             R"(","time_us":1,"key_id":"0000000000000000","signature":")" + zeros +
+                             zeros + R"("})";
+  FakeServer server([&](const std::string& target, int connection) {
+    Answer(connection, target.starts_with("/v1/audit/digest") ? 200 : 404, digest);
+  });
+  const std::filesystem::path dir = FreshDataDir("ledgerctl-digest");
+  const std::string out = (dir / "digest.json").string();
+  Run run = Ledgerctl({"--url", server.url(), "digest", "--out", out});
+  INFO("stdout: " << run.out << "stderr: " << run.err);
+  CHECK(run.exit_code == 3);
+  CHECK(run.err.find("names no public key") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(out));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
