@@ -90,7 +90,7 @@ struct Ledger {
 };
 
 // Opens options.data_dir's log (and state store when `with_state`); on failure prints the error,
-// sets exit_code and returns nullopt.
+// sets exit_code and returns nullopt. Never creates a log: a directory without one is an error.
 std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& exit_code);
 
 // "49.00 USD"; minor units with the code for an unknown currency.

@@ -471,12 +471,13 @@ int MakeDigest(const Options& options, const std::vector<std::string>& args) {
     position = ParseDecimal(*text);
     if (!position) return Fail(kExitUsage, "digest: --position needs a position");
   }
+  // The ledger first: no signing key is created for a directory that holds none.
+  auto merkle = OpenMerkle(options, code);
+  if (!merkle) return code;
   const std::string key_path = arguments->Get("--key").value_or(
       options.data_dir + "/" + std::string(eventstore::kDefaultSigningKeyFile));
   auto key = eventstore::SigningKey::LoadOrCreate(key_path);
   if (!key) return Fail(kExitData, key.error());
-  auto merkle = OpenMerkle(options, code);
-  if (!merkle) return code;
   const uint64_t head = merkle->ledger.store->HeadPosition();
   if (position && *position > head) {
     return Fail(kExitNo, fmt::format("position {} is past the head {}", *position, head));

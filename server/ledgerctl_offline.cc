@@ -41,6 +41,7 @@ int Verify(const Options& options, const std::vector<std::string>& args) {
       return Fail(kExitUsage, fmt::format("verify: unknown argument '{}'", args[i]));
     }
   }
+  if (to < from) return Fail(kExitUsage, "verify: --to before --from");
   int exit_code = 0;
   auto ledger = OpenLedger(options, false, exit_code);
   if (!ledger) return exit_code;

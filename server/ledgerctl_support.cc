@@ -5,6 +5,8 @@
 #include <cctype>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
+#include <system_error>
 
 #include <boost/json.hpp>
 
@@ -72,8 +74,19 @@ void ProgressLine::Finish() {
 }
 
 std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& exit_code) {
+  // ledgerd creates a ledger, ledgerctl never does: a mistyped --data-dir must not become an
+  // empty ledger that verifies, nor get a signing key of its own.
+  const std::string log_path = server::LogPath(options.data_dir);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(log_path, ec)) {
+    exit_code = Fail(kExitData, fmt::format("no ledger at {} ({} does not exist): check --data-dir",
+                                            options.data_dir, log_path));
+    return std::nullopt;
+  }
+  eventstore::RocksDbOptions store_options;
+  store_options.create_if_missing = false;
   Ledger ledger;
-  auto store = eventstore::OpenRocksDbEventStore(server::LogPath(options.data_dir));
+  auto store = eventstore::OpenRocksDbEventStore(log_path, store_options);
   if (!store) {
     exit_code = DataError(store.error());
     return std::nullopt;

@@ -406,4 +406,30 @@ TEST_CASE("ledgerctl: digest --url refuses a digest that names no public key") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("ledgerctl offline: a directory without a ledger is an error, never a new ledger") {
+  const std::filesystem::path dir = FreshDataDir("ledgerctl-no-ledger");
+  const std::string mistyped = (dir / "dta").string();
+  std::filesystem::create_directories(mistyped);
+  for (const std::vector<std::string>& command : std::vector<std::vector<std::string>>{
+           {"verify"}, {"digest"}, {"status", "EDX-1"}, {"check"}, {"export"}}) {
+    for (const std::string& data_dir : {mistyped, (dir / "missing").string()}) {
+      std::vector<std::string> args{"--data-dir", data_dir};
+      args.insert(args.end(), command.begin(), command.end());
+      Run run = Ledgerctl(args);
+      INFO(command.front() << " on " << data_dir << ": stdout: " << run.out
+                           << "stderr: " << run.err);
+      CHECK(run.exit_code == 3);
+      CHECK(run.err.find("no ledger at " + data_dir) != std::string::npos);
+    }
+  }
+  // Nothing was created: no log, no state, no signing key.
+  CHECK(std::filesystem::is_empty(mistyped));
+  CHECK_FALSE(std::filesystem::exists(dir / "missing"));
+  // A range that ends before it starts is a usage error, not "ok" over nothing.
+  Run backwards = Ledgerctl({"--data-dir", mistyped, "verify", "--from", "10", "--to", "5"});
+  CHECK(backwards.exit_code == 2);
+  CHECK(backwards.err.find("--to before --from") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
