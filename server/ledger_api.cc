@@ -93,6 +93,15 @@ HttpServerResponse FailureResponse(const eventstore::CommandFailure& failure) {
   return ErrorResponse(500, "internal_error", failure.ToString());
 }
 
+// The answer to a path that names no possible order (a NUL, a slash, 300 bytes): the 400 that
+// placing an order under that number gets, not a store error.
+std::optional<HttpServerResponse> InvalidOrderNumber(std::string_view number) {
+  auto rejection = domain::CheckOrderNumber(number);
+  if (!rejection) return std::nullopt;
+  return FailureResponse(
+      eventstore::CommandFailure{.rejection = std::move(*rejection), .store_error = std::nullopt});
+}
+
 HttpServerResponse JsonResponse(int status, const json::value& body) {
   return {.status = status, .content_type = "application/json", .body = json::serialize(body)};
 }
@@ -621,6 +630,7 @@ HttpServerResponse LedgerApi::PostOrder(const HttpServerRequest& request) {
 
 HttpServerResponse LedgerApi::GetOrder(const HttpServerRequest& request) {
   const std::string_view number = request.PathParam("number");
+  if (auto invalid = InvalidOrderNumber(number)) return std::move(*invalid);
   if (auto as_of = request.Query("as_of")) return GetOrderAsOf(request, *as_of);
   if (auto min_position = request.Query("min_position")) {
     auto position = ParseDecimal(*min_position);
@@ -675,6 +685,7 @@ HttpServerResponse LedgerApi::GetOrderAsOf(const HttpServerRequest& request,
 }
 
 HttpServerResponse LedgerApi::GetOrderEvents(const HttpServerRequest& request) {
+  if (auto invalid = InvalidOrderNumber(request.PathParam("number"))) return std::move(*invalid);
   const std::string stream = domain::OrderStreamName(request.PathParam("number"));
   json::array events;
   uint64_t from_version = 0;

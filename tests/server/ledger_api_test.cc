@@ -407,6 +407,23 @@ TEST_CASE("business rejections: 404, 409, 422") {
     CHECK(method.status == 405);
     CHECK(method.ErrorCode() == "method_not_allowed");
   }
+  SECTION("a path that can name no order: 400 invalid_order_number, as placing one would") {
+    const std::string long_number(300, 'x');
+    const std::vector<std::string> paths = {"/v1/orders/a%00b",
+                                            "/v1/orders/a%00b/events",
+                                            "/v1/orders/" + long_number,
+                                            "/v1/orders/" + long_number + "/events",
+                                            "/v1/orders/" + long_number + "?as_of=5",
+                                            std::string("/v1/orders/a%20b?as_of=5"),
+                                            "/v1/orders/" + long_number + "/fulfill"};
+    for (const std::string& path : paths) {
+      INFO(path);
+      const std::string method = path.ends_with("/fulfill") ? "POST" : "GET";
+      Answer answer = ledger.Send(method, path);
+      CHECK(answer.status == 400);
+      CHECK(answer.ErrorCode() == "invalid_order_number");
+    }
+  }
 }
 
 TEST_CASE("malformed requests get the documented 400 and write nothing") {
