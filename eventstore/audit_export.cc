@@ -29,6 +29,10 @@ void PutText(json::object& object, std::string_view name, std::string_view text)
 
 Result<std::string, std::string> GetText(const json::object& object, std::string_view name) {
   const std::string encoded_name = std::string(name) + "_base64";
+  if (object.contains(encoded_name) && object.contains(name)) {
+    // Only one form is written; with both, one of them would be shown and not verified.
+    return Unexpected(fmt::format("both \"{}\" and \"{}\"", name, encoded_name));
+  }
   if (object.contains(encoded_name)) {
     auto encoded = Text(object, encoded_name);
     if (!encoded) return Unexpected(std::move(encoded).error());
@@ -130,6 +134,18 @@ Result<RecordedEvent, std::string> ParseExportEvent(std::string_view line) {
   auto parsed = ParseObject(line);
   if (!parsed) return Unexpected(std::move(parsed).error());
   const json::object& object = *parsed;
+  // Every field of a line is covered by the event's hash, or is a view of one that is: a key
+  // that is neither would be read by people and checked by nothing.
+  static constexpr std::string_view kKeys[] = {
+      "position",      "stream",   "stream_base64", "version",        "type",
+      "type_base64",   "event_id", "recorded_at",   "recorded_at_us", "correlation_id",
+      "causation_id",  "actor",    "actor_base64",  "schema_version", "payload",
+      "previous_hash", "hash"};
+  for (const auto& field : object) {
+    if (std::find(std::begin(kKeys), std::end(kKeys), field.key()) == std::end(kKeys)) {
+      return Unexpected(fmt::format("unknown field \"{}\"", std::string_view(field.key())));
+    }
+  }
   RecordedEvent event;
   auto position = Unsigned(object, "position");
   if (!position) return Unexpected(std::move(position).error());
@@ -149,6 +165,12 @@ Result<RecordedEvent, std::string> ParseExportEvent(std::string_view line) {
   auto recorded_at = Signed(object, "recorded_at_us");
   if (!recorded_at) return Unexpected(std::move(recorded_at).error());
   event.recorded_at_us = *recorded_at;
+  auto recorded_at_text = Text(object, "recorded_at");
+  if (!recorded_at_text) return Unexpected(std::move(recorded_at_text).error());
+  if (*recorded_at_text != FormatRfc3339Us(event.recorded_at_us)) {
+    return Unexpected(fmt::format("\"recorded_at\" {} is not \"recorded_at_us\" {}",
+                                  *recorded_at_text, event.recorded_at_us));
+  }
   auto correlation = GetEventId(object, "correlation_id");
   if (!correlation) return Unexpected(std::move(correlation).error());
   event.correlation_id = *correlation;

@@ -281,6 +281,35 @@ TEST_CASE("audit: tampering with an export is detected and located", "[audit]") 
     CHECK(report.line == target_line);
     CHECK(report.position == 11);
   }
+  SECTION("fields the hash does not cover: a second form of a text, an unknown key, a time") {
+    std::vector<std::string> lines = SplitLines(text);
+    std::string& line = lines[target_line - 1];
+    auto event = eventstore::ParseExportEvent(line);
+    REQUIRE(event);
+    const std::string stream_field = "\"stream\":\"" + event->stream + "\"";
+    const size_t at = line.find(stream_field);
+    REQUIRE(at != std::string::npos);
+    const std::string timestamp = "\"recorded_at\":\"";
+    REQUIRE(line.find(timestamp) != std::string::npos);
+    const std::vector<std::pair<std::string, std::string>> tampered = {
+        // The real stream in the base64 form (which a reader would not look at), another shown.
+        {std::string(line).replace(at, stream_field.size(),
+                                   "\"stream\":\"order-EDX-666\",\"stream_base64\":\"" +
+                                       eventstore::EncodeBase64(event->stream) + "\""),
+         "both"},
+        {"{\"note\":\"approved\"," + line.substr(1), "unknown field"},
+        {std::string(line).replace(line.find(timestamp) + timestamp.size(), 4, "1999"),
+         "recorded_at"},
+    };
+    for (const auto& [changed, problem] : tampered) {
+      INFO(changed);
+      lines[target_line - 1] = changed;
+      const ExportReport report = Verify(JoinLines(lines));
+      CHECK_FALSE(report.ok);
+      CHECK(report.line == target_line);
+      CHECK(report.problem.find(problem) != std::string::npos);
+    }
+  }
   SECTION("an event changed and its own hash recomputed: the next line's link breaks") {
     const std::string changed = ChangeEvent(
         text, target_line, [](RecordedEvent& event) { event.actor = "mallory"; }, true);
