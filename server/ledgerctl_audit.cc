@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -258,11 +259,63 @@ int Export(const Options& options, const std::vector<std::string>& args) {
   return ExportSummary(*header, *range);
 }
 
+// Where a remote export goes, a page at a time so that memory holds one page whatever the range:
+// stdout, or FILE.partial renamed to FILE once the export is complete, so that a failed export
+// leaves no file that looks whole.
+class ExportWriter {
+ public:
+  explicit ExportWriter(std::optional<std::string> path) : path_(std::move(path)) {}
+  ExportWriter(const ExportWriter&) = delete;
+  ExportWriter& operator=(const ExportWriter&) = delete;
+  ~ExportWriter() {
+    if (!file_.is_open()) return;
+    file_.close();
+    std::error_code ec;
+    std::filesystem::remove(Partial(), ec);
+  }
+
+  // Writes `text` and flushes it; false after printing why when it cannot.
+  bool Write(const std::string& text) {
+    if (!path_) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      if (std::fflush(stdout) == 0) return true;
+      Fail(kExitData, "cannot write the export to stdout");
+      return false;
+    }
+    if (!file_.is_open()) file_.open(Partial(), std::ios::binary | std::ios::trunc);
+    file_ << text;
+    file_.flush();
+    if (file_) return true;
+    Fail(kExitData, "cannot write " + Partial());
+    return false;
+  }
+
+  // Gives the complete export its name; false after printing why when it cannot.
+  bool Finish() {
+    if (!path_) return true;
+    file_.close();
+    std::error_code ec;
+    if (file_) std::filesystem::rename(Partial(), *path_, ec);
+    if (!file_ || ec) {
+      std::filesystem::remove(Partial(), ec);
+      Fail(kExitData, "cannot write " + *path_);
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  std::string Partial() const { return *path_ + ".partial"; }
+
+  std::optional<std::string> path_;
+  std::ofstream file_;
+};
+
 int ExportRemote(const Options& options, const std::vector<std::string>& args) {
   int code = 0;
   auto range = ParseExportArguments(args, code);
   if (!range) return code;
-  std::string body;
+  ExportWriter writer(range->out);
   std::optional<eventstore::ExportHeader> header;
   uint64_t next = range->from;
   while (true) {
@@ -287,8 +340,9 @@ int ExportRemote(const Options& options, const std::vector<std::string>& args) {
           .to_position = std::max(std::min(range->to, head_position), range->from - 1),
           .head_position = head_position,
           .exported_at_us = NowUs()};
-      body = eventstore::ExportHeaderLine(*header) + "\n";
+      if (!writer.Write(eventstore::ExportHeaderLine(*header) + "\n")) return kExitData;
     }
+    std::string lines;
     bool done = events->get_array().empty();
     for (const json::value& event : events->get_array()) {
       if (next > header->to_position) {
@@ -299,16 +353,17 @@ int ExportRemote(const Options& options, const std::vector<std::string>& args) {
       const std::string line = ExportLineFromJson(event, problem);
       if (line.empty())
         return Fail(kExitData, "the server sent an event that is not one: " + problem);
-      body += line + "\n";
+      lines += line + "\n";
       ++next;
     }
+    if (!writer.Write(lines)) return kExitData;
     if (done || next > header->to_position) break;
   }
   if (next <= header->to_position) {
     return Fail(kExitData, fmt::format("the server's pages ended at position {} of {}", next - 1,
                                        header->to_position));
   }
-  if (!WriteOutput(range->out, body)) return kExitData;
+  if (!writer.Finish()) return kExitData;
   return ExportSummary(*header, *range);
 }
 

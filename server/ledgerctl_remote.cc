@@ -252,6 +252,11 @@ int RemoteRebuild(const Options& options, const std::vector<std::string>& args) 
   }
 }
 
+// What tail keeps of an answer at most: one event of the stream (its JSON, for a payload of at
+// most 1 MiB, base64 or escaped, well below this), and the body of a refusal.
+constexpr size_t kStreamEventBytesMax = 16 << 20;
+constexpr uint64_t kRefusalBodyBytesMax = 1 << 20;
+
 // Follows GET /v1/subscribe and prints each event; reconnects with Last-Event-ID when the
 // connection drops, so that nothing is skipped or printed twice.
 class Tail {
@@ -302,10 +307,16 @@ class Tail {
 
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
-    parser.body_limit(boost::none);
+    // A refusal is read whole, so bounded; the event stream is read chunk by chunk below.
+    parser.body_limit(kRefusalBodyBytesMax);
     http::read_header(stream, buffer, parser, ec);
+    if (ec == http::error::body_limit) {
+      return UnexpectedAnswer(fmt::format("GET /v1/subscribe: {} with a body of more than {} bytes",
+                                          parser.get().result_int(), kRefusalBodyBytesMax));
+    }
     if (ec) return std::nullopt;
     if (parser.get().result_int() != 200) {
+      // Past the limit, the refusal is reported with the part of its body that came.
       http::read(stream, buffer, parser, ec);
       RemoteAnswer answer{.status = static_cast<int>(parser.get().result_int()),
                           .body = nullptr,
@@ -315,19 +326,35 @@ class Tail {
       if (!parse_ec) answer.body = std::move(parsed);
       return RemoteFail(answer);
     }
+    if (!parser.chunked()) {
+      return UnexpectedAnswer("GET /v1/subscribe: 200 without a chunked event stream");
+    }
+    parser.body_limit(boost::none);  // The stream has no end; each event is bounded instead.
+    // The events not yet ended by a blank line: at most one, of at most kStreamEventBytesMax.
     std::string pending;
-    auto on_chunk = [&](uint64_t, std::string_view data, beast::error_code&) -> size_t {
+    std::optional<int> failed;
+    auto on_chunk = [&](uint64_t, std::string_view data, beast::error_code& chunk_ec) -> size_t {
+      size_t search_from = pending.empty() ? 0 : pending.size() - 1;
       pending.append(data);
       size_t end;
-      while ((end = pending.find("\n\n")) != std::string::npos) {
+      while ((end = pending.find("\n\n", search_from)) != std::string::npos) {
         Print(std::string_view(pending).substr(0, end));
         pending.erase(0, end + 2);
+        search_from = 0;
+      }
+      if (pending.size() > kStreamEventBytesMax) {
+        failed = UnexpectedAnswer(
+            fmt::format("GET /v1/subscribe: an event of more than {} bytes{}", kStreamEventBytesMax,
+                        last_id_.empty() ? "" : " after position " + last_id_));
+        chunk_ec = http::error::body_limit;  // Ends the read.
+        return 0;
       }
       return data.size();
     };
     parser.on_chunk_body(on_chunk);
     while (!parser.is_done()) {
       http::read(stream, buffer, parser, ec);
+      if (failed) return failed;
       if (ec == http::error::end_of_chunk) continue;
       if (ec) break;
     }

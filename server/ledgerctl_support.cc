@@ -135,7 +135,10 @@ Result<RemoteAnswer, int> Remote(const Options& options, std::string_view method
 
 int RemoteFail(const RemoteAnswer& answer) {
   std::string code = "error";
-  std::string message = answer.text;
+  // A body that is not our JSON error (a proxy's page, a refusal cut at a limit) is cut short.
+  constexpr size_t kMessageBytesMax = 1024;
+  std::string message = answer.text.substr(0, kMessageBytesMax);
+  if (answer.text.size() > kMessageBytesMax) message += "...";
   if (const boost::json::object* object = answer.body.if_object()) {
     if (const boost::json::value* error = object->if_contains("error")) {
       if (const boost::json::object* fields = error->if_object()) {

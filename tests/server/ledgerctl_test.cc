@@ -10,12 +10,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,6 +182,46 @@ void Answer(int connection, int status, const std::string& body,
   WriteRaw(connection, "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: " +
                            content_type + "\r\nContent-Length: " + std::to_string(body.size()) +
                            "\r\nConnection: close\r\n\r\n" + body);
+}
+
+// Waits until the client closes the connection: an answer that never comes (or never ends).
+void Hold(int connection) {
+  char buffer[256];
+  while (::recv(connection, buffer, sizeof(buffer), 0) > 0) {
+  }
+}
+
+// A chunked answer: `start`, then chunks of 'x' up to `filler_bytes` (or until the client
+// leaves), then held open, as a body that never ends.
+void EndlessChunks(int connection, int status, const std::string& content_type,
+                   const std::string& start, size_t filler_bytes) {
+  auto chunk = [](const std::string& data) {
+    char size[32];
+    std::snprintf(size, sizeof(size), "%zx\r\n", data.size());
+    return size + data + "\r\n";
+  };
+  bool open = WriteRaw(connection, "HTTP/1.1 " + std::to_string(status) +
+                                       " X\r\nContent-Type: " + content_type +
+                                       "\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(start));
+  const std::string filler = chunk(std::string(1 << 20, 'x'));
+  for (size_t sent = 0; open && sent < filler_bytes; sent += 1 << 20) {
+    open = WriteRaw(connection, filler);
+  }
+  if (open) Hold(connection);
+}
+
+// An export page's event as ledgerd's /v1/audit/export sends it.
+std::string ExportEventJson(uint64_t position) {
+  const std::string zeros(64, '0');
+  return R"({"position":)" + std::to_string(position) + R"(,"stream":"order-EDX-1","version":)" +
+         std::to_string(position) +
+         R"(,"type":"OrderCreated","event_id":"00000000-0000-0000-0000-00000000000)" +
+         std::to_string(position) +
+         R"(","recorded_at":"1970-01-01T00:00:00.000001Z","recorded_at_us":1,)"
+         R"("correlation_id":"00000000-0000-0000-0000-000000000001",)"
+         R"("causation_id":"00000000-0000-0000-0000-000000000001","actor":"test",)"
+         R"("schema_version":1,"payload":"","previous_hash":")" +
+         zeros + R"(","hash":")" + zeros + R"("})";
 }
 
 std::string OrderBody(const std::string& number) {
@@ -430,6 +475,72 @@ TEST_CASE("ledgerctl offline: a directory without a ledger is an error, never a 
   CHECK(backwards.exit_code == 2);
   CHECK(backwards.err.find("--to before --from") != std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ledgerctl export --url writes each page as it arrives") {
+  // Two events of four, then a page that never comes (or a failure).
+  const std::string first_page =
+      R"({"head_position":4,"events":[)" + ExportEventJson(1) + "," + ExportEventJson(2) + "]}";
+  std::atomic<bool> fail_second_page = false;
+  FakeServer server([&](const std::string& target, int connection) {
+    if (target.starts_with("/v1/audit/export?from=1&")) {
+      Answer(connection, 200, first_page);
+    } else if (fail_second_page) {
+      Answer(connection, 500, R"({"error":{"code":"internal","message":"disk"}})");
+    } else {
+      Hold(connection);
+    }
+  });
+  Run streamed = Ledgerctl({"--url", server.url(), "export"}, "", 4s,
+                           [](const std::string& out) { return CountLines(out) >= 3; });
+  INFO("stdout: " << streamed.out << "stderr: " << streamed.err);
+  REQUIRE(CountLines(streamed.out) >= 3);  // The header and the first page, before the second.
+  CHECK(streamed.out.find(R"("export":)") < streamed.out.find(R"("position":1)"));
+  CHECK(streamed.out.find(R"("position":2)") != std::string::npos);
+
+  // With --out, a failed export leaves no file (the pages go to FILE.partial, removed).
+  fail_second_page = true;
+  const std::filesystem::path dir = FreshDataDir("ledgerctl-export");
+  const std::string out = (dir / "ledger.jsonl").string();
+  Run failed = Ledgerctl({"--url", server.url(), "export", "--out", out});
+  CHECK(failed.exit_code == 3);
+  CHECK(failed.err.find("disk") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(out));
+  CHECK_FALSE(std::filesystem::exists(out + ".partial"));
+  // A complete one is renamed into place.
+  Run complete = Ledgerctl({"--url", server.url(), "export", "--to", "2", "--out", out});
+  CHECK(complete.exit_code == 0);
+  std::ifstream file(out);
+  std::stringstream text;
+  text << file.rdbuf();
+  CHECK(CountLines(text.str()) == 3);
+  CHECK_FALSE(std::filesystem::exists(out + ".partial"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ledgerctl tail bounds what it keeps: an endless event or refusal is exit 3") {
+  // An event that never ends (no blank line): past 16 MiB, an unexpected answer.
+  {
+    FakeServer server([](const std::string&, int connection) {
+      EndlessChunks(connection, 200, "text/event-stream",
+                    "id: 1\nevent: OrderCreated\ndata: ", 40 << 20);
+    });
+    Run run = Ledgerctl({"--url", server.url(), "tail", "--from", "1"}, "", 5s);
+    INFO("stderr: " << run.err);
+    CHECK(run.exit_code == 3);
+    CHECK(run.err.find("an event of more than") != std::string::npos);
+  }
+  // A refusal whose body never ends: read up to 1 MiB, then reported.
+  {
+    FakeServer server([](const std::string&, int connection) {
+      EndlessChunks(connection, 503, "application/json", R"({"error":)", 40 << 20);
+    });
+    Run run = Ledgerctl({"--url", server.url(), "tail", "--from", "1"}, "", 5s);
+    INFO("stderr: " << run.err);
+    CHECK(run.err.size() < 2000);
+    CHECK(run.exit_code == 3);
+    CHECK(run.err.find("503") != std::string::npos);
+  }
 }
 
 }  // namespace
