@@ -261,12 +261,14 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   REQUIRE_FALSE(child.standin_url.empty());
 
   PlaceOrder(child, token, "EDX-1");
-  // The LMS fails the next order's enrollment: it ends in Fulfillment Error.
+  // The LMS refuses the next order's enrollment with a 403, which is not retried automatically:
+  // it ends in Fulfillment Error until the manual retry below. (With a 500, an automatic retry
+  // could complete it first once the LMS is healed, and the manual retry found nothing to do.)
   ledger::fulfillment::HttpClient lms;
   auto faulted = lms.Send({.method = "POST",
                            .url = child.standin_url + "/control/faults",
                            .headers = {},
-                           .body = R"({"fail_next": 1000, "status": 500})",
+                           .body = R"({"fail_next": 1000, "status": 403})",
                            .connect_timeout_ms = 2'000,
                            .timeout_ms = 5'000});
   REQUIRE(faulted);
