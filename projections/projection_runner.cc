@@ -31,6 +31,22 @@ std::string GenerationEnd(std::string_view name, uint64_t generation) {
   return fmt::format("{}g/{:016x}0", ProjectionPrefix(name), generation);
 }
 
+// Generation numbers grow by one per rebuild; one this large is a damaged marker (and the
+// next generation's number must not wrap).
+constexpr uint64_t kGenerationsMax = uint64_t{1} << 48;
+
+// Whether any key lies in [begin, end).
+StoreResult<bool> HoldsKeys(eventstore::StateStore& state, std::string_view begin,
+                            std::string_view end) {
+  bool found = false;
+  auto scanned = state.Scan(begin, end, false, [&](std::string_view, std::string_view) {
+    found = true;
+    return false;
+  });
+  if (!scanned) return Unexpected(std::move(scanned).error());
+  return found;
+}
+
 std::string EncodePosition(uint64_t position) {
   std::string bytes;
   AppendBigEndian64(bytes, position);
@@ -315,12 +331,43 @@ StoreResult<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(eventstore
   auto active = DecodePosition(*active_bytes, "the active generation marker");
   if (!active) return Unexpected(std::move(active).error());
   uint64_t number = *active;
+  // Before anything is deleted: the marker must name a generation that is there, or none may
+  // be. A marker that lost its value or names another number would otherwise have the real
+  // rows deleted below as garbage, and the projection silently rebuilt from nothing.
+  auto any_generation = HoldsKeys(state, GenerationsBegin(name), GenerationsEnd(name));
+  if (!any_generation) return Unexpected(std::move(any_generation).error());
+  const auto marker_problem =
+      [&](std::string what) -> StoreResult<std::unique_ptr<ProjectionRunner>> {
+    return Unexpected(Error{
+        .code = ErrorCode::kCorruption,
+        .message = fmt::format("projection {}: {}; its rows are left as they are. Move the state "
+                               "directory aside to rebuild it from the log",
+                               name, what),
+        .current_version = std::nullopt,
+        .position = 0});
+  };
+  if (number >= kGenerationsMax) {
+    return marker_problem(fmt::format("the active generation marker says {}", number));
+  }
   if (number == 0) {
+    if (*any_generation) return marker_problem("the active generation marker is missing");
     number = 1;
+    // The new generation holds its checkpoint from the start, so that it is never mistaken
+    // for an empty one (see above).
     eventstore::StateBatch batch = state.NewBatch();
     batch.Put(ActiveKey(name), EncodePosition(number));
+    batch.Put(GenerationPrefix(name, number) + "checkpoint", EncodePosition(0));
     if (auto written = state.Write(batch, /*sync=*/true); !written) {
       return Unexpected(std::move(written).error());
+    }
+  } else if (*any_generation) {
+    auto held = HoldsKeys(state, GenerationPrefix(name, number), GenerationEnd(name, number));
+    if (!held) return Unexpected(std::move(held).error());
+    if (!*held) {
+      return marker_problem(fmt::format(
+          "the active generation marker names generation {}, which holds nothing, while other "
+          "generations hold rows",
+          number));
     }
   }
   // Whatever an interrupted rebuild left beside the active generation is garbage.
@@ -715,6 +762,9 @@ StoreResult<void> ProjectionRunner::SwitchTo(Generation rebuilt) {
   }
   eventstore::StateBatch batch = state_.NewBatch();
   batch.Put(ActiveKey(name_), EncodePosition(rebuilt.number));
+  // Its checkpoint again, with the marker: an active generation always holds a key, even one
+  // rebuilt from an empty log (Open tells a marker that names nothing from one that is lost).
+  batch.Put(rebuilt.checkpoint_key, EncodePosition(rebuilt.checkpoint));
   if (auto written = state_.Write(batch, /*sync=*/true); !written) return written;
 
   const uint64_t old_number = active_.number;

@@ -229,6 +229,57 @@ TEST_CASE("a state directory ahead of its log is refused, naming both positions"
   RequireCheckOk(ledger.store(), runner->View(), 1);
 }
 
+TEST_CASE("a lost or damaged active generation marker is corruption, and the rows stay",
+          "[projections][damage]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 10);
+  for (int i = 0; i < 10; ++i) workload.AddOrder();
+  std::map<std::string, std::string> rows;
+  {
+    auto runner = ledger.OrderStatusRunner();
+    ledger::testing::MustCatchUp(*runner);
+    rows = ledger::testing::AllRows(*runner);
+  }
+  const std::string marker =
+      "proj/" + std::string(projections::OrderStatusProjection::kName) + "/active";
+  auto set_marker = [&](std::optional<uint64_t> number) {
+    eventstore::StateBatch batch = ledger.state().NewBatch();
+    if (number) {
+      std::string bytes;
+      AppendBigEndian64(bytes, *number);
+      batch.Put(marker, bytes);
+    } else {
+      batch.Delete(marker);
+    }
+    REQUIRE(ledger.state().Write(batch, true).has_value());
+  };
+  auto open = [&] {
+    return projections::ProjectionRunner::Open(ledger.store(), ledger.state(), [] {
+      return std::make_unique<projections::OrderStatusProjection>();
+    });
+  };
+  const std::vector<std::pair<std::optional<uint64_t>, std::string>> damage = {
+      {0x0100000000000001, "marker says 72057594037927937"},
+      {2, "names generation 2, which holds nothing"},
+      {std::nullopt, "marker is missing"},
+      {UINT64_MAX, "marker says 18446744073709551615"},
+  };
+  for (const auto& [number, problem] : damage) {
+    INFO(problem);
+    set_marker(number);
+    auto refused = open();
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().code == eventstore::ErrorCode::kCorruption);
+    CHECK_THAT(refused.error().message, Catch::Contains(problem));
+    // Nothing was deleted: with the marker put right, every row is there.
+    set_marker(1);
+    auto runner = open();
+    REQUIRE(runner.has_value());
+    CHECK(ledger::testing::AllRows(**runner) == rows);
+    CHECK((*runner)->checkpoint() == ledger.store().HeadPosition());
+  }
+}
+
 // Batches this small put every order's events in several batches, so that Apply finds most
 // orders in the batch being written on the writing thread (Projection::SealBatch) rather than in
 // the store.
