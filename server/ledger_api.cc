@@ -337,6 +337,12 @@ Result<domain::PlaceOrder, ApiError> ReadPlaceOrder(const json::object& body) {
     ObjectReader user_reader(*user, "user", error);
     user_reader.RejectUnknown({"id", "username", "email"});
     command.user.id = user_reader.Integer("id", true);
+    // The LMS's user ids start at 1, and GET /v1/orders?user= takes only those: an order under
+    // another id could be placed but never listed.
+    if (!error && command.user.id < 1) {
+      error = ApiError{
+          .status = 400, .code = "invalid_field", .message = "user.id must be a positive integer"};
+    }
     command.user.username = user_reader.String("username", true);
     command.user.email = user_reader.String("email", false);
   }
