@@ -57,10 +57,16 @@ std::optional<int64_t> ParseRfc3339(std::string_view text) {
     offset_s = 0;
   } else if (at + 6 == text.size() && (text[at] == '+' || text[at] == '-') && text[at + 3] == ':') {
     auto offset_h = digits(at + 1, 2), offset_m = digits(at + 4, 2);
-    if (!offset_h || !offset_m) return std::nullopt;
+    if (!offset_h || !offset_m || *offset_h > 23 || *offset_m > 59) return std::nullopt;
     offset_s = (*offset_h * 3600 + *offset_m * 60) * (text[at] == '-' ? -1 : 1);
   } else {
     return std::nullopt;
+  }
+  // A leap second is the last second of a UTC day (RFC 3339, 5.7): 23:59:60 UTC, whatever the
+  // offset says the local time is.
+  if (*second == 60) {
+    const int64_t utc_minute = ((*hour * 60 + *minute - offset_s / 60) % 1440 + 1440) % 1440;
+    if (utc_minute != 23 * 60 + 59) return std::nullopt;
   }
   const int64_t days = std::chrono::sys_days(date).time_since_epoch().count();
   const int64_t seconds = days * 86'400 + *hour * 3600 + *minute * 60 + *second - offset_s;

@@ -27,10 +27,18 @@ TEST_CASE("ParseRfc3339 reads UTC and offsets, fractions, and refuses invalid da
   CHECK(ParseRfc3339("2026-11-22T12:00:00+02:00") == ParseRfc3339("2026-11-22T10:00:00Z"));
   CHECK(ParseRfc3339("2026-11-22T08:30:00-01:30") == ParseRfc3339("2026-11-22T10:00:00Z"));
   CHECK(ParseRfc3339("2024-02-29T00:00:00Z").has_value());
+  // A leap second: 23:59:60 UTC, also written in another offset; it reads as the next second.
+  CHECK(ParseRfc3339("2016-12-31T23:59:60Z") == ParseRfc3339("2017-01-01T00:00:00Z"));
+  CHECK(ParseRfc3339("2016-12-31T18:59:60-05:00") == ParseRfc3339("2017-01-01T00:00:00Z"));
+  CHECK(ParseRfc3339("2017-01-01T05:29:60+05:30") == ParseRfc3339("2017-01-01T00:00:00Z"));
+  CHECK(ParseRfc3339("2026-11-22T23:59:00+23:59").has_value());
   for (const char* bad :
        {"", "2026-11-22", "2026-11-22T10:00:00", "2026-11-22 10:00:00Z", "2026-13-01T00:00:00Z",
         "2023-02-29T00:00:00Z", "2026-11-22T24:00:00Z", "2026-11-22T10:00:00.Z",
-        "2026-11-22T10:00:00+0200", "2026-11-22T10:00:00Zjunk"}) {
+        "2026-11-22T10:00:00+0200", "2026-11-22T10:00:00Zjunk",
+        // Offsets beyond 23:59, and a second 60 anywhere but at the end of a UTC day.
+        "2026-11-22T10:00:00+99:99", "2026-11-22T10:00:00+24:00", "2026-11-22T10:00:00-00:60",
+        "2026-11-22T10:00:60Z", "2016-12-31T23:59:60+01:00"}) {
     INFO(bad);
     CHECK_FALSE(ParseRfc3339(bad).has_value());
   }
