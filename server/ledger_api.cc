@@ -13,6 +13,7 @@
 
 #include "base/bytes.h"
 #include "base/text.h"
+#include "domain/limits.h"
 #include "domain/money.h"
 #include "domain/rejection.h"
 #include "domain/status.h"
@@ -293,6 +294,14 @@ json::object CaptureJson(const projections::PaymentCapture& capture) {
 }
 
 // Reads one basket line of a placement body.
+// The answer the domain gives to a basket over its limits (RejectionCode::kLimitExceeded).
+ApiError LimitExceeded(std::string detail) {
+  return ApiError{.status = RejectionStatus(RejectionCode::kLimitExceeded),
+                  .code = std::string(domain::RejectionName(RejectionCode::kLimitExceeded)),
+                  .message = std::string(domain::RejectionMessage(RejectionCode::kLimitExceeded)) +
+                             ": " + detail};
+}
+
 domain::Line ReadLine(const json::value& value, size_t index, std::string_view currency,
                       std::optional<ApiError>& error) {
   const std::string path = "lines[" + std::to_string(index) + "]";
@@ -311,6 +320,13 @@ domain::Line ReadLine(const json::value& value, size_t index, std::string_view c
   line.quantity = reader.Integer("quantity", true);
   line.unit_price_minor = reader.Amount("unit_price", currency, true);
   if (const json::object* attributes = reader.Object("attributes", false)) {
+    // Counted before anything is copied: the domain refuses more with the same answer, but
+    // only after the request's million attributes were copied twice (tens of MB per request).
+    if (attributes->size() > domain::kAttributesPerLineMax && !error) {
+      error = LimitExceeded(fmt::format("{}.attributes has {}, at most {}", path,
+                                        attributes->size(), domain::kAttributesPerLineMax));
+      return line;
+    }
     for (const auto& [name, attribute] : *attributes) {
       if (!attribute.is_string()) {
         reader.Fail("invalid_field",
@@ -347,6 +363,9 @@ Result<domain::PlaceOrder, ApiError> ReadPlaceOrder(const json::object& body) {
     command.user.email = user_reader.String("email", false);
   }
   if (const json::array* lines = reader.Array("lines", true)) {
+    if (lines->size() > domain::kLinesMax && !error) {
+      error = LimitExceeded(fmt::format("{} lines, at most {}", lines->size(), domain::kLinesMax));
+    }
     for (size_t i = 0; i < lines->size() && !error; ++i) {
       command.lines.push_back(ReadLine((*lines)[i], i, command.currency, error));
     }

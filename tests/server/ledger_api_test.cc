@@ -446,6 +446,17 @@ TEST_CASE("malformed requests get the documented 400 and write nothing") {
   };
   const json::object order = Order("EDX-4");
   const json::object payment = Payment("EDX-4", "1.00", "USD", "r-2");
+  // Over the basket's limits (kLinesMax, kAttributesPerLineMax), refused as the body is read.
+  json::array many_lines;
+  for (int i = 0; i <= 1'000; ++i) {
+    json::object line = order.at("lines").as_array().at(0).as_object();
+    line["line_id"] = std::to_string(i);
+    many_lines.push_back(std::move(line));
+  }
+  json::object many_attributes = order.at("lines").as_array().at(0).as_object();
+  for (int i = 0; i <= 64; ++i) {
+    many_attributes["attributes"].as_object()["a" + std::to_string(i)] = "x";
+  }
   const std::vector<Case> cases = {
       {"/v1/orders", "", "malformed_json"},
       {"/v1/orders", "{\"order_number\": ", "malformed_json"},
@@ -472,6 +483,8 @@ TEST_CASE("malformed requests get the documented 400 and write nothing") {
       {"/v1/orders", without(order, "user"), "missing_field"},
       {"/v1/orders", without(order, "currency"), "missing_field"},
       {"/v1/orders", with(order, "order_total", "50.00"), "total_mismatch"},
+      {"/v1/orders", with(order, "lines", many_lines), "limit_exceeded"},
+      {"/v1/orders", with(order, "lines", json::array{many_attributes}), "limit_exceeded"},
       {"/v1/payments", with(payment, "amount", "-1.00"), "capture_not_positive"},
       {"/v1/payments", with(payment, "amount", "0"), "capture_not_positive"},
       {"/v1/payments", with(payment, "amount", 1.5), "invalid_amount"},
