@@ -15,15 +15,26 @@ Unexpected<Rejection> Reject(RejectionCode code, std::string detail) {
   return Unexpected(Rejection{code, std::move(detail)});
 }
 
-// A text field of a command, named as the API names it ("lines[2].sku").
+// A text field of a command, named as the API names it ("lines[2].sku"). The required ones are
+// the names and identifiers (ids, types, codes, references, modules); the others are free text.
 struct TextField {
   std::string name;
   std::string_view value;
   bool required = false;
 };
 
-// Over all fields: first any required one empty, then any not UTF-8, then any too long, so that
-// the answer does not depend on the order fields are listed in within one rule.
+// A C0 control character or DEL: a NUL, a newline, an escape.
+bool HasControlCharacter(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 || byte == 0x7f;
+  });
+}
+
+// Over all fields: first any required one empty, then any not UTF-8 (or, for an identifier,
+// holding a control character, which would print, match and be typed otherwise than it looks),
+// then any too long, so that the answer does not depend on the order fields are listed in
+// within one rule.
 std::optional<Rejection> CheckTexts(const std::vector<TextField>& fields) {
   for (const TextField& field : fields) {
     if (field.required && field.value.empty()) {
@@ -33,6 +44,9 @@ std::optional<Rejection> CheckTexts(const std::vector<TextField>& fields) {
   for (const TextField& field : fields) {
     if (!IsValidUtf8(field.value)) {
       return Rejection{RejectionCode::kInvalidText, field.name + " is not valid UTF-8"};
+    }
+    if (field.required && HasControlCharacter(field.value)) {
+      return Rejection{RejectionCode::kInvalidText, field.name + " holds a control character"};
     }
   }
   for (const TextField& field : fields) {

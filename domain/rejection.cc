@@ -34,7 +34,8 @@ Description Describe(RejectionCode code) {
     case RejectionCode::kMissingField:
       return {"missing_field", "a required field is empty"};
     case RejectionCode::kInvalidText:
-      return {"invalid_text", "a text field is not valid UTF-8"};
+      return {"invalid_text",
+              "a text is not valid UTF-8, or an identifier holds a control character"};
     case RejectionCode::kLimitExceeded:
       return {"limit_exceeded", "a size or count is beyond the ledger's limits"};
     case RejectionCode::kInvalidTime:

@@ -28,7 +28,7 @@ enum class RejectionCode : uint16_t {
   kInvalidOrderNumber = 1,
   // A required field is empty (processor, reference, username, line id, module, ...).
   kMissingField = 2,
-  // A text field is not valid UTF-8.
+  // A text field is not valid UTF-8, or an identifier holds a control character.
   kInvalidText = 3,
   // A text, a list or a quantity beyond domain/limits.h; also the state's limits (see above).
   kLimitExceeded = 4,

@@ -373,3 +373,44 @@ TEST_CASE("the state's own limits: captures and attempts", "[rejection]") {
 
 }  // namespace
 }  // namespace ledger::domain
+
+namespace ledger::domain {
+namespace {
+
+// Identifiers (the required texts: ids, types, names, references) hold no control character;
+// free text (a title, a message) may.
+TEST_CASE("an identifier with a control character is invalid text; free text may hold one",
+          "[rejection]") {
+  using testing::History;
+  using testing::StandardPlacement;
+  const std::string nul(
+      "L\0"
+      "1",
+      3);
+  for (const std::string& bad : {nul, std::string("ada\n"), std::string("a\tb"),
+                                 std::string("x\x1b[31m"), std::string("del\x7f")}) {
+    INFO(bad);
+    PlaceOrder username = StandardPlacement();
+    username.user.username = bad;
+    const Rejection rejected = History().Rejected(username);
+    CHECK(rejected.code == RejectionCode::kInvalidText);
+    CHECK(rejected.detail == "user.username holds a control character");
+
+    PlaceOrder line_id = StandardPlacement();
+    line_id.lines.at(0).line_id = bad;
+    CHECK(History().Rejected(line_id).code == RejectionCode::kInvalidText);
+
+    PlaceOrder attribute = StandardPlacement();
+    attribute.lines.at(0).attributes.push_back({.name = bad, .value = "v"});
+    CHECK(History().Rejected(attribute).code == RejectionCode::kInvalidText);
+
+    CHECK(History().Rejected(testing::Capture(bad, 100)).code == RejectionCode::kInvalidText);
+  }
+  PlaceOrder free_text = StandardPlacement();
+  free_text.lines.at(0).title = "Seat\nsecond line\tand a tab";
+  free_text.billing_address.line2 = "Flat 2\n";
+  History::Given({testing::Capture("txn-1", 14900), free_text});
+}
+
+}  // namespace
+}  // namespace ledger::domain
