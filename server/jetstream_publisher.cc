@@ -422,6 +422,7 @@ class NatsPublisher final : public JetStreamPublisher {
   void Disconnect() {
     if (js_ != nullptr) jsCtx_Destroy(js_);
     js_ = nullptr;
+    published_async_ = false;
     if (connection_ != nullptr) natsConnection_Destroy(connection_);
     connection_ = nullptr;
     stream_checked_ = false;
@@ -664,6 +665,7 @@ class NatsPublisher final : public JetStreamPublisher {
       natsMsg_Destroy(message);
       return fmt::format("publishing position {}: {}", event.position, NatsErrorText(status));
     }
+    published_async_ = true;
     ++expected_last_sequence_;
     in_flight_.push_back({.position = event.position, .sequence = expected_last_sequence_});
     ++next_position_;
@@ -691,7 +693,10 @@ class NatsPublisher final : public JetStreamPublisher {
       stats_.acknowledged_position = std::max(stats_.acknowledged_position, acked_);
       acknowledged_changed_.notify_all();
     }
-    if (js_ != nullptr) {
+    // Only after a publish: libnats 3.4 creates the context's table of pending messages on the
+    // first one, and this call dereferences it unchecked (a SIGSEGV when stopping a publisher
+    // whose stream could not be created).
+    if (js_ != nullptr && published_async_) {
       natsMsgList pending{};
       if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
     }
@@ -752,6 +757,8 @@ class NatsPublisher final : public JetStreamPublisher {
   natsConnection* connection_ = nullptr;
   jsCtx* js_ = nullptr;
   bool stream_checked_ = false;
+  // Whether js_ has published asynchronously since it was created (see Settle).
+  bool published_async_ = false;
   std::deque<InFlight> in_flight_;
   std::deque<RecordedEvent> read_ahead_;
   uint64_t next_position_ = 1;

@@ -282,6 +282,26 @@ TEST_CASE("with NATS unreachable the publisher retries with backoff, then catche
   CHECK(CheckStreamEqualsLog(*ledger.store, cluster.urls(), "LATE", "ledger"));
 }
 
+TEST_CASE("a stream the cluster cannot place: the publisher says why, retries, and stops cleanly",
+          "[jetstream][cluster]") {
+  TempDir dir("js-unplaceable");
+  NatsCluster cluster(dir.path());
+  Ledger ledger = OpenLedger(dir);
+  BackgroundAppender appender(*ledger.store, "unplaceable", 6);
+  appender.Start(20);
+  appender.Join();
+  JetStreamConfig config = TestConfig(cluster, "UNPLACEABLE");
+  config.replicas = 5;  // Three nodes.
+  std::unique_ptr<JetStreamPublisher> publisher = StartPublisher(ledger, config);
+  REQUIRE(Eventually([&] { return publisher->Stats().retries >= 2; }, 30s));
+  const server::JetStreamStats stats = publisher->Stats();
+  CHECK(stats.acknowledged_position == 0);
+  CHECK(stats.last_error.find("creating the stream") != std::string::npos);
+  // Stopping before anything was ever published crashed inside libnats (see Settle).
+  publisher->Stop();
+  publisher.reset();
+}
+
 TEST_CASE("one node down: publishing continues, and with two down it waits, then catches up",
           "[jetstream][cluster]") {
   TempDir dir("js-nodes");
