@@ -14,6 +14,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
+#include <random>
+#include <string>
 #include <thread>
 
 #include "base/bytes.h"
@@ -38,17 +40,27 @@ std::string NatsServerPath() {
 }  // namespace
 
 uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-  socklen_t length = sizeof(address);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  ::close(fd);
-  return ntohs(address.sin_port);
+  // Below the kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 on
+  // Linux by default): a port that bind(0) hands out is free now, but any process's next
+  // outgoing connection may take it before nats-server binds it (a node of a CI run died with
+  // "address already in use" on its cluster port, and the cluster never got its third peer).
+  // Ports here are only ever taken by a bind that names them.
+  static std::mt19937 random(static_cast<uint32_t>(::getpid()) ^
+                             static_cast<uint32_t>(std::random_device{}()));
+  std::uniform_int_distribution<int> pick(20'000, 32'000);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(pick(random)));
+    const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    ::close(fd);
+    if (bound) return ntohs(address.sin_port);
+  }
+  FAIL("no free port in 20000-32000 after 200 tries");
+  return 0;
 }
 
 NatsCluster::NatsCluster(const std::string& dir, size_t nodes, bool start) {
@@ -79,6 +91,20 @@ NatsCluster::NatsCluster(const std::string& dir, size_t nodes, bool start) {
   if (start) {
     StartAll();
     WaitForMetaLeader();
+    // A meta leader needs two nodes of three; the tests need all three.
+    for (Node& node : nodes_) {
+      int status = 0;
+      if (::waitpid(node.pid, &status, WNOHANG) == node.pid) {
+        node.pid = -1;
+        std::ifstream log(node.log_path);
+        std::string text;
+        for (std::string line; std::getline(log, line);) {
+          text += line + "\n";
+          if (text.size() > 8'000) text.erase(0, text.size() - 2'000);
+        }
+        FAIL("NATS node " << node.name << " exited at start; its log ends:\n" << text);
+      }
+    }
   }
 }
 

@@ -51,7 +51,7 @@ class NatsCluster {
   std::vector<Node> nodes_;
 };
 
-// A port on 127.0.0.1 that was free a moment ago.
+// A port on 127.0.0.1 that was free a moment ago, below the ephemeral range (see the .cc).
 uint16_t FreePort();
 
 // The log read whole.
