@@ -83,6 +83,19 @@ StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& 
                    cursor);
 }
 
+// The row stored under `order_number`'s key, which must be that order's: a row that decodes but
+// holds another order (a write under the wrong key, bytes copied over) would otherwise be
+// served, and folded further, as this one.
+StoreResult<OrderRow> DecodeRowOf(std::string_view order_number, std::string_view bytes) {
+  auto row = OrderStatusProjection::DecodeRow(bytes);
+  if (!row) return row;
+  if (!row->state.order_number.empty() && row->state.order_number != order_number) {
+    return Unexpected(CorruptionError(
+        fmt::format("the row of order {} holds order {}", order_number, row->state.order_number)));
+  }
+  return row;
+}
+
 }  // namespace
 
 std::string OrderStatusProjection::EncodeRow(const OrderRow& row) {
@@ -148,7 +161,7 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
     auto stored = rows.Get(OrderRowKey(order_number));
     if (!stored) return Unexpected(std::move(stored).error());
     if (*stored) {
-      auto decoded = DecodeRow(**stored);
+      auto decoded = DecodeRowOf(order_number, **stored);
       if (!decoded) return Unexpected(std::move(decoded).error());
       order.row = std::move(*decoded);
       order.stored_placed = order.row.state.placed();
@@ -243,7 +256,7 @@ StoreResult<std::optional<OrderRow>> OrderStatusProjection::Get(const Projection
   auto stored = view.Get(OrderRowKey(order_number));
   if (!stored) return Unexpected(std::move(stored).error());
   if (!*stored) return std::optional<OrderRow>();
-  auto row = DecodeRow(**stored);
+  auto row = DecodeRowOf(order_number, **stored);
   if (!row) return Unexpected(std::move(row).error());
   return std::optional<OrderRow>(std::move(*row));
 }

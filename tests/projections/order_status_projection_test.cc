@@ -581,6 +581,37 @@ TEST_CASE("an event that cannot apply stops the runner with corruption naming it
   runner->Stop();
 }
 
+TEST_CASE("a row holding another order is corruption, read or folded further",
+          "[projections][damage]") {
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 14);
+  const std::string first = workload.AddOrder();
+  const std::string second = workload.AddOrder();
+  auto runner = ledger.OrderStatusRunner();
+  ledger::testing::MustCatchUp(*runner);
+  REQUIRE(runner->generation() == 1);
+  // The first order's row written under the second's key, as a misdirected write would.
+  const std::map<std::string, std::string> rows = ledger::testing::AllRows(*runner);
+  eventstore::StateBatch batch = ledger.state().NewBatch();
+  batch.Put("proj/order_status/g/0000000000000001/r/o/" + second, rows.at("o/" + first));
+  REQUIRE(ledger.state().Write(batch, true).has_value());
+
+  auto read = OrderStatusProjection::Get(runner->View(), second);
+  REQUIRE_FALSE(read.has_value());
+  CHECK(read.error().code == eventstore::ErrorCode::kCorruption);
+  CHECK_THAT(read.error().message,
+             Catch::Contains("the row of order " + second + " holds order " + first));
+  CHECK(OrderStatusProjection::Get(runner->View(), first).has_value());
+
+  // The next event of the second order does not fold into the first one's state.
+  workload.Step(second);
+  workload.Step(second);
+  REQUIRE(ledger.store().HeadPosition() > runner->checkpoint());
+  auto caught_up = runner->CatchUp();
+  REQUIRE_FALSE(caught_up.has_value());
+  CHECK_THAT(caught_up.error().message, Catch::Contains("holds order " + first));
+}
+
 TEST_CASE("order rows round-trip packed, older flat rows still read, damage is an error",
           "[projections][damage]") {
   LedgerFixture ledger;
