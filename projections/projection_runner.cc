@@ -57,10 +57,7 @@ StoreResult<uint64_t> DecodePosition(const std::optional<std::string>& bytes,
                                      std::string_view what) {
   if (!bytes) return uint64_t{0};
   if (bytes->size() != 8) {
-    return Unexpected(Error{.code = ErrorCode::kCorruption,
-                            .message = fmt::format("{} is damaged", what),
-                            .current_version = std::nullopt,
-                            .position = 0});
+    return Unexpected(CorruptionError(fmt::format("{} is damaged", what)));
   }
   return ReadBigEndian64(bytes->data());
 }
@@ -338,13 +335,10 @@ StoreResult<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(eventstore
   if (!any_generation) return Unexpected(std::move(any_generation).error());
   const auto marker_problem =
       [&](std::string what) -> StoreResult<std::unique_ptr<ProjectionRunner>> {
-    return Unexpected(Error{
-        .code = ErrorCode::kCorruption,
-        .message = fmt::format("projection {}: {}; its rows are left as they are. Move the state "
-                               "directory aside to rebuild it from the log",
-                               name, what),
-        .current_version = std::nullopt,
-        .position = 0});
+    return Unexpected(
+        CorruptionError(fmt::format("projection {}: {}; its rows are left as they are. Move the "
+                                    "state directory aside to rebuild it from the log",
+                                    name, what)));
   };
   if (number >= kGenerationsMax) {
     return marker_problem(fmt::format("the active generation marker says {}", number));
@@ -385,16 +379,12 @@ StoreResult<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(eventstore
   // means the log is not the one this state was built from: resuming would skip the events
   // that take the missing positions next and serve rows of events that are not in it.
   if (const uint64_t head = store.HeadPosition(); generation->checkpoint > head) {
-    return Unexpected(Error{
-        .code = ErrorCode::kCorruption,
-        .message =
-            fmt::format("projection {} has applied the log up to position {}, but the log ends at "
-                        "position {}: the log is older than the state directory (restored from an "
-                        "older backup?) or another ledger's. Restore the log that goes with this "
-                        "state, or move the state directory aside to rebuild it from this log",
-                        name, generation->checkpoint, head),
-        .current_version = std::nullopt,
-        .position = 0});
+    return Unexpected(CorruptionError(
+        fmt::format("projection {} has applied the log up to position {}, but the log ends at "
+                    "position {}: the log is older than the state directory (restored from an "
+                    "older backup?) or another ledger's. Restore the log that goes with this "
+                    "state, or move the state directory aside to rebuild it from this log",
+                    name, generation->checkpoint, head)));
   }
   runner->active_ = std::move(*generation);
   runner->checkpoint_.store(runner->active_.checkpoint, std::memory_order_release);

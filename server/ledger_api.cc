@@ -82,13 +82,18 @@ HttpServerResponse StoreErrorResponse(const eventstore::Error& error) {
   return ErrorResponse(retryable ? 503 : 500, eventstore::ErrorCodeName(error.code), error.message);
 }
 
+// A rejection's message, with its detail when it has one.
+std::string RejectionText(const domain::Rejection& rejection) {
+  std::string message(domain::RejectionMessage(rejection.code));
+  if (!rejection.detail.empty()) message += ": " + rejection.detail;
+  return message;
+}
+
 HttpServerResponse FailureResponse(const eventstore::CommandFailure& failure) {
   if (failure.rejection) {
     const domain::Rejection& rejection = *failure.rejection;
-    std::string message(domain::RejectionMessage(rejection.code));
-    if (!rejection.detail.empty()) message += ": " + rejection.detail;
     return ErrorResponse(RejectionStatus(rejection.code), domain::RejectionName(rejection.code),
-                         message);
+                         RejectionText(rejection));
   }
   if (failure.store_error) return StoreErrorResponse(*failure.store_error);
   return ErrorResponse(500, "internal_error", failure.ToString());
@@ -296,10 +301,10 @@ json::object CaptureJson(const projections::PaymentCapture& capture) {
 // Reads one basket line of a placement body.
 // The answer the domain gives to a basket over its limits (RejectionCode::kLimitExceeded).
 ApiError LimitExceeded(std::string detail) {
-  return ApiError{.status = RejectionStatus(RejectionCode::kLimitExceeded),
-                  .code = std::string(domain::RejectionName(RejectionCode::kLimitExceeded)),
-                  .message = std::string(domain::RejectionMessage(RejectionCode::kLimitExceeded)) +
-                             ": " + detail};
+  const domain::Rejection rejection{RejectionCode::kLimitExceeded, std::move(detail)};
+  return ApiError{.status = RejectionStatus(rejection.code),
+                  .code = std::string(domain::RejectionName(rejection.code)),
+                  .message = RejectionText(rejection)};
 }
 
 domain::Line ReadLine(const json::value& value, size_t index, std::string_view currency,
@@ -355,9 +360,8 @@ Result<domain::PlaceOrder, ApiError> ReadPlaceOrder(const json::object& body) {
     command.user.id = user_reader.Integer("id", true);
     // The LMS's user ids start at 1, and GET /v1/orders?user= takes only those: an order under
     // another id could be placed but never listed.
-    if (!error && command.user.id < 1) {
-      error = ApiError{
-          .status = 400, .code = "invalid_field", .message = "user.id must be a positive integer"};
+    if (command.user.id < 1) {
+      user_reader.Fail("invalid_field", "user.id must be a positive integer");
     }
     command.user.username = user_reader.String("username", true);
     command.user.email = user_reader.String("email", false);
