@@ -339,7 +339,8 @@ Decision Decide(const OrderState& state, const CapturePayment& command) {
     return Reject(RejectionCode::kUnknownCurrency, command.amount.currency);
   }
   if (command.amount.minor_units <= 0) {
-    return Reject(RejectionCode::kCaptureNotPositive, std::to_string(command.amount.minor_units));
+    return Reject(RejectionCode::kCaptureNotPositive,
+                  FormatAmount(command.amount.minor_units, command.amount.currency));
   }
   if (command.amount.minor_units > kAmountMinorMax) {
     return Reject(RejectionCode::kAmountOverflow, "captured amount");

@@ -46,11 +46,17 @@ StoreResult<OrderPage> ListRange(const ProjectionView& view, std::string begin, 
                                  bool newest_first, size_t limit, std::string_view cursor) {
   limit = std::clamp<size_t>(limit, 1, OrderStatusProjection::kPageRowsMax);
   if (!cursor.empty()) {
-    // Continue strictly after (or before) the cursor, never outside the range.
+    // A page's cursor is a key of its list's range. Any other (another list's, a mangled one)
+    // is refused: taken as a bound it would end the list early or page through the wrong one.
+    if (cursor <= begin || cursor >= end) {
+      return Unexpected(
+          InvalidArgumentError(fmt::format("cursor {:?} is not from this list", cursor)));
+    }
+    // Continue strictly after (or before) the cursor.
     if (newest_first) {
-      end = std::min(end, std::string(cursor));
+      end = std::string(cursor);
     } else {
-      begin = std::max(begin, std::string(cursor) + '\0');
+      begin = std::string(cursor) + '\0';
     }
   }
   if (begin >= end) return OrderPage{};

@@ -38,7 +38,9 @@ struct OrderRow {
   int64_t status_since_us = 0;
 };
 
-// One page of a list, and where the next page starts ("" when there is none).
+// One page of a list, and where the next page starts ("" when there is none). The lists below
+// take a page's `next_cursor` to continue; a cursor that is not from the same list is
+// kInvalidArgument.
 struct OrderPage {
   std::vector<OrderRow> rows;
   std::string next_cursor;

@@ -277,6 +277,13 @@ std::optional<size_t> ParseLimit(const HttpServerRequest& request, size_t fallba
   return static_cast<size_t>(*value);
 }
 
+// The oldest age an orphan payments query may ask for: a century.
+constexpr uint64_t kMinAgeSecondsMax = 100ull * 365 * 86'400;
+
+HttpServerResponse LimitOutOfRange(size_t maximum) {
+  return ErrorResponse(400, "invalid_parameter", fmt::format("limit must be 1..{}", maximum));
+}
+
 // A query's failure: kInvalidArgument (a cursor or range the list refuses) is the caller's.
 HttpServerResponse QueryErrorResponse(const eventstore::Error& error) {
   if (error.code == eventstore::ErrorCode::kInvalidArgument) {
@@ -692,6 +699,12 @@ HttpServerResponse LedgerApi::GetOrderAsOf(const HttpServerRequest& request,
   const std::string_view number = request.PathParam("number");
   uint64_t position = 0;
   if (auto given = ParseDecimal(as_of)) {
+    // A position the log has not reached yet has no fixed answer: refused, not answered as
+    // of the head under a position that later events would change.
+    if (const uint64_t head = store_.HeadPosition(); *given > head) {
+      return ErrorResponse(400, "invalid_parameter",
+                           fmt::format("as_of {} is past the log's head ({})", *given, head));
+    }
     position = *given;
   } else if (auto time_us = ParseRfc3339(as_of)) {
     auto found = projections::PositionAtTime(store_, *time_us);
@@ -835,10 +848,7 @@ HttpServerResponse LedgerApi::GetHealth(const HttpServerRequest&) {
 HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
   using projections::OrderStatusProjection;
   auto limit = ParseLimit(request, 100, OrderStatusProjection::kPageRowsMax);
-  if (!limit) {
-    return ErrorResponse(400, "invalid_parameter",
-                         fmt::format("limit must be 1..{}", OrderStatusProjection::kPageRowsMax));
-  }
+  if (!limit) return LimitOutOfRange(OrderStatusProjection::kPageRowsMax);
   const std::string_view cursor = request.Query("cursor").value_or("");
   auto status = request.Query("status");
   auto user = request.Query("user");
@@ -863,6 +873,9 @@ HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
   }
   if (placed_to && !(to_us = placed_bound(*placed_to, true))) {
     return ErrorResponse(400, "invalid_parameter", "placed_to must be YYYY-MM-DD or RFC 3339");
+  }
+  if (from_us && to_us && *from_us > *to_us) {
+    return ErrorResponse(400, "invalid_parameter", "placed_from is after placed_to");
   }
   if ((placed_from || placed_to) && (status || user)) {
     return ErrorResponse(400, "invalid_parameter",
@@ -901,7 +914,7 @@ HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
   } else {
     page = OrderStatusProjection::ListAll(view, *limit, cursor);
   }
-  if (!page) return StoreErrorResponse(page.error());
+  if (!page) return QueryErrorResponse(page.error());
   json::array orders;
   for (const projections::OrderRow& row : page->rows) {
     orders.emplace_back(OrderJson(row.state, row.position));
@@ -982,8 +995,10 @@ HttpServerResponse LedgerApi::ListOrphans(const HttpServerRequest& request) {
   if (runner == nullptr) return ErrorResponse(503, "projection_unavailable", "no payments");
   auto limit = ParseLimit(request, 100, PaymentsProjection::kPageRowsMax);
   auto min_age_s = ParseDecimal(request.Query("min_age_s").value_or("0"));
-  if (!limit || !min_age_s || *min_age_s > 100ull * 365 * 86'400) {
-    return ErrorResponse(400, "invalid_parameter", "limit or min_age_s out of range");
+  if (!limit) return LimitOutOfRange(PaymentsProjection::kPageRowsMax);
+  if (!min_age_s || *min_age_s > kMinAgeSecondsMax) {
+    return ErrorResponse(400, "invalid_parameter",
+                         fmt::format("min_age_s must be 0..{} seconds", kMinAgeSecondsMax));
   }
   auto page = PaymentsProjection::ListOrphans(runner->View(), NowUs(),
                                               static_cast<int64_t>(*min_age_s) * 1'000'000, *limit,
@@ -1004,7 +1019,7 @@ HttpServerResponse LedgerApi::ListExcess(const HttpServerRequest& request) {
   projections::ProjectionRunner* runner = FindRunner(PaymentsProjection::kName);
   if (runner == nullptr) return ErrorResponse(503, "projection_unavailable", "no payments");
   auto limit = ParseLimit(request, 100, PaymentsProjection::kPageRowsMax);
-  if (!limit) return ErrorResponse(400, "invalid_parameter", "limit out of range");
+  if (!limit) return LimitOutOfRange(PaymentsProjection::kPageRowsMax);
   auto page =
       PaymentsProjection::ListExcess(runner->View(), *limit, request.Query("cursor").value_or(""));
   if (!page) return QueryErrorResponse(page.error());
@@ -1038,6 +1053,7 @@ HttpServerResponse LedgerApi::GetRevenue(const HttpServerRequest& request) {
       !RevenueProjection::IsValidDay(*to)) {
     return ErrorResponse(400, "invalid_parameter", "from and to must be days, YYYY-MM-DD");
   }
+  if (*from > *to) return ErrorResponse(400, "invalid_parameter", "from is after to");
   const projections::ProjectionView view = runner->View();
   auto rows = RevenueProjection::Range(view, *from, *to);
   if (!rows) return QueryErrorResponse(rows.error());

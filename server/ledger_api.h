@@ -15,7 +15,8 @@
 //                                     to min_position_wait_ms for the projection to reach P and
 //                                     answers 504 projection_behind if it does not. as_of folds
 //                                     the order's stream from the log up to a position (or the
-//                                     last position committed at a time).
+//                                     last position committed at a time); a position past the
+//                                     head is 400 (it has no fixed answer yet).
 //   GET  /v1/orders/{number}/events   the order's stream: position, version, type, recorded_at,
 //                                     hash (hex), data.
 //   POST /v1/orders/{number}/fulfill  202 a manual retry was recorded; 404 order_not_found,
@@ -28,7 +29,9 @@
 //                                     newest first; placed in a range of UTC days (YYYY-MM-DD)
 //                                     or RFC 3339 times, both ends included, newest first (not
 //                                     with status or user); else all, newest first. {orders,
-//                                     next_cursor ("" at the end), projection_position}.
+//                                     next_cursor ("" at the end), projection_position}. A
+//                                     cursor from another list, or a range that ends before it
+//                                     starts, is 400.
 //   GET  /v1/events?from=P[&limit=N]  a page of the whole log: {events, next_position,
 //                                     head_position}; each event as in .../events plus stream.
 //   GET  /v1/payments/orphans[?min_age_s=S][&limit=N][&cursor=C]
@@ -36,7 +39,8 @@
 //   GET  /v1/payments/excess[?limit=N][&cursor=C]
 //                                     orders paid more than once or after placement.
 //   GET  /v1/revenue?from=YYYY-MM-DD&to=YYYY-MM-DD
-//                                     per UTC day and currency: captured, refunded, counts.
+//                                     per UTC day and currency: captured, refunded, counts;
+//                                     from after to is 400.
 //   GET  /v1/projections              every projection: checkpoint, lag, generation, rebuild.
 //   POST /v1/projections/{name}/rebuild  202 an online rebuild started; 404 unknown name,
 //                                     409 rebuild_running.

@@ -163,6 +163,11 @@ int Status(const Options& options, const std::vector<std::string>& args) {
   uint64_t position = UINT64_MAX;
   if (as_of) {
     if (auto parsed = ParseDecimal(*as_of)) {
+      // As the API does: a position the log has not reached has no fixed answer yet.
+      if (const uint64_t head = ledger->store->HeadPosition(); *parsed > head) {
+        return Fail(kExitUsage,
+                    fmt::format("--as-of {} is past the log's head ({})", *parsed, head));
+      }
       position = *parsed;
     } else if (auto time = ParseRfc3339(*as_of)) {
       auto found = projections::PositionAtTime(*ledger->store, *time);

@@ -138,6 +138,37 @@ TEST_CASE("order lists page through every order in the documented order", "[proj
     CHECK(rows.size() == count);
     for (size_t i = 1; i < rows.size(); ++i) CHECK(rows[i - 1].position > rows[i].position);
   }
+
+  // A cursor from another list, or none of a list's, is refused rather than taken as a bound
+  // (which ended the list early or paged through the wrong one).
+  auto first_page = OrderStatusProjection::ListAll(view, 7);
+  REQUIRE(first_page.has_value());
+  const std::string all_cursor = first_page->next_cursor;
+  REQUIRE_FALSE(all_cursor.empty());
+  const int64_t some_user = per_user.begin()->first;
+  auto user_page = OrderStatusProjection::ListByUser(view, some_user, 1);
+  REQUIRE(user_page.has_value());
+  const std::string user_cursor = user_page->next_cursor;
+  REQUIRE_FALSE(user_cursor.empty());
+  for (const std::string& cursor : {std::string("garbage"), user_cursor, std::string("t/")}) {
+    INFO(cursor);
+    auto page = OrderStatusProjection::ListAll(view, 7, cursor);
+    REQUIRE_FALSE(page.has_value());
+    CHECK(page.error().code == eventstore::ErrorCode::kInvalidArgument);
+  }
+  for (const std::string& cursor : {all_cursor, std::string("zzz")}) {
+    INFO(cursor);
+    auto page = OrderStatusProjection::ListByUser(view, some_user, 3, cursor);
+    REQUIRE_FALSE(page.has_value());
+    CHECK(page.error().code == eventstore::ErrorCode::kInvalidArgument);
+  }
+  auto by_status =
+      OrderStatusProjection::ListByStatus(view, domain::OrderStatus::kComplete, 3, user_cursor);
+  REQUIRE_FALSE(by_status.has_value());
+  CHECK(by_status.error().code == eventstore::ErrorCode::kInvalidArgument);
+  auto placed = OrderStatusProjection::ListPlacedBetween(view, 1, 2, 3, all_cursor);
+  REQUIRE_FALSE(placed.has_value());
+  CHECK(placed.error().code == eventstore::ErrorCode::kInvalidArgument);
 }
 
 TEST_CASE("the live runner follows the log and answers read-your-writes waits",

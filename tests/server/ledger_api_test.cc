@@ -227,6 +227,12 @@ TEST_CASE("payment and order: 201, the same again 200, the order completes, its 
   Answer later = ledger.Send("GET", "/v1/orders/EDX-1?as_of=2999-01-01T00:00:00%2B01:00");
   CHECK(later.status == 200);
   CHECK(later.body.at("status").as_string() == "Complete");
+  // A position the log has not reached has no fixed answer yet.
+  const uint64_t head = ledger.store().HeadPosition();
+  CHECK(ledger.Send("GET", "/v1/orders/EDX-1?as_of=" + std::to_string(head)).status == 200);
+  Answer ahead = ledger.Send("GET", "/v1/orders/EDX-1?as_of=" + std::to_string(head + 1));
+  CHECK(ahead.status == 400);
+  CHECK(ahead.ErrorCode() == "invalid_parameter");
 
   // A manual retry has nothing to do; revoking the seat refunds the order.
   Answer retry = ledger.Send("POST", "/v1/orders/EDX-1/fulfill");
@@ -271,6 +277,14 @@ TEST_CASE("lists of orders, pages of the log, projections and their rebuild") {
   CHECK(ledger.Send("GET", "/v1/orders?user=7").body.at("orders").as_array().size() == 3);
   CHECK(ledger.Send("GET", "/v1/orders?status=lost").status == 400);
   CHECK(ledger.Send("GET", "/v1/orders?limit=0").status == 400);
+  // A cursor that is not from the list asked for is refused, never read as "no more orders".
+  for (const std::string& query : {std::string("cursor=garbage"), "user=7&cursor=" + cursor,
+                                   "status=complete&cursor=" + cursor}) {
+    INFO(query);
+    Answer refused = ledger.Send("GET", "/v1/orders?" + query);
+    CHECK(refused.status == 400);
+    CHECK(refused.ErrorCode() == "invalid_parameter");
+  }
 
   // By placement time: days, instants, paging inside the range, and what does not combine.
   auto numbers = [](const Answer& answer) {
@@ -306,6 +320,7 @@ TEST_CASE("lists of orders, pages of the log, projections and their rebuild") {
       Numbers{"EDX-101"});
   CHECK(ledger.Send("GET", "/v1/orders?placed_from=2026-02-30").status == 400);
   CHECK(ledger.Send("GET", "/v1/orders?placed_to=yesterday").status == 400);
+  CHECK(ledger.Send("GET", "/v1/orders?placed_from=2001-01-02&placed_to=2001-01-01").status == 400);
   CHECK(ledger.Send("GET", "/v1/orders?placed_from=2000-01-01&status=complete").status == 400);
 
   Answer log = ledger.Send("GET", "/v1/events?from=2&limit=3");
@@ -345,6 +360,10 @@ TEST_CASE("lists of orders, pages of the log, projections and their rebuild") {
   REQUIRE(revenue.body.at("days").as_array().size() == 1);
   CHECK(revenue.body.at("days").as_array()[0].at("captured").as_string() == "201.00");
   CHECK(ledger.Send("GET", "/v1/revenue?from=2000-13-01&to=2001-01-01").status == 400);
+  CHECK(ledger.Send("GET", "/v1/revenue?from=2001-01-02&to=2001-01-01").status == 400);
+  Answer orphans_limit = ledger.Send("GET", "/v1/payments/orphans?limit=0");
+  CHECK(orphans_limit.status == 400);
+  CHECK(orphans_limit.text.find("limit must be 1..") != std::string::npos);
 
   Answer projections = ledger.Send("GET", "/v1/projections");
   REQUIRE(projections.status == 200);
@@ -501,6 +520,9 @@ TEST_CASE("malformed requests get the documented 400 and write nothing") {
     CHECK(answer.status == 400);
     CHECK(answer.ErrorCode() == c.code);
   }
+  // Amounts in messages as the API writes them, not in minor units.
+  CHECK(ledger.Send("POST", "/v1/payments", with(payment, "amount", "-1.00"))
+            .text.find("-1.00 USD") != std::string::npos);
   CHECK(ledger.Send("GET", "/v1/orders/EDX-4?as_of=yesterday").status == 400);
   CHECK(ledger.Send("GET", "/v1/orders/EDX-4?min_position=-1").status == 400);
   Answer behind = ledger.Send("GET", "/v1/orders/EDX-4?min_position=1000000");

@@ -363,6 +363,10 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   Run offline_status = Ledgerctl({"--data-dir", dir, "status", "EDX-2"});
   CHECK(offline_status.exit_code == 0);
   CHECK(offline_status.out.find("Complete") != std::string::npos);
+  CHECK(Ledgerctl({"--data-dir", dir, "status", "EDX-2", "--as-of", "1"}).exit_code == 1);
+  Run ahead = Ledgerctl({"--data-dir", dir, "status", "EDX-2", "--as-of", "999999"});
+  CHECK(ahead.exit_code == 2);
+  CHECK(ahead.err.find("past the log's head") != std::string::npos);
   CHECK(Ledgerctl({"--data-dir", dir, "check"}).exit_code == 0);
   CHECK(Ledgerctl({"--data-dir", dir, "tail"}).exit_code == 2);  // Needs --url.
   std::filesystem::remove_all(data_dir);
