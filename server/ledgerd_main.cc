@@ -19,7 +19,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -97,30 +99,112 @@ struct ServerSettings {
   } audit;
 };
 
+// One setting of a [server] or [audit] table: a non-empty string, or an integer in [min, max].
+struct SettingSpec {
+  std::string_view key;
+  bool is_string = false;
+  int64_t min = 0;
+  int64_t max = 0;
+};
+
+// Reads every key of `table` (named `name`) against `specs`, handing each value to `store` (a
+// string's, or an integer's as its decimal text). An unknown key, a wrong type or an integer out
+// of its range is an error naming the file, the key, its line and what is expected.
+Result<void, std::string> ReadTable(
+    const std::string& path, std::string_view name, const toml::table& table,
+    std::span<const SettingSpec> specs,
+    const std::function<void(std::string_view key, const toml::node& node)>& store) {
+  for (const auto& [key, node] : table) {
+    const auto where = [&] {
+      return fmt::format("{}: {}.{} (line {})", path, name, std::string_view(key),
+                         node.source().begin.line);
+    };
+    const auto spec = std::find_if(specs.begin(), specs.end(),
+                                   [&](const SettingSpec& s) { return s.key == key.str(); });
+    if (spec == specs.end()) {
+      std::vector<std::string_view> known;
+      for (const SettingSpec& s : specs) known.push_back(s.key);
+      return Unexpected(
+          fmt::format("{}: unknown key (known: {})", where(), fmt::join(known, ", ")));
+    }
+    if (spec->is_string) {
+      if (!node.is_string() || node.as_string()->get().empty()) {
+        return Unexpected(where() + ": must be a non-empty string");
+      }
+    } else {
+      const toml::value<int64_t>* number = node.as_integer();
+      if (number == nullptr) {
+        return Unexpected(
+            fmt::format("{}: must be an integer from {} to {}", where(), spec->min, spec->max));
+      }
+      if (number->get() < spec->min || number->get() > spec->max) {
+        return Unexpected(fmt::format("{}: must be from {} to {}, not {}", where(), spec->min,
+                                      spec->max, number->get()));
+      }
+    }
+    store(key.str(), node);
+  }
+  return {};
+}
+
 // The [audit] table of the configuration; unknown keys are errors, as in [server].
 Result<void, std::string> ReadAuditSettings(const std::string& path, const toml::table& table,
                                             ServerSettings& settings) {
   const toml::table* audit = table["audit"].as_table();
   if (audit == nullptr) return {};
-  for (const auto& [key, node] : *audit) {
-    const std::optional<int64_t> number = node.value<int64_t>();
-    if (key == "signing_key_file" && node.is_string() && !node.as_string()->get().empty()) {
-      settings.audit.signing_key_file = node.as_string()->get();
-    } else if (key == "digest_file" && node.is_string() && !node.as_string()->get().empty()) {
-      settings.audit.digest_file = node.as_string()->get();
-    } else if (key == "digest_interval_s" && number && *number >= 0 && *number <= 31'622'400) {
-      settings.audit.digest_interval_s = *number;
-    } else if (key == "wait_ms" && number && *number > 0 && *number <= 600'000) {
-      settings.audit.wait_ms = *number;
-    } else {
-      return Unexpected(fmt::format(
-          "{}: audit.{} (line {}): unknown key, wrong type or out of range (known: "
-          "signing_key_file, digest_file: non-empty strings; digest_interval_s: 0..31622400; "
-          "wait_ms: 1..600000)",
-          path, std::string_view(key), node.source().begin.line));
-    }
-  }
-  return {};
+  static constexpr SettingSpec kSpecs[] = {
+      {.key = "signing_key_file", .is_string = true},
+      {.key = "digest_file", .is_string = true},
+      {.key = "digest_interval_s", .min = 0, .max = 31'622'400},  // Up to a leap year.
+      {.key = "wait_ms", .min = 1, .max = 600'000},
+  };
+  return ReadTable(path, "audit", *audit, kSpecs,
+                   [&](std::string_view key, const toml::node& node) {
+                     if (key == "signing_key_file")
+                       settings.audit.signing_key_file = node.as_string()->get();
+                     if (key == "digest_file") settings.audit.digest_file = node.as_string()->get();
+                     if (key == "digest_interval_s")
+                       settings.audit.digest_interval_s = node.as_integer()->get();
+                     if (key == "wait_ms") settings.audit.wait_ms = node.as_integer()->get();
+                   });
+}
+
+// The [server] table: where to listen and keep data, and the HTTP server's limits (each
+// positive and below a bound no sane deployment reaches).
+Result<void, std::string> ReadServerSettings(const std::string& path, const toml::table& table,
+                                             ServerSettings& settings) {
+  const toml::table* server = table["server"].as_table();
+  if (server == nullptr) return {};
+  constexpr int64_t kLimitMax = int64_t{1} << 40;
+  static constexpr SettingSpec kSpecs[] = {
+      {.key = "listen", .is_string = true},
+      {.key = "data_dir", .is_string = true},
+      {.key = "body_bytes_max", .min = 1, .max = kLimitMax},
+      {.key = "header_bytes_max", .min = 1, .max = 1 << 20},
+      {.key = "connections_max", .min = 1, .max = kLimitMax},
+      {.key = "idle_timeout_ms", .min = 1, .max = kLimitMax},
+      {.key = "io_threads", .min = 1, .max = 256},
+      {.key = "handler_threads", .min = 1, .max = 1024},
+  };
+  server::HttpServerOptions& http = settings.http;
+  return ReadTable(path, "server", *server, kSpecs,
+                   [&](std::string_view key, const toml::node& node) {
+                     if (key == "listen") settings.listen = node.as_string()->get();
+                     if (key == "data_dir") settings.data_dir = node.as_string()->get();
+                     if (node.is_integer()) {
+                       const int64_t number = node.as_integer()->get();
+                       if (key == "body_bytes_max")
+                         http.body_bytes_max = static_cast<uint64_t>(number);
+                       if (key == "header_bytes_max")
+                         http.header_bytes_max = static_cast<uint32_t>(number);
+                       if (key == "connections_max")
+                         http.connections_max = static_cast<size_t>(number);
+                       if (key == "idle_timeout_ms") http.idle_timeout_ms = number;
+                       if (key == "io_threads") http.io_threads = static_cast<size_t>(number);
+                       if (key == "handler_threads")
+                         http.handler_threads = static_cast<size_t>(number);
+                     }
+                   });
 }
 
 // Reads the configuration file: its [server] table here, its [fulfillment] table through
@@ -153,36 +237,8 @@ Result<ServerSettings, std::string> ReadSettings(const std::string& path) {
                                       fmt::join(kTables, ", ")));
       }
     }
-    if (const toml::table* server = table["server"].as_table()) {
-      for (const auto& [key, node] : *server) {
-        const std::optional<int64_t> number = node.value<int64_t>();
-        // Limits: positive and below a bound no sane deployment reaches.
-        const bool positive = number && *number > 0 && *number <= (int64_t{1} << 40);
-        server::HttpServerOptions& http = settings.http;
-        if (key == "listen" && node.is_string()) {
-          settings.listen = node.as_string()->get();
-        } else if (key == "data_dir" && node.is_string()) {
-          settings.data_dir = node.as_string()->get();
-        } else if (key == "body_bytes_max" && positive) {
-          http.body_bytes_max = static_cast<uint64_t>(*number);
-        } else if (key == "header_bytes_max" && positive && *number <= (1 << 20)) {
-          http.header_bytes_max = static_cast<uint32_t>(*number);
-        } else if (key == "connections_max" && positive) {
-          http.connections_max = static_cast<size_t>(*number);
-        } else if (key == "idle_timeout_ms" && positive) {
-          http.idle_timeout_ms = *number;
-        } else if (key == "io_threads" && positive && *number <= 256) {
-          http.io_threads = static_cast<size_t>(*number);
-        } else if (key == "handler_threads" && positive && *number <= 1024) {
-          http.handler_threads = static_cast<size_t>(*number);
-        } else {
-          return Unexpected(fmt::format(
-              "{}: server.{} (line {}): unknown key, wrong type or out of range (known: listen, "
-              "data_dir: strings; body_bytes_max, header_bytes_max, connections_max, "
-              "idle_timeout_ms, io_threads, handler_threads: positive integers)",
-              path, std::string_view(key), node.source().begin.line));
-        }
-      }
+    if (auto read = ReadServerSettings(path, table, settings); !read) {
+      return Unexpected(std::move(read).error());
     }
     if (auto audit = ReadAuditSettings(path, table, settings); !audit) {
       return Unexpected(std::move(audit).error());

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -26,74 +25,23 @@
 #include <vector>
 
 #include "tests/server/ledgerd_process.h"
+#include "tests/support/run_program.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 using namespace ledger::testing;
 
-struct Run {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using Run = ProgramRun;
 
 // Runs ledgerctl with `args`; LEDGER_TOKEN is `token` (unset when empty). Kills it after
 // `timeout`, or as soon as `stop_when` returns true for its output so far.
 Run Ledgerctl(const std::vector<std::string>& args, const std::string& token = "",
               std::chrono::milliseconds timeout = 20s,
               const std::function<bool(const std::string&)>& stop_when = {}) {
-  int out[2], err[2];
-  REQUIRE(::pipe(out) == 0);
-  REQUIRE(::pipe(err) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(out[1], STDOUT_FILENO);
-    ::dup2(err[1], STDERR_FILENO);
-    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
-    if (token.empty()) {
-      ::unsetenv("LEDGER_TOKEN");
-    } else {
-      ::setenv("LEDGER_TOKEN", token.c_str(), 1);
-    }
-    std::vector<char*> argv{const_cast<char*>(LEDGER_LEDGERCTL)};
-    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    ::execv(LEDGER_LEDGERCTL, argv.data());
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  ::close(err[1]);
-  Run run;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool out_open = true, err_open = true, killed = false;
-  while (out_open || err_open) {
-    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-    ::poll(fds, 2, 50);
-    char buffer[4096];
-    if (out_open && (fds[0].revents & (POLLIN | POLLHUP)) != 0) {
-      const ssize_t n = ::read(out[0], buffer, sizeof(buffer));
-      if (n <= 0) out_open = false;
-      if (n > 0) run.out.append(buffer, static_cast<size_t>(n));
-    }
-    if (err_open && (fds[1].revents & (POLLIN | POLLHUP)) != 0) {
-      const ssize_t n = ::read(err[0], buffer, sizeof(buffer));
-      if (n <= 0) err_open = false;
-      if (n > 0) run.err.append(buffer, static_cast<size_t>(n));
-    }
-    const bool stop = stop_when && stop_when(run.out);
-    if (!killed && (stop || std::chrono::steady_clock::now() > deadline)) {
-      ::kill(pid, SIGKILL);
-      killed = true;
-    }
-  }
-  ::close(out[0]);
-  ::close(err[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return run;
+  std::optional<std::string> token_variable;
+  if (!token.empty()) token_variable = token;
+  return RunProgram(LEDGER_LEDGERCTL, args, {{"LEDGER_TOKEN", token_variable}}, timeout, stop_when);
 }
 
 // A stand-in for ledgerd that answers what no real one does: `respond` gets each request's

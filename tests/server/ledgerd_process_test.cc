@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/server/ledgerd_process.h"
+#include "tests/support/run_program.h"
 
 namespace {
 
@@ -137,6 +138,43 @@ TEST_CASE("configured tokens: 401 without one, 403 without the role, the role le
   CHECK(anonymous->status == 401);
   CHECK(StopAndWait(child) == 0);
   std::filesystem::remove_all(data_dir);
+}
+
+TEST_CASE("a configuration it cannot use stops ledgerd at start with exit 2, naming the key") {
+  const std::filesystem::path dir = FreshDataDir("ledgerd-config");
+  const std::filesystem::path config = dir / "ledgerd.toml";
+  struct Case {
+    std::string toml;
+    std::string message;  // What stderr must say.
+  };
+  const std::vector<Case> cases = {
+      {"[server]\nhandler_threads = 2000\n",
+       "server.handler_threads (line 2): must be from 1 to 1024, not 2000"},
+      {"[server]\nbody_bytes_max = -1\n", "server.body_bytes_max (line 2): must be from 1 to"},
+      {"[server]\nlisten = 8080\n", "server.listen (line 2): must be a non-empty string"},
+      {"\n[server]\nhandler_thread = 4\n",
+       "server.handler_thread (line 3): unknown key (known: listen, data_dir,"},
+      {"[audit]\nwait_ms = 1.5\n", "audit.wait_ms (line 2): must be an integer from 1 to 600000"},
+      {"[audit]\ndigest_file = \"\"\n", "audit.digest_file (line 2): must be a non-empty string"},
+      {"[fulfillment]\nworkers = 0\n", "fulfillment.workers"},
+      {"[surprise]\n", "surprise (line 1): unknown table"},
+      {"[server\n", "TOML syntax error"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.toml);
+    {
+      std::ofstream file(config);
+      file << c.toml;
+    }
+    const ProgramRun run =
+        RunProgram(LEDGER_LEDGERD, {"--data-dir", (dir / "data").string(), "--listen",
+                                    "127.0.0.1:0", "--config", config.string()});
+    INFO(run.err);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find(c.message) != std::string::npos);
+    CHECK(run.out.find("listening") == std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
