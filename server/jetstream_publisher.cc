@@ -163,8 +163,8 @@ Result<JetStreamConfig, std::string> ParseJetStreamConfig(std::string_view toml_
             "jetstream.{} (line {}): unknown key, wrong type or out of range (known: enabled: "
             "boolean; urls: array of strings; stream: a name without '.', '*', '>' or spaces; "
             "subject_prefix: a subject without wildcards; replicas: 1-5; storage: \"file\" or "
-            "\"memory\"; duplicate_window_s, max_in_flight, ack_timeout_ms, "
-            "reconnect_backoff_ms_min, reconnect_backoff_ms_max: positive integers)",
+            "\"memory\"; integers: duplicate_window_s 1-604800, max_in_flight 1-65536, "
+            "ack_timeout_ms 10-600000, reconnect_backoff_ms_min and _max 1-600000)",
             std::string_view(key), value.source().begin.line));
       }
     }

@@ -220,6 +220,10 @@ reconnect_backoff_ms_max = 1000
   auto unknown = server::ParseJetStreamConfig("[jetstream]\n\nenable = true\n");
   REQUIRE_FALSE(unknown.has_value());
   CHECK(unknown.error().find("jetstream.enable (line 3)") != std::string::npos);
+  // The message gives each integer's range, which a positive value may still miss.
+  auto short_timeout = server::ParseJetStreamConfig("[jetstream]\nack_timeout_ms = 5\n");
+  REQUIRE_FALSE(short_timeout.has_value());
+  CHECK(short_timeout.error().find("ack_timeout_ms 10-600000") != std::string::npos);
 }
 
 TEST_CASE("every event of a workload arrives once, in position order, with the log's hashes",
