@@ -290,6 +290,42 @@ TEST_CASE("a revoked line is revoked once; a line never fulfilled is refused bef
   CHECK(EventCounts(*ledger.store, "EDX-5001").at("LineRevoked") == 1);
 }
 
+TEST_CASE(
+    "a revoke that reached the LMS but was never recorded is finished by repeating it, "
+    "with one effect",
+    "[process_manager][revoke]") {
+  // The window of a crash between a revocation's call and its record: the LMS has unenrolled
+  // the learner and deleted the entitlement, the log still says Complete. Repeating the revoke
+  // (what ops does when the first request died with the ledger) sends the same Idempotency-Keys,
+  // so the LMS answers with its first answers and does nothing twice.
+  Ledger ledger;
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-5101",
+                      {Seat("1", "course-v1:edX+R+1"), Entitlement("2", "uuid-r-2")}, kT0);
+  ledger.Settle("EDX-5101");
+  auto loaded = ledger.service->Load("EDX-5101");
+  REQUIRE(loaded.has_value());
+  for (const char* line_id : {"1", "2"}) {
+    const domain::LineState* line = loaded->state.FindLine(line_id);
+    REQUIRE(line != nullptr);
+    REQUIRE(line->status == domain::LineStatus::kComplete);
+    // The call the crashed ledger made, and nothing recorded after it.
+    CHECK(ledger.router.Revoke(*domain::PlacedOrder(loaded->state), *line).succeeded());
+  }
+  CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
+  CHECK(ledger.standin->Stats().Effects("entitlement_revocation") == 1);
+
+  for (const char* line_id : {"1", "2"}) {
+    auto revoked = ledger.manager->Revoke("EDX-5101", line_id, "refund-5101");
+    REQUIRE(revoked.has_value());
+    CHECK(revoked->order.state.FindLine(line_id)->status == domain::LineStatus::kRevoked);
+  }
+  CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
+  CHECK(ledger.standin->Stats().Effects("entitlement_revocation") == 1);
+  CHECK(ledger.standin->Stats().replays >= 2);
+  CHECK(EventCounts(*ledger.store, "EDX-5101").at("LineRevoked") == 2);
+}
+
 TEST_CASE("a state directory ahead of its log is refused, naming both positions",
           "[process_manager][restart]") {
   Ledger ledger;
