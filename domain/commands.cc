@@ -33,6 +33,7 @@ std::string_view CommandTypeName(const Command& command) {
         if constexpr (std::is_same_v<T, RequestFulfillmentRetry>) return "RequestFulfillmentRetry";
         if constexpr (std::is_same_v<T, RecordLineRevoked>) return "RecordLineRevoked";
         if constexpr (std::is_same_v<T, RecordRevocationFailed>) return "RecordRevocationFailed";
+        if constexpr (std::is_same_v<T, RequestRevocation>) return "RequestRevocation";
       },
       command);
 }

@@ -116,9 +116,18 @@ struct RecordRevocationFailed {
   int64_t failed_at_us = 0;
 };
 
-using Command =
-    std::variant<CapturePayment, PlaceOrder, RecordLineFulfilled, RecordFulfillmentFailed,
-                 RequestFulfillmentRetry, RecordLineRevoked, RecordRevocationFailed>;
+// Ops ask to revoke a fulfilled line (on refund); the process manager makes the call.
+struct RequestRevocation {
+  std::string order_number{};
+  std::string line_id{};
+  std::string refund_reference{};
+  std::string requested_by{};
+  int64_t requested_at_us = 0;
+};
+
+using Command = std::variant<CapturePayment, PlaceOrder, RecordLineFulfilled,
+                             RecordFulfillmentFailed, RequestFulfillmentRetry, RecordLineRevoked,
+                             RecordRevocationFailed, RequestRevocation>;
 
 // "CapturePayment", "PlaceOrder", ...
 std::string_view CommandTypeName(const Command& command);

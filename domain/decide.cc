@@ -557,4 +557,30 @@ Decision Decide(const OrderState& state, const RecordRevocationFailed& command) 
   }};
 }
 
+Decision Decide(const OrderState& state, const RequestRevocation& command) {
+  Result<const LineState*, Rejection> found =
+      CheckLineCommand(state, command.order_number, command.line_id,
+                       {.texts = {{"line_id", command.line_id, true},
+                                  {"refund_reference", command.refund_reference},
+                                  {"requested_by", command.requested_by, true}},
+                        .time_name = "requested_at_us",
+                        .time_us = command.requested_at_us});
+  if (!found) return Unexpected(found.error());
+  const LineState& line = **found;
+
+  if (line.status == LineStatus::kRevoked || line.revocation_requested) {
+    return std::vector<Event>{};  // Revoked, or on its way: asked once.
+  }
+  if (line.status != LineStatus::kComplete && line.status != LineStatus::kRevocationError) {
+    return Reject(RejectionCode::kLineNotFulfilled, LineDetail(line));
+  }
+  return std::vector<Event>{RevocationRequested{
+      .order_number = command.order_number,
+      .line_id = command.line_id,
+      .refund_reference = command.refund_reference,
+      .requested_by = command.requested_by,
+      .requested_at_us = command.requested_at_us,
+  }};
+}
+
 }  // namespace ledger::domain

@@ -24,6 +24,9 @@
 //   them.
 // - RecordLineRevoked: Complete or Revocation Error -> Revoked. A Revoked line: a repeat.
 // - RecordRevocationFailed: Complete or Revocation Error -> Revocation Error.
+// - RequestRevocation: a Complete or Revocation Error line with no revocation pending gets one
+//   (the line's status stays until its outcome is recorded). A Revoked line, or one whose
+//   revocation is pending already: a repeat.
 //
 // Thread safety: pure functions.
 #pragma once
@@ -51,6 +54,7 @@ Decision Decide(const OrderState& state, const RecordFulfillmentFailed& command)
 Decision Decide(const OrderState& state, const RequestFulfillmentRetry& command);
 Decision Decide(const OrderState& state, const RecordLineRevoked& command);
 Decision Decide(const OrderState& state, const RecordRevocationFailed& command);
+Decision Decide(const OrderState& state, const RequestRevocation& command);
 
 // When the automatic retry after a failed `attempt` (from 1) is due: failed_at_us + 2^(attempt-1)
 // seconds, for the first kAutomaticRetriesMax attempts; 0 (none) after that or when the failure

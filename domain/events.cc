@@ -81,6 +81,8 @@ EventId DeterministicEventId(const Event& event) {
           for (const std::string& line_id : e.line_ids) key.Add(line_id);
         } else if constexpr (std::is_same_v<T, RevocationFailed>) {
           key.Add(e.line_id).Add(e.refund_reference).Add(e.failed_at_us);
+        } else if constexpr (std::is_same_v<T, RevocationRequested>) {
+          key.Add(e.line_id).Add(e.refund_reference).Add(e.requested_at_us);
         }
         // OrderCreated and PostCheckout: the order number alone.
       },

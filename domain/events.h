@@ -179,9 +179,23 @@ struct RevocationFailed {
   friend bool operator==(const RevocationFailed&, const RevocationFailed&) = default;
 };
 
+// Ops asked to revoke a fulfilled line (on refund). Written before any call to the module, so
+// that a revocation the ledger dies in the middle of is finished by the process manager after a
+// restart instead of being forgotten; LineRevoked or RevocationFailed records its outcome.
+struct RevocationRequested {
+  static constexpr std::string_view kTypeName = "RevocationRequested";
+  std::string order_number{};
+  std::string line_id{};
+  std::string refund_reference{};
+  std::string requested_by{};
+  int64_t requested_at_us = 0;
+
+  friend bool operator==(const RevocationRequested&, const RevocationRequested&) = default;
+};
+
 using Event =
     std::variant<PaymentCaptured, OrderCreated, PostCheckout, LineFulfilled, FulfillmentFailed,
-                 FulfillmentRetryRequested, LineRevoked, RevocationFailed>;
+                 FulfillmentRetryRequested, LineRevoked, RevocationFailed, RevocationRequested>;
 
 // The event's type name, as stored in the envelope's `eventType`: "PaymentCaptured", ...
 std::string_view EventTypeName(const Event& event);
@@ -203,6 +217,7 @@ std::string OrderStreamName(std::string_view order_number);
 //   FulfillmentFailed: order number, line, attempt.
 //   FulfillmentRetryRequested: order number, requester, time, lines.
 //   RevocationFailed: order number, line, refund reference, time.
+//   RevocationRequested: order number, line, refund reference, time.
 EventId DeterministicEventId(const Event& event);
 
 }  // namespace ledger::domain

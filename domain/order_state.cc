@@ -168,6 +168,7 @@ Problem Apply(OrderState& state, const LineRevoked& e) {
   LineState& line = **found;
   if (Problem problem = SetLineStatus(line, LineStatus::kRevoked)) return problem;
   line.refund_reference = e.refund_reference;
+  line.revocation_requested = false;
   return std::nullopt;
 }
 
@@ -179,6 +180,20 @@ Problem Apply(OrderState& state, const RevocationFailed& e) {
   if (Problem problem = SetLineStatus(line, LineStatus::kRevocationError)) return problem;
   line.last_error_kind = e.kind;
   line.last_error_message = e.message;
+  line.refund_reference = e.refund_reference;
+  line.revocation_requested = false;
+  return std::nullopt;
+}
+
+Problem Apply(OrderState& state, const RevocationRequested& e) {
+  Result<LineState*, std::string> found = FindLineToChange(state, e.line_id);
+  if (!found) return found.error();
+  LineState& line = **found;
+  if (line.status != LineStatus::kComplete && line.status != LineStatus::kRevocationError) {
+    return LineDetail(line) + ", not revocable";
+  }
+  if (line.revocation_requested) return "a revocation of line " + e.line_id + " is pending";
+  line.revocation_requested = true;
   line.refund_reference = e.refund_reference;
   return std::nullopt;
 }

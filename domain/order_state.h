@@ -53,6 +53,9 @@ struct LineState {
   int64_t next_retry_at_us = 0;
   // A retry was requested and no outcome has been recorded since.
   bool retry_requested = false;
+  // A revocation was requested (RevocationRequested) and no outcome has been recorded since;
+  // `refund_reference` is the request's meanwhile.
+  bool revocation_requested = false;
   std::string external_reference{};
   std::vector<std::string> codes{};
   std::string refund_reference{};

@@ -150,6 +150,14 @@ void Fill(schema::RevocationFailed::Builder out, const domain::RevocationFailed&
   out.setFailedAtUs(event.failed_at_us);
 }
 
+void Fill(schema::RevocationRequested::Builder out, const domain::RevocationRequested& event) {
+  out.setOrderNumber(Text(event.order_number));
+  out.setLineId(Text(event.line_id));
+  out.setRefundReference(Text(event.refund_reference));
+  out.setRequestedBy(Text(event.requested_by));
+  out.setRequestedAtUs(event.requested_at_us);
+}
+
 // --- Decoding: Cap'n Proto reader -> domain struct --------------------------------------------
 
 domain::Money Read(schema::Money::Reader in) {
@@ -279,6 +287,14 @@ domain::RevocationFailed Read(schema::RevocationFailed::Reader in) {
                                   .failed_at_us = in.getFailedAtUs()};
 }
 
+domain::RevocationRequested Read(schema::RevocationRequested::Reader in) {
+  return domain::RevocationRequested{.order_number = String(in.getOrderNumber()),
+                                     .line_id = String(in.getLineId()),
+                                     .refund_reference = String(in.getRefundReference()),
+                                     .requested_by = String(in.getRequestedBy()),
+                                     .requested_at_us = in.getRequestedAtUs()};
+}
+
 // What every event must satisfy, checked before encoding and after decoding.
 std::optional<std::string> Problem(const domain::Event& event) {
   if (domain::EventOrderNumber(event).empty()) return "the order number is empty";
@@ -331,6 +347,10 @@ template <>
 struct SchemaOf<domain::RevocationFailed> {
   using Type = schema::RevocationFailed;
 };
+template <>
+struct SchemaOf<domain::RevocationRequested> {
+  using Type = schema::RevocationRequested;
+};
 
 using Decoder = domain::Event (*)(capnp::MessageReader&);
 
@@ -344,6 +364,7 @@ Decoder FindDecoder(std::string_view event_type) {
       {domain::FulfillmentRetryRequested::kTypeName, &DecodeAs<schema::FulfillmentRetryRequested>},
       {domain::LineRevoked::kTypeName, &DecodeAs<schema::LineRevoked>},
       {domain::RevocationFailed::kTypeName, &DecodeAs<schema::RevocationFailed>},
+      {domain::RevocationRequested::kTypeName, &DecodeAs<schema::RevocationRequested>},
   };
   for (const auto& [name, decoder] : kDecoders) {
     if (name == event_type) return decoder;
@@ -372,6 +393,7 @@ void Fill(schema::LineStateSnapshot::Builder out, const domain::LineState& line)
   out.setExternalReference(Text(line.external_reference));
   FillTexts(out.initCodes(static_cast<unsigned>(line.codes.size())), line.codes);
   out.setRefundReference(Text(line.refund_reference));
+  out.setRevocationRequested(line.revocation_requested);
 }
 
 domain::LineState Read(schema::LineStateSnapshot::Reader in) {
@@ -387,6 +409,7 @@ domain::LineState Read(schema::LineStateSnapshot::Reader in) {
   line.external_reference = String(in.getExternalReference());
   line.codes = ReadTexts(in.getCodes());
   line.refund_reference = String(in.getRefundReference());
+  line.revocation_requested = in.getRevocationRequested();
   return line;
 }
 

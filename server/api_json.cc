@@ -141,6 +141,11 @@ json::object EventJson(const domain::Event& event) {
           data["message"] = e.message;
           data["refund_reference"] = e.refund_reference;
           data["failed_at"] = TimeValue(e.failed_at_us);
+        } else if constexpr (std::is_same_v<T, RevocationRequested>) {
+          data["line_id"] = e.line_id;
+          data["refund_reference"] = e.refund_reference;
+          data["requested_by"] = e.requested_by;
+          data["requested_at"] = TimeValue(e.requested_at_us);
         }
         return data;
       },
@@ -163,6 +168,7 @@ json::object LineStateJson(const domain::LineState& line, std::string_view curre
   object["external_reference"] = line.external_reference;
   object["codes"] = StringsJson(line.codes);
   object["refund_reference"] = line.refund_reference;
+  object["revocation_requested"] = line.revocation_requested;
   return object;
 }
 
@@ -606,6 +612,15 @@ void WriteEvent(JsonWriter& writer, const domain::Event& event) {
           writer.String(e.refund_reference);
           writer.Key("failed_at");
           writer.Time(e.failed_at_us);
+        } else if constexpr (std::is_same_v<T, RevocationRequested>) {
+          writer.Key("line_id");
+          writer.String(e.line_id);
+          writer.Key("refund_reference");
+          writer.String(e.refund_reference);
+          writer.Key("requested_by");
+          writer.String(e.requested_by);
+          writer.Key("requested_at");
+          writer.Time(e.requested_at_us);
         }
       },
       event);

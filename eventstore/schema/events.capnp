@@ -133,6 +133,14 @@ struct RevocationFailed {
   failedAtUs @6 :Int64;
 }
 
+struct RevocationRequested {
+  orderNumber @0 :Text;
+  lineId @1 :Text;
+  refundReference @2 :Text;
+  requestedBy @3 :Text;
+  requestedAtUs @4 :Int64;
+}
+
 # --- Snapshots: an order's folded state (domain::OrderState), stored by projections ---------
 # Same numbering rule as above: fields are only ever added.
 
@@ -149,6 +157,7 @@ struct LineStateSnapshot {
   externalReference @9 :Text;
   codes @10 :List(Text);
   refundReference @11 :Text;
+  revocationRequested @12 :Bool;  # A RevocationRequested with no outcome recorded yet.
 }
 
 struct OrderStateSnapshot {

@@ -21,7 +21,8 @@
   // The event types of the log (domain/events.h); EventSource delivers named events only to
   // listeners of that name.
   const EVENT_TYPES = ['PaymentCaptured', 'OrderCreated', 'PostCheckout', 'LineFulfilled',
-    'FulfillmentFailed', 'FulfillmentRetryRequested', 'LineRevoked', 'RevocationFailed'];
+    'FulfillmentFailed', 'FulfillmentRetryRequested', 'LineRevoked', 'RevocationFailed',
+    'RevocationRequested'];
 
   const state = {
     token: '',
@@ -702,6 +703,9 @@
         return `line ${d.line_id}${d.refund_reference ? ', refund ' + d.refund_reference : ''}`;
       case 'RevocationFailed':
         return `line ${d.line_id}: ${d.kind}: ${d.message}`;
+      case 'RevocationRequested':
+        return `line ${d.line_id} by ${d.requested_by}` +
+          `${d.refund_reference ? ', refund ' + d.refund_reference : ''}`;
       default:
         return 'data';
     }

@@ -17,6 +17,7 @@ TEST_CASE("every event has its stored type name and its order number", "[events]
       {FulfillmentRetryRequested{.order_number = "A-1"}, "FulfillmentRetryRequested"},
       {LineRevoked{.order_number = "A-1"}, "LineRevoked"},
       {RevocationFailed{.order_number = "A-1"}, "RevocationFailed"},
+      {RevocationRequested{.order_number = "A-1"}, "RevocationRequested"},
   };
   REQUIRE(std::size(cases) == std::variant_size_v<Event>);
   for (const auto& [event, name] : cases) {

@@ -26,7 +26,7 @@ class CommandGenerator {
   explicit CommandGenerator(uint64_t seed) : random_(seed) {}
 
   Command Next(int64_t now_us) {
-    switch (Pick(10)) {
+    switch (Pick(11)) {
       case 0:
       case 1:
         return MakeCapture(now_us);
@@ -42,6 +42,8 @@ class CommandGenerator {
         return MakeRetry(now_us);
       case 8:
         return MakeRevoked(now_us);
+      case 9:
+        return MakeRevocationRequest(now_us);
       default:
         return MakeRevocationFailed(now_us);
     }
@@ -123,6 +125,13 @@ class CommandGenerator {
     RecordLineRevoked command = testing::Revoked(LineId());
     command.order_number = OrderNumber();
     command.revoked_at_us = now_us;
+    return command;
+  }
+
+  Command MakeRevocationRequest(int64_t now_us) {
+    RequestRevocation command = testing::RevocationRequest(LineId());
+    command.order_number = OrderNumber();
+    command.requested_at_us = now_us;
     return command;
   }
 
@@ -301,7 +310,7 @@ TEST_CASE("random command sequences reach only possible states, and the fold rep
   INFO("events and rejections seen");
   for (std::string_view type :
        {"PaymentCaptured", "OrderCreated", "PostCheckout", "LineFulfilled", "FulfillmentFailed",
-        "FulfillmentRetryRequested", "LineRevoked", "RevocationFailed"}) {
+        "FulfillmentRetryRequested", "LineRevoked", "RevocationFailed", "RevocationRequested"}) {
     INFO(type);
     CHECK(accepted_events[std::string(type)] >= 100);
   }

@@ -128,5 +128,62 @@ SCENARIO("a line that was never fulfilled cannot be revoked", "[revocation]") {
   }
 }
 
+SCENARIO("a revocation is requested before its call, and its outcome ends the request",
+         "[revocation]") {
+  GIVEN("a Complete order") {
+    History history = CompleteHistory();
+    WHEN("ops ask to revoke line 1") {
+      Decision decision = history.When(testing::RevocationRequest("1"));
+      THEN("the request is recorded; the line stays Complete with the revocation pending") {
+        const auto& requested = Only<RevocationRequested>(decision);
+        CHECK(requested.refund_reference == "refund-1");
+        CHECK(requested.requested_by == "ops:grace");
+        CHECK(history.line("1").status == LineStatus::kComplete);
+        CHECK(history.line("1").revocation_requested);
+        CHECK(history.state().amounts.refunded_minor == 0);
+      }
+      AND_WHEN("they ask again while it is pending") {
+        Decision again = history.When(testing::RevocationRequest("1"));
+        THEN("no-op: one request") {
+          REQUIRE(again.has_value());
+          CHECK(again->empty());
+        }
+      }
+      AND_WHEN("the line is revoked") {
+        REQUIRE(history.When(Revoked("1")).has_value());
+        THEN("the request is over, and asking again is a repeat") {
+          CHECK_FALSE(history.line("1").revocation_requested);
+          CHECK(history.line("1").status == LineStatus::kRevoked);
+          Decision again = history.When(testing::RevocationRequest("1"));
+          REQUIRE(again.has_value());
+          CHECK(again->empty());
+        }
+      }
+      AND_WHEN("the revocation fails") {
+        REQUIRE(history.When(RevocationFailedCommand("1")).has_value());
+        THEN("the request is over, and ops may ask again") {
+          CHECK_FALSE(history.line("1").revocation_requested);
+          CHECK(history.line("1").status == LineStatus::kRevocationError);
+          Decision again = history.When(testing::RevocationRequest("1"));
+          REQUIRE(again.has_value());
+          CHECK(Only<RevocationRequested>(again).line_id == "1");
+          CHECK(history.line("1").revocation_requested);
+        }
+      }
+    }
+  }
+  GIVEN("a line never fulfilled") {
+    History history =
+        History::Given({testing::Capture("txn-1", 14900), testing::StandardPlacement()});
+    WHEN("ops ask to revoke it") {
+      Decision decision = history.When(testing::RevocationRequest("1"));
+      THEN("refused before anything is recorded") {
+        REQUIRE_FALSE(decision.has_value());
+        CHECK(decision.error().code == RejectionCode::kLineNotFulfilled);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ledger::domain

@@ -115,6 +115,16 @@ inline RecordRevocationFailed RevocationFailedCommand(std::string line_id) {
   return command;
 }
 
+inline RequestRevocation RevocationRequest(std::string line_id) {
+  RequestRevocation command;
+  command.order_number = kOrderNumber;
+  command.line_id = std::move(line_id);
+  command.refund_reference = "refund-1";
+  command.requested_by = "ops:grace";
+  command.requested_at_us = kT0Us + 3'500'000;
+  return command;
+}
+
 // An order's life so far: the events of its stream and their fold. Given builds it; When runs a
 // command against it and, when accepted, appends the events as the command service would.
 class History {

@@ -80,6 +80,11 @@ std::vector<domain::Event> OneOfEach() {
                                .message = "HTTP 500",
                                .refund_reference = "refund-9",
                                .failed_at_us = 9},
+      domain::RevocationRequested{.order_number = "EDX-100042",
+                                  .line_id = "2",
+                                  .refund_reference = "refund-9",
+                                  .requested_by = "ops:grace",
+                                  .requested_at_us = 10},
   };
 }
 

@@ -147,6 +147,11 @@ std::vector<Event> EveryEventType() {
                        .message = text,
                        .refund_reference = "",
                        .failed_at_us = 253'402'300'800'000'000},  // Year 10000.
+      RevocationRequested{.order_number = "EDX-14",
+                          .line_id = text,
+                          .refund_reference = text,
+                          .requested_by = "ops:grace",
+                          .requested_at_us = 1'795'000'000'000'000},
   };
 }
 
