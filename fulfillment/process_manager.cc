@@ -49,6 +49,12 @@ bool NeedsAttempt(const domain::LineState& line) {
   return domain::IsFulfillable(line.status) && (line.attempts == 0 || line.retry_requested);
 }
 
+// A revocation was requested and its outcome is not recorded yet.
+bool NeedsRevocation(const domain::LineState& line) {
+  return line.revocation_requested && (line.status == domain::LineStatus::kComplete ||
+                                       line.status == domain::LineStatus::kRevocationError);
+}
+
 }  // namespace
 
 ProcessManager::ProcessManager(eventstore::EventStore& store, eventstore::StateStore& state,
@@ -273,6 +279,8 @@ StoreResult<void> ProcessManager::Dispatch(const std::vector<eventstore::Recorde
     StoreResult<void> cleared;
     if (const auto* checkout = std::get_if<domain::PostCheckout>(&*event)) {
       work.emplace_back(checkout->order_number, record.position);
+    } else if (const auto* revocation = std::get_if<domain::RevocationRequested>(&*event)) {
+      work.emplace_back(revocation->order_number, record.position);
     } else if (const auto* retry = std::get_if<domain::FulfillmentRetryRequested>(&*event)) {
       work.emplace_back(retry->order_number, record.position);
       for (const std::string& line_id : retry->line_ids) {
@@ -441,12 +449,21 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
     }
     return lines;
   };
+  auto needs_revocation = [](const domain::OrderState& state) {
+    std::vector<domain::LineState> lines;
+    if (!state.placed()) return lines;
+    for (const domain::LineState& line : state.lines) {
+      if (NeedsRevocation(line)) lines.push_back(line);
+    }
+    return lines;
+  };
   std::vector<bool> done(order_numbers.size(), true);
   // The orders with outcomes to record: their commands, and the state the lines were chosen from.
   std::vector<size_t> recording;  // Indexes into order_numbers.
   std::vector<std::vector<domain::Command>> commands;
   std::vector<eventstore::LoadedOrder> states;
   uint64_t from_cache_runs = 0, loaded_runs = 0, attempts = 0, fulfilled = 0;
+  uint64_t revoked = 0, revocations_failed = 0;
   for (size_t i = 0; i < order_numbers.size(); ++i) {
     const std::string& order_number = order_numbers[i];
     if (stopping_.load()) {
@@ -463,8 +480,12 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
     std::optional<eventstore::LoadedOrder> loaded =
         folded_.Take(domain::OrderStreamName(order_number));
     std::vector<domain::Line> lines;
-    if (loaded) lines = needs_attempt(loaded->state);
-    const bool from_cache = loaded && !lines.empty();
+    std::vector<domain::LineState> revoking;
+    if (loaded) {
+      lines = needs_attempt(loaded->state);
+      revoking = needs_revocation(loaded->state);
+    }
+    const bool from_cache = loaded && (!lines.empty() || !revoking.empty());
     if (!from_cache) {
       auto read = service_.Load(order_number);
       if (!read) {
@@ -474,14 +495,42 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
       }
       loaded = std::move(read).value();
       lines = needs_attempt(loaded->state);
+      revoking = needs_revocation(loaded->state);
     }
     ++(from_cache ? from_cache_runs : loaded_runs);
-    if (lines.empty()) continue;
+    if (lines.empty() && revoking.empty()) continue;
     const domain::OrderCreated order = *domain::PlacedOrder(loaded->state);
-    const std::vector<LineOutcome> outcomes = router_.Fulfill(order, lines);
+    std::vector<LineOutcome> outcomes;
+    if (!lines.empty()) outcomes = router_.Fulfill(order, lines);
 
     std::vector<domain::Command>& recorded = commands.emplace_back();
     const int64_t now = Now();
+    // Revocations asked for: the module's revoke, with the request's refund reference. After a
+    // crash between the call and its record the call is made again, with the same
+    // Idempotency-Key, and the partner answers it without a second effect.
+    for (const domain::LineState& line : revoking) {
+      const RevokeOutcome outcome = router_.Revoke(order, line);
+      const std::string module = !outcome.module.empty() ? outcome.module
+                                 : !line.module.empty()  ? line.module
+                                                         : "router";
+      if (outcome.succeeded()) {
+        ++revoked;
+        recorded.push_back(domain::RecordLineRevoked{.order_number = order_number,
+                                                     .line_id = line.line.line_id,
+                                                     .module = module,
+                                                     .refund_reference = line.refund_reference,
+                                                     .revoked_at_us = now});
+      } else {
+        ++revocations_failed;
+        recorded.push_back(domain::RecordRevocationFailed{.order_number = order_number,
+                                                          .line_id = line.line.line_id,
+                                                          .module = module,
+                                                          .kind = outcome.result.error().kind,
+                                                          .message = outcome.result.error().message,
+                                                          .refund_reference = line.refund_reference,
+                                                          .failed_at_us = now});
+      }
+    }
     for (const LineOutcome& outcome : outcomes) {
       if (outcome.succeeded()) {
         ++fulfilled;
@@ -516,6 +565,8 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
     counters_.attempts += attempts;
     counters_.lines_fulfilled += fulfilled;
     counters_.lines_failed += attempts - fulfilled;
+    counters_.lines_revoked += revoked;
+    counters_.revocations_failed += revocations_failed;
     if (!recording.empty()) ++counters_.recording_appends;
   }
   if (recording.empty()) return done;
@@ -569,42 +620,42 @@ eventstore::CommandResult ProcessManager::RequestRetry(std::string_view order_nu
 
 eventstore::CommandResult ProcessManager::Revoke(std::string_view order_number,
                                                  std::string_view line_id,
-                                                 std::string_view refund_reference) {
-  const eventstore::EventMetadata metadata{
-      .correlation_id = {}, .causation_id = {}, .actor = options_.actor};
-  auto loaded = service_.Load(order_number);
-  if (!loaded) {
-    return Unexpected(
-        eventstore::CommandFailure{.rejection = std::nullopt, .store_error = loaded.error()});
+                                                 std::string_view refund_reference,
+                                                 std::string_view requested_by,
+                                                 std::chrono::milliseconds timeout) {
+  // The request first, durably: the call is made by a worker, so a revocation the ledger stops
+  // in the middle of is finished after the next start instead of being forgotten.
+  auto requested = service_.Handle(
+      domain::RequestRevocation{.order_number = std::string(order_number),
+                                .line_id = std::string(line_id),
+                                .refund_reference = std::string(refund_reference),
+                                .requested_by = std::string(requested_by),
+                                .requested_at_us = Now()},
+      {.correlation_id = {}, .causation_id = {}, .actor = std::string(requested_by)});
+  if (!requested) return requested;
+  // Then its outcome, as the log says it, for as long as the caller waits.
+  const auto pending = [&](const domain::OrderState& state) {
+    const domain::LineState* line = state.FindLine(line_id);
+    return line != nullptr && NeedsRevocation(*line);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  eventstore::LoadedOrder order = requested->order;
+  while (pending(order.state) && std::chrono::steady_clock::now() < deadline) {
+    {
+      // Woken when any order's work ends; bounded so that work done elsewhere counts too.
+      std::unique_lock lock(mutex_);
+      order_done_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
+                                                          std::chrono::milliseconds(20)));
+    }
+    auto loaded = service_.Load(order_number);
+    if (!loaded) {
+      return Unexpected(
+          eventstore::CommandFailure{.rejection = std::nullopt, .store_error = loaded.error()});
+    }
+    order = std::move(*loaded);
   }
-  const int64_t now = Now();
-  domain::RecordLineRevoked revoked{.order_number = std::string(order_number),
-                                    .line_id = std::string(line_id),
-                                    .module = "",
-                                    .refund_reference = std::string(refund_reference),
-                                    .revoked_at_us = now};
-  const domain::LineState* line = loaded->state.FindLine(line_id);
-  revoked.module = line && !line->module.empty() ? line->module : "router";
-  // Ask the rules first: a line that cannot be revoked is rejected, and a Revoked one is a
-  // repeat, before any call leaves the ledger.
-  auto decision = domain::Decide(loaded->state, revoked);
-  if (!decision) {
-    return Unexpected(eventstore::CommandFailure{.rejection = std::move(decision).error(),
-                                                 .store_error = std::nullopt});
-  }
-  if (decision->empty()) return service_.Handle(revoked, metadata);
-  const RevokeOutcome outcome = router_.Revoke(*domain::PlacedOrder(loaded->state), *line);
-  if (!outcome.module.empty()) revoked.module = outcome.module;
-  if (outcome.succeeded()) return service_.Handle(revoked, metadata);
-  return service_.Handle(
-      domain::RecordRevocationFailed{.order_number = std::string(order_number),
-                                     .line_id = std::string(line_id),
-                                     .module = revoked.module,
-                                     .kind = outcome.result.error().kind,
-                                     .message = outcome.result.error().message,
-                                     .refund_reference = std::string(refund_reference),
-                                     .failed_at_us = now},
-      metadata);
+  requested->order = std::move(order);
+  return requested;
 }
 
 }  // namespace ledger::fulfillment

@@ -88,6 +88,8 @@ struct ProcessManagerStats {
   uint64_t attempts = 0;         // Lines handed to modules since start.
   uint64_t lines_fulfilled = 0;
   uint64_t lines_failed = 0;
+  uint64_t lines_revoked = 0;  // LineRevoked recorded by the workers since start.
+  uint64_t revocations_failed = 0;
   uint64_t automatic_retries = 0;  // FulfillmentRetryRequested written by the manager.
   uint64_t orders_from_cache = 0;  // Orders a worker ran from the dispatcher's fold.
   uint64_t orders_loaded = 0;      // Orders a worker ran after reading and folding the stream.
@@ -128,11 +130,17 @@ class ProcessManager {
   eventstore::CommandResult RequestRetry(std::string_view order_number,
                                          std::string_view requested_by, std::string_view reason);
 
-  // Ops' revocation of a fulfilled line (on refund): calls its module's revoke and records
-  // LineRevoked or RevocationFailed. A Revoked line is never revoked twice (an idempotent
-  // repeat); a line never fulfilled is rejected before any call.
+  // Ops' revocation of a fulfilled line (on refund): records RevocationRequested, which a
+  // worker carries out (the module's revoke, then LineRevoked or RevocationFailed), and waits up
+  // to `timeout` for that outcome. The answer's order is the log's after the wait: the line is
+  // Revoked or Revocation Error, or still has its revocation pending (the manager is busy or not
+  // running; it finishes the revocation when it runs, after a restart too). A Revoked line, or
+  // one whose revocation is pending, is a repeat (nothing is asked twice); a line never fulfilled
+  // is rejected before anything is recorded.
   eventstore::CommandResult Revoke(std::string_view order_number, std::string_view line_id,
-                                   std::string_view refund_reference);
+                                   std::string_view refund_reference,
+                                   std::string_view requested_by = "ops",
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // Whether the order has no line awaiting an attempt.
   static bool IsSettled(const domain::OrderState& state);

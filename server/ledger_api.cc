@@ -523,6 +523,10 @@ HttpServerResponse LedgerApi::GetMetrics(const HttpServerRequest&) {
          pm.lines_fulfilled},
         {Kind::kCounter, "ledger_fulfillment_lines_failed_total", "Line attempts that failed",
          pm.lines_failed},
+        {Kind::kCounter, "ledger_fulfillment_lines_revoked_total", "Lines revoked",
+         pm.lines_revoked},
+        {Kind::kCounter, "ledger_fulfillment_revocations_failed_total", "Revocations that failed",
+         pm.revocations_failed},
         {Kind::kCounter, "ledger_fulfillment_automatic_retries_total",
          "Retries the process manager requested on its own", pm.automatic_retries},
         {Kind::kGauge, "ledger_fulfillment_retries_pending",
@@ -790,12 +794,15 @@ HttpServerResponse LedgerApi::PostRevoke(const HttpServerRequest& request) {
   if (!body) return ToResponse(body.error());
   std::optional<ApiError> error;
   ObjectReader reader(*body, "", error);
-  reader.RejectUnknown({"refund_reference"});
+  reader.RejectUnknown({"refund_reference", "requested_by"});
   const std::string refund_reference = reader.String("refund_reference", false);
+  std::string requested_by = reader.String("requested_by", false);
   if (error) return ToResponse(*error);
+  if (requested_by.empty()) requested_by = "api";
   const std::string_view number = request.PathParam("number");
   const std::string_view line_id = request.PathParam("line_id");
-  auto handled = process_manager_->Revoke(number, line_id, refund_reference);
+  auto handled = process_manager_->Revoke(number, line_id, refund_reference, requested_by,
+                                          std::chrono::milliseconds(options_.sync_timeout_ms));
   if (!handled) return FailureResponse(handled.error());
   const domain::OrderState& state = handled->order.state;
   const domain::LineState* line = state.FindLine(line_id);
@@ -805,7 +812,8 @@ HttpServerResponse LedgerApi::PostRevoke(const HttpServerRequest& request) {
       {"position", handled->order.position},
       {"order_status", domain::OrderStatusName(state.status)},
       {"line", LineStateJson(*line, state.placement ? state.placement->currency : std::string())}};
-  return JsonResponse(200, answer);
+  // 202 while the revocation is still pending (recorded; the process manager finishes it).
+  return JsonResponse(line->revocation_requested ? 202 : 200, answer);
 }
 
 HttpServerResponse LedgerApi::GetHealth(const HttpServerRequest&) {

@@ -21,7 +21,11 @@
 //                                     hash (hex), data.
 //   POST /v1/orders/{number}/fulfill  202 a manual retry was recorded; 404 order_not_found,
 //                                     409 nothing_to_fulfill.
-//   POST /v1/orders/{number}/lines/{line_id}/revoke   {"refund_reference"?}: 200 the line.
+//   POST /v1/orders/{number}/lines/{line_id}/revoke   {"refund_reference"?, "requested_by"?}:
+//                                     records RevocationRequested and waits up to the sync
+//                                     timeout for the process manager's outcome: 200 the line
+//                                     (Revoked or Revocation Error), 202 the line with its
+//                                     revocation still pending.
 //   GET  /v1/orders?status=S|user=U|placed_from=D&placed_to=D[&limit=N][&cursor=C]
 //                                     a page of orders from the order status projection: by
 //                                     status ("Open", "Complete", "Fulfillment Error",

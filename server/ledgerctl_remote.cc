@@ -172,7 +172,13 @@ int RemoteRevoke(const Options& options, const std::vector<std::string>& args) {
       return UnexpectedAnswer("the revoke answer has no \"line\" object: " + Excerpt(answer->text));
     }
     std::string outcome = Text(line, "status");
-    if (const json::value& error = Field(line, "last_error"); error.is_object()) {
+    if (const json::value& pending = Field(line, "revocation_requested");
+        pending.is_bool() && pending.get_bool()) {
+      // 202: recorded, not carried out yet.
+      outcome =
+          "revocation requested, not carried out yet (the process manager finishes it; "
+          "see status)";
+    } else if (const json::value& error = Field(line, "last_error"); error.is_object()) {
       outcome += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
     }
     fmt::print("line {} of order {}: {}; order {}\n", args[1], args[0], outcome,

@@ -291,39 +291,92 @@ TEST_CASE("a revoked line is revoked once; a line never fulfilled is refused bef
 }
 
 TEST_CASE(
-    "a revoke that reached the LMS but was never recorded is finished by repeating it, "
+    "a revocation the ledger stopped in the middle of is finished after the restart, "
     "with one effect",
     "[process_manager][revoke]") {
-  // The window of a crash between a revocation's call and its record: the LMS has unenrolled
-  // the learner and deleted the entitlement, the log still says Complete. Repeating the revoke
-  // (what ops does when the first request died with the ledger) sends the same Idempotency-Keys,
-  // so the LMS answers with its first answers and does nothing twice.
+  // Revoke records RevocationRequested before any call; a worker makes the call and records
+  // the outcome. Two windows of a crash: after the request, before the call (line 1); after
+  // the call, before its record (line 2: the LMS has revoked, the log still says Complete). The
+  // manager of the next start finishes both; the second call carries the same Idempotency-Key,
+  // so the LMS answers with its first answer and does nothing twice.
   Ledger ledger;
   ledger.manager->Start();
   testing::PlaceOrder(*ledger.service, "EDX-5101",
                       {Seat("1", "course-v1:edX+R+1"), Entitlement("2", "uuid-r-2")}, kT0);
   ledger.Settle("EDX-5101");
-  auto loaded = ledger.service->Load("EDX-5101");
-  REQUIRE(loaded.has_value());
-  for (const char* line_id : {"1", "2"}) {
-    const domain::LineState* line = loaded->state.FindLine(line_id);
-    REQUIRE(line != nullptr);
-    REQUIRE(line->status == domain::LineStatus::kComplete);
-    // The call the crashed ledger made, and nothing recorded after it.
-    CHECK(ledger.router.Revoke(*domain::PlacedOrder(loaded->state), *line).succeeded());
-  }
-  CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
-  CHECK(ledger.standin->Stats().Effects("entitlement_revocation") == 1);
+  ledger.manager.reset();  // The ledger stops.
 
   for (const char* line_id : {"1", "2"}) {
-    auto revoked = ledger.manager->Revoke("EDX-5101", line_id, "refund-5101");
-    REQUIRE(revoked.has_value());
-    CHECK(revoked->order.state.FindLine(line_id)->status == domain::LineStatus::kRevoked);
+    auto requested = ledger.service->Handle(domain::RequestRevocation{.order_number = "EDX-5101",
+                                                                      .line_id = line_id,
+                                                                      .refund_reference = "r-1",
+                                                                      .requested_by = "ops",
+                                                                      .requested_at_us = kT0},
+                                            {});
+    REQUIRE(requested.has_value());
   }
+  auto loaded = ledger.service->Load("EDX-5101");
+  REQUIRE(loaded.has_value());
+  const domain::LineState* entitlement = loaded->state.FindLine("2");
+  REQUIRE(entitlement != nullptr);
+  CHECK(entitlement->revocation_requested);
+  CHECK(ledger.router.Revoke(*domain::PlacedOrder(loaded->state), *entitlement).succeeded());
+  CHECK(ledger.standin->Stats().Effects("entitlement_revocation") == 1);
+  CHECK(ledger.standin->Stats().Effects("unenrollment") == 0);
+
+  ledger.OpenManager();  // The next start.
+  ledger.manager->Start();
+  REQUIRE(Eventually([&] {
+    auto now = ledger.service->Load("EDX-5101");
+    return now && now->state.FindLine("1")->status == domain::LineStatus::kRevoked &&
+           now->state.FindLine("2")->status == domain::LineStatus::kRevoked;
+  }));
   CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
   CHECK(ledger.standin->Stats().Effects("entitlement_revocation") == 1);
-  CHECK(ledger.standin->Stats().replays >= 2);
   CHECK(EventCounts(*ledger.store, "EDX-5101").at("LineRevoked") == 2);
+  auto revoked = ledger.service->Load("EDX-5101");
+  REQUIRE(revoked.has_value());
+  CHECK(revoked->state.status == domain::OrderStatus::kRefunded);
+  CHECK(revoked->state.FindLine("1")->refund_reference == "r-1");
+  CHECK_FALSE(revoked->state.FindLine("1")->revocation_requested);
+
+  // Asking again, as ops would after their first request died with the ledger: a repeat.
+  auto again = ledger.manager->Revoke("EDX-5101", "1", "r-1");
+  REQUIRE(again.has_value());
+  CHECK(again->idempotent_repeat);
+  CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
+}
+
+TEST_CASE(
+    "a revocation answered before its outcome stays pending, and is finished when the "
+    "manager runs",
+    "[process_manager][revoke]") {
+  Ledger ledger;
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-5201", {Seat("1", "course-v1:edX+P+1")}, kT0);
+  ledger.Settle("EDX-5201");
+  ledger.manager.reset();
+  ledger.OpenManager();  // Not started: nobody carries the request out yet.
+
+  auto pending = ledger.manager->Revoke("EDX-5201", "1", "r-2", "ops:grace", 50ms);
+  REQUIRE(pending.has_value());
+  CHECK_FALSE(pending->idempotent_repeat);
+  const domain::LineState* line = pending->order.state.FindLine("1");
+  REQUIRE(line != nullptr);
+  CHECK(line->status == domain::LineStatus::kComplete);
+  CHECK(line->revocation_requested);
+  CHECK(ledger.standin->Stats().Effects("unenrollment") == 0);
+  // Asked again while pending: one request.
+  auto again = ledger.manager->Revoke("EDX-5201", "1", "r-2", "ops:grace", 0ms);
+  REQUIRE(again.has_value());
+  CHECK(again->idempotent_repeat);
+  CHECK(EventCounts(*ledger.store, "EDX-5201").at("RevocationRequested") == 1);
+
+  ledger.manager->Start();
+  auto done = ledger.manager->Revoke("EDX-5201", "1", "r-2", "ops:grace", 10s);
+  REQUIRE(done.has_value());
+  CHECK(done->order.state.FindLine("1")->status == domain::LineStatus::kRevoked);
+  CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
 }
 
 TEST_CASE("a state directory ahead of its log is refused, naming both positions",

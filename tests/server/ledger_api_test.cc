@@ -242,6 +242,14 @@ TEST_CASE("payment and order: 201, the same again 200, the order completes, its 
                                Text(json::object{{"refund_reference", "refund-1"}}));
   CHECK(revoked.status == 200);
   CHECK(revoked.body.at("line").at("status").as_string() == "Revoked");
+  CHECK(revoked.body.at("line").at("revocation_requested").as_bool() == false);
+  // The request is in the history before its outcome.
+  const Answer history = ledger.Send("GET", "/v1/orders/EDX-1/events");
+  const json::array& recorded = history.body.at("events").as_array();
+  REQUIRE(recorded.size() == 6);
+  CHECK(recorded[4].at("type").as_string() == "RevocationRequested");
+  CHECK(recorded[4].at("data").at("refund_reference").as_string() == "refund-1");
+  CHECK(recorded[5].at("type").as_string() == "LineRevoked");
 
   Answer health = ledger.Send("GET", "/healthz");
   CHECK(health.status == 200);
