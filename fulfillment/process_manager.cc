@@ -498,39 +498,30 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
       revoking = needs_revocation(loaded->state);
     }
     ++(from_cache ? from_cache_runs : loaded_runs);
-    if (lines.empty() && revoking.empty()) continue;
+    if (!revoking.empty()) {
+      // Revocations first, each on its own (see CarryOutRevocations); the fulfillment part then
+      // needs the stream as they left it.
+      if (!CarryOutRevocations(order_number, revoked, revocations_failed)) {
+        done[i] = false;
+        continue;
+      }
+      if (!lines.empty()) {
+        auto read = service_.Load(order_number);
+        if (!read) {
+          RecordFailure(read.error());
+          done[i] = false;
+          continue;
+        }
+        loaded = std::move(read).value();
+        lines = needs_attempt(loaded->state);
+      }
+    }
+    if (lines.empty()) continue;
     const domain::OrderCreated order = *domain::PlacedOrder(loaded->state);
-    std::vector<LineOutcome> outcomes;
-    if (!lines.empty()) outcomes = router_.Fulfill(order, lines);
+    const std::vector<LineOutcome> outcomes = router_.Fulfill(order, lines);
 
     std::vector<domain::Command>& recorded = commands.emplace_back();
     const int64_t now = Now();
-    // Revocations asked for: the module's revoke, with the request's refund reference. After a
-    // crash between the call and its record the call is made again, with the same
-    // Idempotency-Key, and the partner answers it without a second effect.
-    for (const domain::LineState& line : revoking) {
-      const RevokeOutcome outcome = router_.Revoke(order, line);
-      const std::string module = !outcome.module.empty() ? outcome.module
-                                 : !line.module.empty()  ? line.module
-                                                         : "router";
-      if (outcome.succeeded()) {
-        ++revoked;
-        recorded.push_back(domain::RecordLineRevoked{.order_number = order_number,
-                                                     .line_id = line.line.line_id,
-                                                     .module = module,
-                                                     .refund_reference = line.refund_reference,
-                                                     .revoked_at_us = now});
-      } else {
-        ++revocations_failed;
-        recorded.push_back(domain::RecordRevocationFailed{.order_number = order_number,
-                                                          .line_id = line.line.line_id,
-                                                          .module = module,
-                                                          .kind = outcome.result.error().kind,
-                                                          .message = outcome.result.error().message,
-                                                          .refund_reference = line.refund_reference,
-                                                          .failed_at_us = now});
-      }
-    }
     for (const LineOutcome& outcome : outcomes) {
       if (outcome.succeeded()) {
         ++fulfilled;
@@ -588,6 +579,60 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
   return done;
 }
 
+bool ProcessManager::CarryOutRevocations(const std::string& order_number, uint64_t& revoked,
+                                         uint64_t& failed) {
+  // A fresh read, never a fold that may be behind: a revoke is an effect on the partner, not
+  // to be made again on a stale word (the Idempotency-Key makes a repeat harmless only while the
+  // partner keeps it).
+  auto read = service_.Load(order_number);
+  if (!read) {
+    RecordFailure(read.error());
+    return false;
+  }
+  const std::optional<domain::OrderCreated> order = domain::PlacedOrder(read->state);
+  if (!order) return true;
+  const eventstore::EventMetadata metadata{
+      .correlation_id = {}, .causation_id = {}, .actor = options_.actor};
+  for (const domain::LineState& line : read->state.lines) {
+    if (!NeedsRevocation(line)) continue;
+    // After a crash between this call and its record, the next start makes it again, with the
+    // same Idempotency-Key, and the partner answers it without a second effect.
+    const RevokeOutcome outcome = router_.Revoke(*order, line);
+    const std::string module = !outcome.module.empty() ? outcome.module
+                               : !line.module.empty()  ? line.module
+                                                       : "router";
+    const int64_t now = Now();
+    domain::Command command;
+    if (outcome.succeeded()) {
+      command = domain::RecordLineRevoked{.order_number = order_number,
+                                          .line_id = line.line.line_id,
+                                          .module = module,
+                                          .refund_reference = line.refund_reference,
+                                          .revoked_at_us = now};
+    } else {
+      command = domain::RecordRevocationFailed{.order_number = order_number,
+                                               .line_id = line.line.line_id,
+                                               .module = module,
+                                               .kind = outcome.result.error().kind,
+                                               .message = outcome.result.error().message,
+                                               .refund_reference = line.refund_reference,
+                                               .failed_at_us = now};
+    }
+    // Recorded on its own, decided against the stream as it is now: nothing else of the order
+    // can have it refused with it.
+    auto recorded = service_.Handle(command, metadata);
+    if (!recorded) {
+      if (recorded.error().store_error) {
+        RecordFailure(recorded.error().store_error);
+        return false;  // Run again: the request's position stays in flight.
+      }
+      continue;  // Refused: the line is no longer pending (the log says what became of it).
+    }
+    if (!recorded->idempotent_repeat) ++(outcome.succeeded() ? revoked : failed);
+  }
+  return true;
+}
+
 StoreResult<ProcessManager::Outcome> ProcessManager::WaitForOutcome(
     std::string_view order_number, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -633,11 +678,19 @@ eventstore::CommandResult ProcessManager::Revoke(std::string_view order_number,
                                 .requested_at_us = Now()},
       {.correlation_id = {}, .causation_id = {}, .actor = std::string(requested_by)});
   if (!requested) return requested;
-  // Then its outcome, as the log says it, for as long as the caller waits.
   const auto pending = [&](const domain::OrderState& state) {
     const domain::LineState* line = state.FindLine(line_id);
     return line != nullptr && NeedsRevocation(*line);
   };
+  if (requested->idempotent_repeat && pending(requested->order.state)) {
+    // Asked again while pending: the order is run again (its request may have been dropped
+    // by a run whose record was refused), without tying the checkpoint to it.
+    std::lock_guard lock(mutex_);
+    auto [entry, inserted] = queued_.try_emplace(std::string(order_number));
+    if (inserted) queue_.push_back(std::string(order_number));
+    work_ready_.notify_one();
+  }
+  // Then its outcome, as the log says it, for as long as the caller waits.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   eventstore::LoadedOrder order = requested->order;
   while (pending(order.state) && std::chrono::steady_clock::now() < deadline) {
@@ -649,8 +702,8 @@ eventstore::CommandResult ProcessManager::Revoke(std::string_view order_number,
     }
     auto loaded = service_.Load(order_number);
     if (!loaded) {
-      return Unexpected(
-          eventstore::CommandFailure{.rejection = std::nullopt, .store_error = loaded.error()});
+      RecordFailure(loaded.error());
+      break;  // The request is recorded: answer with what is known of it.
     }
     order = std::move(*loaded);
   }

@@ -167,6 +167,9 @@ class ProcessManager {
   // Fulfills what each order needs now, recording all outcomes in one store call; for each
   // order, false when the store failed (its work is retried).
   std::vector<bool> FulfillOrders(const std::vector<std::string>& order_numbers);
+  // Calls the module's revoke for each line of the order whose revocation is pending, and
+  // records each outcome in a store call of its own. False when the store failed.
+  bool CarryOutRevocations(const std::string& order_number, uint64_t& revoked, uint64_t& failed);
   uint64_t CheckpointLocked() const;
   eventstore::StoreResult<void> SaveCheckpoint();
   void RecordFailure(std::optional<eventstore::Error> error);

@@ -608,7 +608,9 @@
     }
     if (line.refund_reference) result.push(h('div', {}, 'refund ', line.refund_reference));
     const cell = h('td', { class: 'line-action' });
-    if (line.status === 'Complete' || line.status === 'Revocation Error') {
+    if (line.revocation_requested) {
+      cell.append(h('span', { class: 'muted' }, 'revocation pending'));
+    } else if (line.status === 'Complete' || line.status === 'Revocation Error') {
       cell.append(opsButton('Revoke', { class: 'small danger revoke-button' },
         () => confirmRevoke(cell, order, line, reload)));
     }
@@ -622,7 +624,8 @@
           attributes.map(([key, value]) => `${key}: ${value}`).join(' · ')) : null),
       h('td', { class: 'num' }, line.quantity),
       h('td', { class: 'num' }, money(line.unit_price, order.currency)),
-      h('td', {}, badge(line.status), line.retry_requested ? h('div', { class: 'muted' }, 'retry asked') : null),
+      h('td', {}, badge(line.status), line.retry_requested ? h('div', { class: 'muted' }, 'retry asked') : null,
+        line.revocation_requested ? h('div', { class: 'muted' }, 'revocation asked') : null),
       h('td', { class: 'num' }, line.attempts),
       h('td', {}, line.module || '—'),
       // The last failure stays in the row after a success: shown, but as history.
@@ -649,8 +652,14 @@
         const answer = await api('POST', '/v1/orders/' + encodeURIComponent(order.order_number) +
           '/lines/' + encodeURIComponent(line.line_id) + '/revoke',
         reference.value.trim() ? { refund_reference: reference.value.trim() } : {});
-        flash(`Line ${line.line_id} of ${order.order_number}: ${answer.line.status}.`,
-          answer.line.status === 'Revoked' ? 'ok' : 'error');
+        if (answer.line.revocation_requested) {
+          // 202: recorded; the process manager carries it out.
+          flash(`Line ${line.line_id} of ${order.order_number}: revocation requested, not ` +
+            'carried out yet.', 'ok');
+        } else {
+          flash(`Line ${line.line_id} of ${order.order_number}: ${answer.line.status}.`,
+            answer.line.status === 'Revoked' ? 'ok' : 'error');
+        }
         reload(answer.position);
       } catch (error) {
         flash(errorText(error), 'error');

@@ -93,6 +93,14 @@ RevocationFailed RevocationFailedEvent(std::string line_id) {
                           .failed_at_us = kT0Us};
 }
 
+RevocationRequested RevocationRequestedEvent(std::string line_id) {
+  return RevocationRequested{.order_number = kOrderNumber,
+                             .line_id = std::move(line_id),
+                             .refund_reference = "refund-1",
+                             .requested_by = "ops",
+                             .requested_at_us = kT0Us};
+}
+
 std::vector<Event> With(std::vector<Event> events, std::vector<Event> more) {
   events.insert(events.end(), more.begin(), more.end());
   return events;
@@ -159,6 +167,16 @@ TEST_CASE("every inapplicable event gives a FoldError naming what is wrong, neve
       {"RevocationFailed of a Revoked line",
        With(PlacedEvents(), {FulfilledEvent("1"), RevokedEvent("1")}), RevocationFailedEvent("1"),
        "line 1 is Revoked already"},
+      {"RevocationRequested for line 9", PlacedEvents(), RevocationRequestedEvent("9"),
+       "the order has no line 9"},
+      {"RevocationRequested of an Open line", PlacedEvents(), RevocationRequestedEvent("1"),
+       "line 1 is Open, not revocable"},
+      {"RevocationRequested of a Revoked line",
+       With(PlacedEvents(), {FulfilledEvent("1"), RevokedEvent("1")}),
+       RevocationRequestedEvent("1"), "line 1 is Revoked, not revocable"},
+      {"RevocationRequested twice",
+       With(PlacedEvents(), {FulfilledEvent("1"), RevocationRequestedEvent("1")}),
+       RevocationRequestedEvent("1"), "a revocation of line 1 is pending"},
       {"one capture more than kCapturesMax", too_many_captures, CaptureEvent("txn-new", 1),
        "already holds 100 captures"},
       {"captures whose sum overflows",

@@ -198,6 +198,11 @@ void CheckPossible(const OrderState& state, const std::vector<Event>& events) {
       REQUIRE(LineStatusForFailure(*line.last_error_kind) == line.status);
     }
     if (line.status == LineStatus::kOpen) REQUIRE(line.attempts == 0);
+    // Only a fulfilled, unrevoked line can have a revocation pending.
+    if (line.revocation_requested) {
+      REQUIRE(
+          (line.status == LineStatus::kComplete || line.status == LineStatus::kRevocationError));
+    }
     if (line.next_retry_at_us != 0) REQUIRE(IsFulfillable(line.status));
     if (line.retry_requested) REQUIRE(IsFulfillable(line.status));
     REQUIRE(line.attempts <= kAttemptsMax + 1);
@@ -259,7 +264,8 @@ bool RepeatAddsNothing(const Command& command) {
   return std::holds_alternative<CapturePayment>(command) ||
          std::holds_alternative<PlaceOrder>(command) ||
          std::holds_alternative<RecordLineFulfilled>(command) ||
-         std::holds_alternative<RecordLineRevoked>(command);
+         std::holds_alternative<RecordLineRevoked>(command) ||
+         std::holds_alternative<RequestRevocation>(command);
 }
 
 TEST_CASE("random command sequences reach only possible states, and the fold reproduces them",

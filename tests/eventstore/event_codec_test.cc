@@ -227,6 +227,13 @@ TEST_CASE("an order's folded state survives the snapshot codec unchanged", "[eve
   REQUIRE(decoded.has_value());
   CHECK(*decoded == state);
   CHECK(*DecodeOrderState(EncodeOrderState(domain::OrderState{})) == domain::OrderState{});
+  // A pending revocation (snapshot field 12), set directly: the codec's concern, not the fold's.
+  domain::OrderState pending = state;
+  pending.lines.at(0).revocation_requested = true;
+  auto decoded_pending = DecodeOrderState(EncodeOrderState(pending));
+  REQUIRE(decoded_pending.has_value());
+  CHECK(decoded_pending->lines.at(0).revocation_requested);
+  CHECK(*decoded_pending == pending);
 }
 
 // Elements a decoded event or state holds in its lists.

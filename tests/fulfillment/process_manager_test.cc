@@ -379,6 +379,46 @@ TEST_CASE(
   CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
 }
 
+TEST_CASE(
+    "a pending revocation whose request the manager has passed is run again when asked "
+    "again",
+    "[process_manager][revoke]") {
+  // A run whose record was refused leaves the request behind the checkpoint with the line
+  // still pending: no later event brings the order back. Asking again (a repeat: nothing new
+  // is recorded) runs the order again.
+  Ledger ledger;
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-5301", {Seat("1", "course-v1:edX+Q+1")}, kT0);
+  ledger.Settle("EDX-5301");
+  ledger.manager.reset();
+  auto requested = ledger.service->Handle(domain::RequestRevocation{.order_number = "EDX-5301",
+                                                                    .line_id = "1",
+                                                                    .refund_reference = "r-3",
+                                                                    .requested_by = "ops",
+                                                                    .requested_at_us = kT0},
+                                          {});
+  REQUIRE(requested.has_value());
+  // The manager's checkpoint past the request, as a dropped run leaves it.
+  eventstore::StateBatch batch = ledger.state->NewBatch();
+  std::string checkpoint;
+  AppendBigEndian64(checkpoint, ledger.store->HeadPosition());
+  batch.Put("pm/checkpoint", checkpoint);
+  REQUIRE(ledger.state->Write(batch, true).has_value());
+  ledger.OpenManager();
+  ledger.manager->Start();
+  std::this_thread::sleep_for(100ms);
+  auto still = ledger.service->Load("EDX-5301");
+  REQUIRE(still.has_value());
+  REQUIRE(still->state.FindLine("1")->revocation_requested);  // Nothing brought it back.
+
+  auto again = ledger.manager->Revoke("EDX-5301", "1", "r-3", "ops", 10s);
+  REQUIRE(again.has_value());
+  CHECK(again->idempotent_repeat);
+  CHECK(again->order.state.FindLine("1")->status == domain::LineStatus::kRevoked);
+  CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
+  CHECK(EventCounts(*ledger.store, "EDX-5301").at("RevocationRequested") == 1);
+}
+
 TEST_CASE("a state directory ahead of its log is refused, naming both positions",
           "[process_manager][restart]") {
   Ledger ledger;
