@@ -450,12 +450,7 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
     return lines;
   };
   auto needs_revocation = [](const domain::OrderState& state) {
-    std::vector<domain::LineState> lines;
-    if (!state.placed()) return lines;
-    for (const domain::LineState& line : state.lines) {
-      if (NeedsRevocation(line)) lines.push_back(line);
-    }
-    return lines;
+    return std::any_of(state.lines.begin(), state.lines.end(), NeedsRevocation);
   };
   std::vector<bool> done(order_numbers.size(), true);
   // The orders with outcomes to record: their commands, and the state the lines were chosen from.
@@ -480,41 +475,35 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
     std::optional<eventstore::LoadedOrder> loaded =
         folded_.Take(domain::OrderStreamName(order_number));
     std::vector<domain::Line> lines;
-    std::vector<domain::LineState> revoking;
+    bool revoking = false;
     if (loaded) {
       lines = needs_attempt(loaded->state);
       revoking = needs_revocation(loaded->state);
     }
-    const bool from_cache = loaded && (!lines.empty() || !revoking.empty());
-    if (!from_cache) {
+    // Reads the stream afresh; false on a store error (the order is then run again).
+    auto reload = [&] {
       auto read = service_.Load(order_number);
       if (!read) {
         RecordFailure(read.error());
-        done[i] = false;
-        continue;
+        return false;
       }
       loaded = std::move(read).value();
       lines = needs_attempt(loaded->state);
       revoking = needs_revocation(loaded->state);
+      return true;
+    };
+    const bool from_cache = loaded && (!lines.empty() || revoking);
+    if (!from_cache && !reload()) {
+      done[i] = false;
+      continue;
     }
     ++(from_cache ? from_cache_runs : loaded_runs);
-    if (!revoking.empty()) {
-      // Revocations first, each on its own (see CarryOutRevocations); the fulfillment part then
-      // needs the stream as they left it.
-      if (!CarryOutRevocations(order_number, revoked, revocations_failed)) {
-        done[i] = false;
-        continue;
-      }
-      if (!lines.empty()) {
-        auto read = service_.Load(order_number);
-        if (!read) {
-          RecordFailure(read.error());
-          done[i] = false;
-          continue;
-        }
-        loaded = std::move(read).value();
-        lines = needs_attempt(loaded->state);
-      }
+    // Revocations first, each on its own (see CarryOutRevocations); the fulfillment part then
+    // needs the stream as they left it.
+    if (revoking && (!CarryOutRevocations(order_number, revoked, revocations_failed) ||
+                     (!lines.empty() && !reload()))) {
+      done[i] = false;
+      continue;
     }
     if (lines.empty()) continue;
     const domain::OrderCreated order = *domain::PlacedOrder(loaded->state);

@@ -665,6 +665,11 @@ TEST_CASE("two managers on one log, each deciding from its own folds, fulfill ev
     CHECK(counts.at("LineFulfilled") == 3);
     CHECK_FALSE(counts.contains("FulfillmentFailed"));
   }
+  // Every order settled, perhaps by the other manager: each must also have run its own queue
+  // to the end before the counts below (a loaded machine left a manager behind when stopped).
+  for (ProcessManager* manager : {manager_a.get(), manager_b.get()}) {
+    CHECK(Eventually([&] { return manager->stats().checkpoint == log.store->HeadPosition(); }));
+  }
   manager_a->Stop();
   manager_b->Stop();
   const auto a = manager_a->stats();
