@@ -184,12 +184,12 @@ int Status(const Options& options, const std::vector<std::string>& args) {
   if (options.json) {
     std::vector<std::string> lines;
     for (const auto& line : state.lines) {
-      lines.push_back(
-          fmt::format("{{\"line_id\":{},\"product_type\":{},\"status\":{},\"attempts\":{},"
-                      "\"last_error\":{},\"next_retry_at_us\":{}}}",
-                      JsonString(line.line.line_id), JsonString(line.line.product_type),
-                      JsonString(domain::LineStatusName(line.status)), line.attempts,
-                      JsonString(line.last_error_message), line.next_retry_at_us));
+      lines.push_back(fmt::format(
+          "{{\"line_id\":{},\"product_type\":{},\"status\":{},\"attempts\":{},"
+          "\"last_error\":{},\"next_retry_at_us\":{},\"revocation_requested\":{}}}",
+          JsonString(line.line.line_id), JsonString(line.line.product_type),
+          JsonString(domain::LineStatusName(line.status)), line.attempts,
+          JsonString(line.last_error_message), line.next_retry_at_us, line.revocation_requested));
     }
     fmt::print(
         "{{\"order_number\":{},\"placed\":{},\"status\":{},\"position\":{},"
@@ -212,8 +212,10 @@ int Status(const Options& options, const std::vector<std::string>& args) {
   fmt::print("  {:<8} {:<20} {:<34} {:>8}  {}\n", "LINE", "PRODUCT", "STATUS", "ATTEMPTS",
              "LAST ERROR");
   for (const auto& line : state.lines) {
+    std::string status(domain::LineStatusName(line.status));
+    if (line.revocation_requested) status += ", revoking";
     fmt::print("  {:<8} {:<20} {:<34} {:>8}  {}\n", line.line.line_id, line.line.product_type,
-               domain::LineStatusName(line.status), line.attempts, line.last_error_message);
+               status, line.attempts, line.last_error_message);
   }
   return 0;
 }

@@ -112,8 +112,13 @@ int RemoteStatus(const Options& options, const std::vector<std::string>& args) {
     if (const json::value& last = Field(line, "last_error"); last.is_object()) {
       error = Text(last, "kind") + ": " + Text(last, "message");
     }
+    std::string status = Text(line, "status");
+    if (const json::value& pending = Field(line, "revocation_requested");
+        pending.is_bool() && pending.get_bool()) {
+      status += ", revoking";
+    }
     fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:<27}  {}\n", Text(line, "line_id"),
-               Text(line, "product_type"), Text(line, "status"), Text(line, "attempts"),
+               Text(line, "product_type"), status, Text(line, "attempts"),
                Text(line, "next_retry_at"), error);
   }
   return 0;

@@ -15,6 +15,7 @@
 #include "eventstore/audit_export.h"
 #include "eventstore/digest.h"
 #include "tests/audit/audit_test_support.h"
+#include "tests/support/sample_orders.h"
 
 namespace ledger::audit_testing {
 namespace {
@@ -220,6 +221,45 @@ TEST_CASE("ledgerctl: replay folds every order up to a position", "[ledgerctl]")
   CHECK(run.exit_code == 0);
   CHECK(run.out.find("0 orders as of position 0") == 0);
   CHECK(data.Ctl("replay --to yesterday").exit_code == 2);
+}
+
+TEST_CASE("ledgerctl status shows a revocation that is asked for and not carried out yet",
+          "[ledgerctl]") {
+  TempDir dir("ledgerctl-revoking");
+  std::filesystem::create_directories(dir.Child("data"));
+  {
+    auto store = MustOpen(dir.Child("data") + "/log");
+    eventstore::OrderCommandService service(*store);
+    const std::vector<domain::Line> lines = {{.line_id = "1",
+                                              .product_type = "Donation",
+                                              .sku = "D",
+                                              .title = "Donation",
+                                              .quantity = 1,
+                                              .unit_price_minor = 500,
+                                              .attributes = {}}};
+    const int64_t t0 = 1'795'000'000'000'000;
+    const std::vector<domain::Command> commands = {
+        testing::SampleCapture("EDX-77", 500, "USD", t0),
+        testing::SamplePlaceOrder("EDX-77", lines, "USD", t0),
+        domain::RecordLineFulfilled{.order_number = "EDX-77",
+                                    .line_id = "1",
+                                    .module = "donation",
+                                    .external_reference = "",
+                                    .codes = {},
+                                    .fulfilled_at_us = t0},
+        domain::RequestRevocation{.order_number = "EDX-77",
+                                  .line_id = "1",
+                                  .refund_reference = "r-77",
+                                  .requested_by = "ops",
+                                  .requested_at_us = t0}};
+    for (const domain::Command& command : commands) REQUIRE(service.Handle(command, {}));
+  }
+  Run run = Ledgerctl(dir, fmt::format("--data-dir '{}' status EDX-77", dir.Child("data")));
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("Complete, revoking") != std::string::npos);
+  run = Ledgerctl(dir, fmt::format("--data-dir '{}' --json status EDX-77", dir.Child("data")));
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("\"revocation_requested\":true") != std::string::npos);
 }
 
 }  // namespace
