@@ -17,6 +17,7 @@
 // stand-in created for it; enrollment code lines carry exactly `quantity` codes, equal to a fresh
 // MintEnrollmentCodes (never a second batch); the hash chain verifies.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
@@ -62,6 +63,16 @@ pid_t StartWorker(const WorkerArguments& worker) {
        std::to_string(worker.lms_timeout_ms)});
 }
 
+// The Idempotency-Key of the LMS call that revokes a line, empty for lines revoked without I/O.
+std::string LmsRevokeKeyFor(const std::string& order_number, const domain::Line& line) {
+  if (line.product_type == "Seat")
+    return IdempotencyKey(order_number, line.line_id, kOperationUnenroll);
+  if (line.product_type == "Course Entitlement") {
+    return IdempotencyKey(order_number, line.line_id, kOperationRevokeEntitlement);
+  }
+  return {};
+}
+
 // The Idempotency-Key of the one LMS call a line needs, empty for lines served without I/O.
 std::string LmsKeyFor(const std::string& order_number, const domain::Line& line) {
   if (line.product_type == "Seat")
@@ -72,11 +83,13 @@ std::string LmsKeyFor(const std::string& order_number, const domain::Line& line)
   return {};
 }
 
-// What the log says about the orders: every placed order, and how many LineFulfilled and
-// FulfillmentFailed events each line has.
+// What the log says about the orders: every placed order, how many LineFulfilled and
+// FulfillmentFailed events each line has, and its revocation requests and LineRevoked events.
 struct LogSummary {
   std::vector<domain::OrderCreated> orders;
   std::map<std::pair<std::string, std::string>, int> fulfilled;  // (order, line) -> events
+  std::map<std::pair<std::string, std::string>, int> revoked;    // (order, line) -> events
+  std::set<std::pair<std::string, std::string>> revocations_requested;
   uint64_t failures = 0;
 };
 
@@ -86,7 +99,9 @@ LogSummary Summarize(eventstore::EventStore& store) {
       store.ScanAll(1, store.HeadPosition(), [&](const eventstore::RecordedEvent& record) {
         if (record.event_type == domain::FulfillmentFailed::kTypeName) ++summary.failures;
         if (record.event_type != domain::OrderCreated::kTypeName &&
-            record.event_type != domain::LineFulfilled::kTypeName) {
+            record.event_type != domain::LineFulfilled::kTypeName &&
+            record.event_type != domain::LineRevoked::kTypeName &&
+            record.event_type != domain::RevocationRequested::kTypeName) {
           return true;
         }
         auto event = eventstore::DecodeEvent(record);
@@ -95,6 +110,10 @@ LogSummary Summarize(eventstore::EventStore& store) {
           summary.orders.push_back(std::move(*created));
         } else if (auto* fulfilled = std::get_if<domain::LineFulfilled>(&*event)) {
           ++summary.fulfilled[{fulfilled->order_number, fulfilled->line_id}];
+        } else if (auto* revoked = std::get_if<domain::LineRevoked>(&*event)) {
+          ++summary.revoked[{revoked->order_number, revoked->line_id}];
+        } else if (auto* requested = std::get_if<domain::RevocationRequested>(&*event)) {
+          summary.revocations_requested.insert({requested->order_number, requested->line_id});
         }
         return true;
       });
@@ -102,18 +121,34 @@ LogSummary Summarize(eventstore::EventStore& store) {
   return summary;
 }
 
-// LMS lines whose effect the stand-in performed while the log has no LineFulfilled for them:
-// the window between the external call and the append that records it.
+// LMS calls whose effect the stand-in performed while the log has no LineFulfilled (or
+// LineRevoked) for them: the window between the external call and the append that records it.
 uint64_t EffectsNotRecorded(const LogSummary& summary, const server::LmsStandinStats& stats) {
-  uint64_t lines = 0;
+  uint64_t calls = 0;
   for (const domain::OrderCreated& order : summary.orders) {
     for (const domain::Line& line : order.lines) {
+      const std::pair<std::string, std::string> id{order.order_number, line.line_id};
       const std::string key = LmsKeyFor(order.order_number, line);
-      if (key.empty() || stats.EffectsForKey(key) == 0) continue;
-      if (!summary.fulfilled.contains({order.order_number, line.line_id})) ++lines;
+      if (!key.empty() && stats.EffectsForKey(key) > 0 && !summary.fulfilled.contains(id)) ++calls;
+      const std::string revoke_key = LmsRevokeKeyFor(order.order_number, line);
+      if (!revoke_key.empty() && stats.EffectsForKey(revoke_key) > 0 &&
+          !summary.revoked.contains(id)) {
+        ++calls;
+      }
     }
   }
-  return lines;
+  return calls;
+}
+
+// Whether the order is done: every line fulfilled (Complete or Refunded) and no revocation
+// still to carry out.
+bool Finished(const domain::OrderState& state) {
+  if (state.status != domain::OrderStatus::kComplete &&
+      state.status != domain::OrderStatus::kRefunded) {
+    return false;
+  }
+  return std::none_of(state.lines.begin(), state.lines.end(),
+                      [](const domain::LineState& line) { return line.revocation_requested; });
 }
 
 struct LedgerStores {
@@ -154,7 +189,7 @@ void FinishInProcess(LedgerStores& ledger, const server::LmsStandin& standin,
       auto outcome = manager->WaitForOutcome(order.order_number, 1s);
       REQUIRE(outcome.has_value());
       // Settled is not enough: a failed line waiting for its automatic retry is settled.
-      if (outcome->order.state.status == domain::OrderStatus::kComplete) break;
+      if (Finished(outcome->order.state)) break;
       if (std::chrono::steady_clock::now() > deadline) {
         for (const domain::LineState& line : outcome->order.state.lines) {
           UNSCOPED_INFO("line " << line.line.line_id << " attempts " << line.attempts << " error "
@@ -163,6 +198,20 @@ void FinishInProcess(LedgerStores& ledger, const server::LmsStandin& standin,
         FAIL("order " << order.order_number << " never reached Complete");
       }
       std::this_thread::sleep_for(5ms);
+    }
+  }
+  // A revocation that failed (a round's injected LMS failures may meet the call made again after
+  // a kill) is asked for again, as ops would.
+  for (const domain::OrderCreated& order : summary.orders) {
+    auto loaded = service.Load(order.order_number);
+    REQUIRE(loaded.has_value());
+    for (const domain::LineState& line : loaded->state.lines) {
+      if (line.status != domain::LineStatus::kRevocationError) continue;
+      INFO("order " << order.order_number << " line " << line.line.line_id);
+      auto again = manager->Revoke(order.order_number, line.line.line_id,
+                                   "refund-" + order.order_number, "ops", 10s);
+      REQUIRE(again.has_value());
+      CHECK(again->order.state.FindLine(line.line.line_id)->status == domain::LineStatus::kRevoked);
     }
   }
   manager->Stop();
@@ -182,11 +231,12 @@ void CheckEveryLineOnce(LedgerStores& ledger, const server::LmsStandin& standin)
   eventstore::OrderCommandService service(*ledger.store);
   std::set<std::string> expected_keys;
   uint64_t seats = 0, entitlements = 0, code_lines = 0;
+  uint64_t lines_revoked = 0, seats_revoked = 0, entitlements_revoked = 0;
   for (const domain::OrderCreated& order : summary.orders) {
     auto loaded = service.Load(order.order_number);
     REQUIRE(loaded.has_value());
     INFO("order " << order.order_number);
-    CHECK(loaded->state.status == domain::OrderStatus::kComplete);
+    CHECK(Finished(loaded->state));
     for (const domain::Line& line : order.lines) {
       INFO("line " << line.line_id << " (" << line.product_type << ")");
       const auto fulfilled = summary.fulfilled.find({order.order_number, line.line_id});
@@ -196,6 +246,23 @@ void CheckEveryLineOnce(LedgerStores& ledger, const server::LmsStandin& standin)
       if (const std::string key = LmsKeyFor(order.order_number, line); !key.empty()) {
         CHECK(stats.EffectsForKey(key) == 1);
         expected_keys.insert(key);
+      }
+      // A refunded line: revoked once at most, and exactly once when the log says Revoked.
+      const std::pair<std::string, std::string> id{order.order_number, line.line_id};
+      const auto revoked_events = summary.revoked.find(id);
+      const int revocations = revoked_events == summary.revoked.end() ? 0 : revoked_events->second;
+      CHECK(revocations == (summary.revocations_requested.contains(id) ? 1 : 0));
+      if (revocations == 1) {
+        CHECK(summary.revocations_requested.contains(id));
+        CHECK(state->status == domain::LineStatus::kRevoked);
+        ++lines_revoked;
+      }
+      if (const std::string key = LmsRevokeKeyFor(order.order_number, line); !key.empty()) {
+        CHECK(stats.EffectsForKey(key) == static_cast<uint64_t>(revocations));
+        if (revocations == 1) {
+          expected_keys.insert(key);
+          ++(line.product_type == "Seat" ? seats_revoked : entitlements_revoked);
+        }
       }
       if (line.product_type == "Seat") ++seats;
       if (line.product_type == "Course Entitlement") {
@@ -215,6 +282,10 @@ void CheckEveryLineOnce(LedgerStores& ledger, const server::LmsStandin& standin)
   // No effect for anything but the placed lines, and one per line.
   CHECK(stats.Effects("enrollment") == seats);
   CHECK(stats.Effects("entitlement") == entitlements);
+  CHECK(stats.Effects("unenrollment") == seats_revoked);
+  CHECK(stats.Effects("entitlement_revocation") == entitlements_revoked);
+  CHECK(lines_revoked > 0);
+  CHECK(seats_revoked > 0);
   CHECK(stats.effects_by_key.size() == expected_keys.size());
   for (const auto& [key, effects] : stats.effects_by_key) {
     INFO("key " << key);

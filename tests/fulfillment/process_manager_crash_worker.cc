@@ -137,6 +137,14 @@ int Main(int argc, char** argv) {
   for (uint64_t n = 0;; ++n) {  // Until SIGKILL.
     const std::string order_number = fmt::format("{}-{}", prefix, n);
     PlaceOrder(service, order_number, RandomLines(random, order_number));
+    // Refunds: every other order, line 1 of the order placed three before is revoked (when it
+    // is fulfilled by then; else the request is refused). Not waited for: the manager carries
+    // the request out, and a kill may come before, during or after its call.
+    if (n >= 3 && n % 2 == 0) {
+      const std::string refunded = fmt::format("{}-{}", prefix, n - 3);
+      (void)(*manager)->Revoke(refunded, "1", "refund-" + refunded, "crash-worker",
+                               std::chrono::milliseconds(0));
+    }
   }
 }
 
