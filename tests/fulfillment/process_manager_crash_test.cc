@@ -10,12 +10,17 @@
 // next calls with retryable statuses, so failures and scheduled retries are in flight at the
 // kill.
 //
+// The worker also asks to revoke line 1 of every other order (refunds), so kills land before,
+// during and after revocation calls too.
+//
 // After the last kill a ProcessManager in this process (fast retries) runs until every placed
-// order is Complete. Then: every Seat line was enrolled exactly once and every entitlement line
-// created exactly once (the stand-in's effect count per Idempotency-Key is 1, and there are no
-// other keys); each line has exactly one LineFulfilled; an entitlement line records the uuid the
-// stand-in created for it; enrollment code lines carry exactly `quantity` codes, equal to a fresh
-// MintEnrollmentCodes (never a second batch); the hash chain verifies.
+// order is Complete or Refunded with no revocation pending (a revocation that failed on an
+// injected fault is asked for again). Every requested line is Revoked once, with exactly one
+// effect per revoke Idempotency-Key. Then: every Seat line was enrolled exactly once and every
+// entitlement line created exactly once (the stand-in's effect count per Idempotency-Key is 1, and
+// there are no other keys); each line has exactly one LineFulfilled; an entitlement line records
+// the uuid the stand-in created for it; enrollment code lines carry exactly `quantity` codes, equal
+// to a fresh MintEnrollmentCodes (never a second batch); the hash chain verifies.
 
 #include <algorithm>
 #include <catch2/catch.hpp>
