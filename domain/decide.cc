@@ -568,6 +568,12 @@ Decision Decide(const OrderState& state, const RequestRevocation& command) {
   if (!found) return Unexpected(found.error());
   const LineState& line = **found;
 
+  if (line.revocation_requested && command.refund_reference != line.refund_reference) {
+    // Not the same request again: the pending one would drop this refund reference unsaid.
+    return Reject(RejectionCode::kRevocationPending, "line " + line.line.line_id +
+                                                         " is being revoked for refund \"" +
+                                                         line.refund_reference + "\"");
+  }
   if (line.status == LineStatus::kRevoked || line.revocation_requested) {
     return std::vector<Event>{};  // Revoked, or on its way: asked once.
   }

@@ -26,7 +26,8 @@
 // - RecordRevocationFailed: Complete or Revocation Error -> Revocation Error.
 // - RequestRevocation: a Complete or Revocation Error line with no revocation pending gets one
 //   (the line's status stays until its outcome is recorded). A Revoked line, or one whose
-//   revocation is pending already: a repeat.
+//   revocation is pending for the same refund reference: a repeat; pending for another:
+//   kRevocationPending.
 //
 // Thread safety: pure functions.
 #pragma once

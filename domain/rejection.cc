@@ -19,7 +19,7 @@ constexpr std::array kCodes = {
     RejectionCode::kOrderNotFound,         RejectionCode::kUnknownLine,
     RejectionCode::kLineAlreadyComplete,   RejectionCode::kLineRevoked,
     RejectionCode::kLineNotFulfilled,      RejectionCode::kNothingToFulfill,
-    RejectionCode::kLineNotFulfillable,
+    RejectionCode::kLineNotFulfillable,    RejectionCode::kRevocationPending,
 };
 
 struct Description {
@@ -85,6 +85,9 @@ Description Describe(RejectionCode code) {
       return {"nothing_to_fulfill", "no line of the order is fulfillable"};
     case RejectionCode::kLineNotFulfillable:
       return {"line_not_fulfillable", "the line is complete or revoked"};
+    case RejectionCode::kRevocationPending:
+      return {"revocation_pending",
+              "a revocation of the line is pending with another refund reference"};
   }
   return {"unknown_rejection", "unknown rejection"};
 }

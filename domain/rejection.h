@@ -80,6 +80,8 @@ enum class RejectionCode : uint16_t {
   kNothingToFulfill = 26,
   // A retry naming a line that is Complete, Revoked or Revocation Error.
   kLineNotFulfillable = 27,
+  // A revocation asked for with another refund reference while one is pending for the line.
+  kRevocationPending = 28,
 };
 
 // Every code, in order of precedence.

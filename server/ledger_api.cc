@@ -69,6 +69,7 @@ int RejectionStatus(RejectionCode code) {
     case RejectionCode::kLineNotFulfilled:
     case RejectionCode::kNothingToFulfill:
     case RejectionCode::kLineNotFulfillable:
+    case RejectionCode::kRevocationPending:
       return 409;
   }
   return 500;

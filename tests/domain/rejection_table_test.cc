@@ -60,6 +60,7 @@ TEST_CASE("rejection codes keep their numbers and names", "[rejection]") {
       {25, "line_not_fulfilled"},
       {26, "nothing_to_fulfill"},
       {27, "line_not_fulfillable"},
+      {28, "revocation_pending"},
   };
   REQUIRE(AllRejectionCodes().size() == std::size(expected));
   std::set<std::string_view> messages;
@@ -212,6 +213,15 @@ TEST_CASE("rejection table, in order of precedence", "[rejection]") {
          History history = PlacedHistory();
          REQUIRE(history.When(Fulfilled("1")).has_value());
          return history.Rejected(testing::Retry({"1"}));
+       }},
+      {RejectionCode::kRevocationPending, "another refund while a revocation is pending",
+       [] {
+         History history = PlacedHistory();
+         REQUIRE(history.When(Fulfilled("1")).has_value());
+         REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+         RequestRevocation other = testing::RevocationRequest("1");
+         other.refund_reference = "refund-2";
+         return history.Rejected(other);
        }},
   };
   std::set<RejectionCode> covered;
