@@ -105,7 +105,8 @@ struct RecordLineRevoked {
   int64_t revoked_at_us = 0;
 };
 
-// A module failed to revoke a line.
+// A module failed to revoke a line. The domain numbers the attempt and, when `retryable`,
+// schedules an automatic retry by `retry` (the revocation is asked for again when it is due).
 struct RecordRevocationFailed {
   std::string order_number{};
   std::string line_id{};
@@ -114,6 +115,8 @@ struct RecordRevocationFailed {
   std::string message{};
   std::string refund_reference{};
   int64_t failed_at_us = 0;
+  bool retryable = false;
+  RetrySchedule retry{};
 };
 
 // Ops ask to revoke a fulfilled line (on refund); the process manager makes the call.

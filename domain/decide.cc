@@ -546,6 +546,7 @@ Decision Decide(const OrderState& state, const RecordRevocationFailed& command) 
   if (line.status != LineStatus::kComplete && line.status != LineStatus::kRevocationError) {
     return Reject(RejectionCode::kLineNotFulfilled, LineDetail(line));
   }
+  const uint32_t attempt = NextRevocationAttempt(line);
   return std::vector<Event>{RevocationFailed{
       .order_number = command.order_number,
       .line_id = command.line_id,
@@ -554,6 +555,10 @@ Decision Decide(const OrderState& state, const RecordRevocationFailed& command) 
       .message = command.message,
       .refund_reference = command.refund_reference,
       .failed_at_us = command.failed_at_us,
+      .attempt = attempt,
+      .retryable = command.retryable,
+      .next_retry_at_us =
+          NextRetryAtUs(attempt, command.retryable, command.failed_at_us, command.retry),
   }};
 }
 

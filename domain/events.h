@@ -174,7 +174,12 @@ struct RevocationFailed {
   FailureKind kind = FailureKind::kUnknown;
   std::string message{};
   std::string refund_reference{};
-  int64_t failed_at_us = 0;  // Not yet in events.capnp.
+  int64_t failed_at_us = 0;
+  // The line's failed revocation attempts with this one, from 1; 0 in events written before
+  // revocations were retried automatically.
+  uint32_t attempt = 0;
+  bool retryable = false;
+  int64_t next_retry_at_us = 0;  // 0 when no automatic retry follows.
 
   friend bool operator==(const RevocationFailed&, const RevocationFailed&) = default;
 };

@@ -1,6 +1,7 @@
 #include "domain/order_state.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
 #include "base/assert.h"
@@ -47,6 +48,15 @@ Problem SetLineStatus(LineState& line, LineStatus status) {
 }
 
 // An attempt must follow the line's last one: none skipped, none repeated.
+// Revocation attempts are not capped (a refund must be carried out, however often it takes):
+// the number stops at its maximum instead.
+Problem CheckRevocationAttempt(const LineState& line, uint32_t attempt) {
+  // 0: an event written before revocation attempts were numbered.
+  if (attempt == 0 || attempt == NextRevocationAttempt(line)) return std::nullopt;
+  return "revocation attempt " + std::to_string(attempt) + " of line " + line.line.line_id +
+         " does not follow attempt " + std::to_string(line.revocation_failures);
+}
+
 Problem CheckAttempt(const LineState& line, uint32_t attempt) {
   if (attempt == line.attempts + 1) return std::nullopt;
   return "attempt " + std::to_string(attempt) + " of line " + line.line.line_id +
@@ -169,6 +179,7 @@ Problem Apply(OrderState& state, const LineRevoked& e) {
   if (Problem problem = SetLineStatus(line, LineStatus::kRevoked)) return problem;
   line.refund_reference = e.refund_reference;
   line.revocation_requested = false;
+  line.next_retry_at_us = 0;
   return std::nullopt;
 }
 
@@ -177,11 +188,14 @@ Problem Apply(OrderState& state, const RevocationFailed& e) {
   if (!found) return found.error();
   LineState& line = **found;
   if (line.status == LineStatus::kRevoked) return LineDetail(line) + " already";
+  if (Problem problem = CheckRevocationAttempt(line, e.attempt)) return problem;
   if (Problem problem = SetLineStatus(line, LineStatus::kRevocationError)) return problem;
   line.last_error_kind = e.kind;
   line.last_error_message = e.message;
   line.refund_reference = e.refund_reference;
   line.revocation_requested = false;
+  line.revocation_failures = NextRevocationAttempt(line);
+  line.next_retry_at_us = e.next_retry_at_us;
   return std::nullopt;
 }
 
@@ -195,6 +209,7 @@ Problem Apply(OrderState& state, const RevocationRequested& e) {
   if (line.revocation_requested) return "a revocation of line " + e.line_id + " is pending";
   line.revocation_requested = true;
   line.refund_reference = e.refund_reference;
+  line.next_retry_at_us = 0;  // The scheduled retry, if any, is this one.
   return std::nullopt;
 }
 
@@ -228,6 +243,10 @@ Problem ApplyEvent(OrderState& state, const Event& event) {
 }
 
 }  // namespace
+
+uint32_t NextRevocationAttempt(const LineState& line) {
+  return line.revocation_failures == UINT32_MAX ? UINT32_MAX : line.revocation_failures + 1;
+}
 
 std::string LineDetail(const LineState& line) {
   return "line " + line.line.line_id + " is " + std::string(LineStatusName(line.status));

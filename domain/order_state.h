@@ -49,13 +49,16 @@ struct LineState {
   // The last failure, fulfillment or revocation; kept after a later success, for support.
   std::optional<FailureKind> last_error_kind{};
   std::string last_error_message{};
-  // When the process manager should retry automatically; 0 when no retry is scheduled.
+  // When the process manager retries automatically: the fulfillment of a failed line, or the
+  // revocation of a Revocation Error line; 0 when no retry is scheduled.
   int64_t next_retry_at_us = 0;
   // A retry was requested and no outcome has been recorded since.
   bool retry_requested = false;
   // A revocation was requested (RevocationRequested) and no outcome has been recorded since;
   // `refund_reference` is the request's meanwhile.
   bool revocation_requested = false;
+  // Revocation attempts recorded as failed (RevocationFailed); the next one's number is this + 1.
+  uint32_t revocation_failures = 0;
   std::string external_reference{};
   std::vector<std::string> codes{};
   std::string refund_reference{};
@@ -65,6 +68,10 @@ struct LineState {
 
 // "line <id> is <status>", for rejections and fold errors that name a line.
 std::string LineDetail(const LineState& line);
+
+// The number of the line's next failed revocation attempt: revocation_failures + 1, stopping at
+// the largest number (revocations are never capped).
+uint32_t NextRevocationAttempt(const LineState& line);
 
 // Amounts in the order's currency; all zero until the order is placed.
 struct OrderAmounts {

@@ -148,6 +148,9 @@ void Fill(schema::RevocationFailed::Builder out, const domain::RevocationFailed&
   out.setMessage(Text(event.message));
   out.setRefundReference(Text(event.refund_reference));
   out.setFailedAtUs(event.failed_at_us);
+  out.setAttempt(event.attempt);
+  out.setRetryable(event.retryable);
+  out.setNextRetryAtUs(event.next_retry_at_us);
 }
 
 void Fill(schema::RevocationRequested::Builder out, const domain::RevocationRequested& event) {
@@ -284,7 +287,10 @@ domain::RevocationFailed Read(schema::RevocationFailed::Reader in) {
                                   .kind = FromSchema(in.getKind()),
                                   .message = String(in.getMessage()),
                                   .refund_reference = String(in.getRefundReference()),
-                                  .failed_at_us = in.getFailedAtUs()};
+                                  .failed_at_us = in.getFailedAtUs(),
+                                  .attempt = in.getAttempt(),
+                                  .retryable = in.getRetryable(),
+                                  .next_retry_at_us = in.getNextRetryAtUs()};
 }
 
 domain::RevocationRequested Read(schema::RevocationRequested::Reader in) {
@@ -394,6 +400,7 @@ void Fill(schema::LineStateSnapshot::Builder out, const domain::LineState& line)
   FillTexts(out.initCodes(static_cast<unsigned>(line.codes.size())), line.codes);
   out.setRefundReference(Text(line.refund_reference));
   out.setRevocationRequested(line.revocation_requested);
+  out.setRevocationFailures(line.revocation_failures);
 }
 
 domain::LineState Read(schema::LineStateSnapshot::Reader in) {
@@ -410,6 +417,7 @@ domain::LineState Read(schema::LineStateSnapshot::Reader in) {
   line.codes = ReadTexts(in.getCodes());
   line.refund_reference = String(in.getRefundReference());
   line.revocation_requested = in.getRevocationRequested();
+  line.revocation_failures = in.getRevocationFailures();
   return line;
 }
 

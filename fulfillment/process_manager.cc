@@ -32,6 +32,10 @@ std::string LineName(std::string_view order_number, std::string_view line_id) {
   return fmt::format("{}/{}", order_number, line_id);
 }
 
+// A due entry's value: the due time (8 bytes, big-endian), then for a revocation retry this mark
+// and the refund reference to ask again for; nothing more for a fulfillment retry.
+constexpr char kRevocationMark = 'r';
+
 std::string EncodeU64(uint64_t value) {
   std::string bytes;
   AppendBigEndian64(bytes, value);
@@ -260,7 +264,9 @@ StoreResult<void> ProcessManager::Dispatch(const std::vector<eventstore::Recorde
     auto due = batch.Get(DueKey(order_number, line_id));
     if (!due) return Unexpected(std::move(due).error());
     if (!*due) return {};
-    if ((*due)->size() != 8) return Unexpected(Damaged("a due entry is damaged"));
+    if ((*due)->size() < 8 || ((*due)->size() > 8 && (**due)[8] != kRevocationMark)) {
+      return Unexpected(Damaged("a due entry is damaged"));
+    }
     const auto due_us = static_cast<int64_t>(ReadBigEndian64((*due)->data()));
     batch.Delete(DueKey(order_number, line_id));
     batch.Delete(RetryKey(due_us, order_number, line_id));
@@ -281,6 +287,10 @@ StoreResult<void> ProcessManager::Dispatch(const std::vector<eventstore::Recorde
       work.emplace_back(checkout->order_number, record.position);
     } else if (const auto* revocation = std::get_if<domain::RevocationRequested>(&*event)) {
       work.emplace_back(revocation->order_number, record.position);
+      if (cleared = clear_due(revocation->order_number, revocation->line_id); !cleared) {
+        return cleared;
+      }
+      seen_lines.push_back(LineName(revocation->order_number, revocation->line_id));
     } else if (const auto* retry = std::get_if<domain::FulfillmentRetryRequested>(&*event)) {
       work.emplace_back(retry->order_number, record.position);
       for (const std::string& line_id : retry->line_ids) {
@@ -297,10 +307,25 @@ StoreResult<void> ProcessManager::Dispatch(const std::vector<eventstore::Recorde
                                        .order_number = failed->order_number,
                                        .line_id = failed->line_id});
       }
+    } else if (const auto* failed_revocation = std::get_if<domain::RevocationFailed>(&*event)) {
+      const domain::RevocationFailed& e = *failed_revocation;
+      if (cleared = clear_due(e.order_number, e.line_id); !cleared) return cleared;
+      if (e.next_retry_at_us > 0) {
+        std::string due = EncodeU64(static_cast<uint64_t>(e.next_retry_at_us));
+        due += kRevocationMark;
+        due += e.refund_reference;
+        batch.Put(DueKey(e.order_number, e.line_id), due);
+        batch.Put(RetryKey(e.next_retry_at_us, e.order_number, e.line_id), "");
+        changes.emplace_back(true, Due{.due_us = e.next_retry_at_us,
+                                       .order_number = e.order_number,
+                                       .line_id = e.line_id});
+      }
     } else if (const auto* fulfilled = std::get_if<domain::LineFulfilled>(&*event)) {
       if (cleared = clear_due(fulfilled->order_number, fulfilled->line_id); !cleared) {
         return cleared;
       }
+    } else if (const auto* revoked = std::get_if<domain::LineRevoked>(&*event)) {
+      if (cleared = clear_due(revoked->order_number, revoked->line_id); !cleared) return cleared;
     }
   }
   std::lock_guard lock(mutex_);
@@ -323,18 +348,32 @@ StoreResult<void> ProcessManager::Dispatch(const std::vector<eventstore::Recorde
 }
 
 void ProcessManager::IssueDueRetries() {
-  // Group the due lines by order: one FulfillmentRetryRequested per order.
-  std::map<std::string, std::pair<int64_t, std::vector<std::string>>> due_by_order;
+  std::vector<Due> due_lines;
   {
     std::lock_guard lock(mutex_);
     const int64_t now = Now();
     for (const Due& due : schedule_) {
       if (due.due_us > now) break;
-      if (issued_.contains(LineName(due.order_number, due.line_id))) continue;
-      auto& [latest_due, lines] = due_by_order[due.order_number];
-      latest_due = std::max(latest_due, due.due_us);
-      lines.push_back(due.line_id);
+      if (!issued_.contains(LineName(due.order_number, due.line_id))) due_lines.push_back(due);
     }
+  }
+  // Fulfillment retries grouped by order: one FulfillmentRetryRequested per order. A revocation
+  // retry is a RevocationRequested of its own.
+  std::map<std::string, std::pair<int64_t, std::vector<std::string>>> due_by_order;
+  for (const Due& due : due_lines) {
+    // The due entry says which retry it is; only this thread changes it.
+    auto entry = state_.Get(DueKey(due.order_number, due.line_id));
+    if (!entry) {
+      RecordFailure(entry.error());
+      return;
+    }
+    if (*entry && (*entry)->size() > 8) {
+      IssueRevocationRetry(due, std::string_view(**entry).substr(9));
+      continue;
+    }
+    auto& [latest_due, lines] = due_by_order[due.order_number];
+    latest_due = std::max(latest_due, due.due_us);
+    lines.push_back(due.line_id);
   }
   for (auto& [order_number, due] : due_by_order) {
     auto& [due_us, lines] = due;
@@ -353,23 +392,50 @@ void ProcessManager::IssueDueRetries() {
       ++counters_.automatic_retries;
       for (const std::string& line_id : lines) issued_.insert(LineName(order_number, line_id));
     } else if (result.error().rejection) {
-      // Nothing left to retry (the line completed or was revoked meanwhile): unschedule.
-      eventstore::StateBatch batch = state_.NewBatch();
-      for (auto it = schedule_.begin(); it != schedule_.end();) {
-        if (it->order_number == order_number &&
-            std::find(lines.begin(), lines.end(), it->line_id) != lines.end()) {
-          batch.Delete(DueKey(it->order_number, it->line_id));
-          batch.Delete(RetryKey(it->due_us, it->order_number, it->line_id));
-          it = schedule_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      if (auto written = state_.Write(batch); !written) counters_.failure = written.error();
+      // Nothing left to retry (the line completed or was revoked meanwhile).
+      UnscheduleLocked(order_number, lines);
     } else {
       counters_.failure = result.error().store_error;
     }
   }
+}
+
+void ProcessManager::IssueRevocationRetry(const Due& due, std::string_view refund_reference) {
+  const domain::RequestRevocation request{.order_number = due.order_number,
+                                          .line_id = due.line_id,
+                                          .refund_reference = std::string(refund_reference),
+                                          .requested_by = options_.actor,
+                                          // As above: a repeat carries the same event id.
+                                          .requested_at_us = due.due_us};
+  auto result =
+      service_.Handle(request, {.correlation_id = {}, .causation_id = {}, .actor = options_.actor});
+  std::lock_guard lock(mutex_);
+  if (result && !result->events.empty()) {
+    ++counters_.automatic_retries;
+    issued_.insert(LineName(due.order_number, due.line_id));
+  } else if (result || result.error().rejection) {
+    // Nothing was asked: the line was revoked meanwhile, or its revocation is asked for already
+    // (by ops, or by this retry before a restart); the request in the log does the work.
+    UnscheduleLocked(due.order_number, {due.line_id});
+  } else {
+    counters_.failure = result.error().store_error;
+  }
+}
+
+void ProcessManager::UnscheduleLocked(const std::string& order_number,
+                                      const std::vector<std::string>& lines) {
+  eventstore::StateBatch batch = state_.NewBatch();
+  for (auto it = schedule_.begin(); it != schedule_.end();) {
+    if (it->order_number == order_number &&
+        std::find(lines.begin(), lines.end(), it->line_id) != lines.end()) {
+      batch.Delete(DueKey(it->order_number, it->line_id));
+      batch.Delete(RetryKey(it->due_us, it->order_number, it->line_id));
+      it = schedule_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (auto written = state_.Write(batch); !written) counters_.failure = written.error();
 }
 
 void ProcessManager::RunWorker() {
@@ -605,7 +671,9 @@ bool ProcessManager::CarryOutRevocations(const std::string& order_number, uint64
                                                .kind = outcome.result.error().kind,
                                                .message = outcome.result.error().message,
                                                .refund_reference = line.refund_reference,
-                                               .failed_at_us = now};
+                                               .failed_at_us = now,
+                                               .retryable = outcome.result.error().retryable,
+                                               .retry = options_.retry};
     }
     // Recorded on its own, decided against the stream as it is now: nothing else of the order
     // can have it refused with it.

@@ -22,13 +22,16 @@
 // second effect.
 //
 // Durable: the checkpoint never passes an event whose work is not done, and the schedule of
-// automatic retries is derived from the log (FulfillmentFailed.next_retry_at_us) into the state
-// store with the checkpoint. After a restart, replaying from the checkpoint redoes what was in
-// flight; nothing lives only in memory. A due retry is recorded as an automatic
-// FulfillmentRetryRequested (its id derived from the due time, so a repeat is idempotent), which
-// the manager then reacts to like a manual one.
+// automatic retries is derived from the log (FulfillmentFailed.next_retry_at_us and
+// RevocationFailed.next_retry_at_us) into the state store with the checkpoint. After a restart,
+// replaying from the checkpoint redoes what was in flight; nothing lives only in memory. A due
+// retry is recorded as an automatic FulfillmentRetryRequested, or for a failed revocation as a
+// RevocationRequested with the same refund reference (ids derived from the due time, so a
+// repeat is idempotent), which the manager then reacts to like one from ops. Revocations back
+// off by the same schedule as fulfillments.
 //
-// State keys: pm/checkpoint; pm/retry/<due 16 hex>/<order>/<line>; pm/due/<order>/<line>.
+// State keys: pm/checkpoint; pm/retry/<due 16 hex>/<order>/<line>; pm/due/<order>/<line> (the
+// due time; for a revocation retry also 'r' and the refund reference).
 //
 // Thread safety: every public method may be called from any thread.
 #pragma once
@@ -90,7 +93,8 @@ struct ProcessManagerStats {
   uint64_t lines_failed = 0;
   uint64_t lines_revoked = 0;  // LineRevoked recorded by the workers since start.
   uint64_t revocations_failed = 0;
-  uint64_t automatic_retries = 0;  // FulfillmentRetryRequested written by the manager.
+  // FulfillmentRetryRequested and RevocationRequested written by the manager's backoff.
+  uint64_t automatic_retries = 0;
   uint64_t orders_from_cache = 0;  // Orders a worker ran from the dispatcher's fold.
   uint64_t orders_loaded = 0;      // Orders a worker ran after reading and folding the stream.
   uint64_t recording_appends = 0;  // Store calls that recorded outcomes (one per worker run).
@@ -162,7 +166,12 @@ class ProcessManager {
   void RunWorker();
   // Applies one batch of events: queues work, updates the retry schedule, saves the checkpoint.
   eventstore::StoreResult<void> Dispatch(const std::vector<eventstore::RecordedEvent>& events);
+  // Records the automatic retries that are due: a FulfillmentRetryRequested per order for failed
+  // fulfillments, a RevocationRequested per line for failed revocations.
   void IssueDueRetries();
+  void IssueRevocationRetry(const Due& due, std::string_view refund_reference);
+  // Drops the order's lines from the schedule, in memory and in the state store.
+  void UnscheduleLocked(const std::string& order_number, const std::vector<std::string>& lines);
   void Enqueue(const std::string& order_number, uint64_t position);
   // Fulfills what each order needs now, recording all outcomes in one store call; for each
   // order, false when the store failed (its work is retried).

@@ -137,9 +137,12 @@ json::object EventJson(const domain::Event& event) {
         } else if constexpr (std::is_same_v<T, RevocationFailed>) {
           data["line_id"] = e.line_id;
           data["module"] = e.module;
+          data["attempt"] = e.attempt;
           data["kind"] = FailureKindName(e.kind);
           data["message"] = e.message;
           data["refund_reference"] = e.refund_reference;
+          data["retryable"] = e.retryable;
+          data["next_retry_at"] = TimeValue(e.next_retry_at_us);
           data["failed_at"] = TimeValue(e.failed_at_us);
         } else if constexpr (std::is_same_v<T, RevocationRequested>) {
           data["line_id"] = e.line_id;
@@ -169,6 +172,7 @@ json::object LineStateJson(const domain::LineState& line, std::string_view curre
   object["codes"] = StringsJson(line.codes);
   object["refund_reference"] = line.refund_reference;
   object["revocation_requested"] = line.revocation_requested;
+  object["revocation_failures"] = line.revocation_failures;
   return object;
 }
 
@@ -604,12 +608,18 @@ void WriteEvent(JsonWriter& writer, const domain::Event& event) {
           writer.String(e.line_id);
           writer.Key("module");
           writer.String(e.module);
+          writer.Key("attempt");
+          writer.UInt(e.attempt);
           writer.Key("kind");
           writer.String(FailureKindName(e.kind));
           writer.Key("message");
           writer.String(e.message);
           writer.Key("refund_reference");
           writer.String(e.refund_reference);
+          writer.Key("retryable");
+          writer.Bool(e.retryable);
+          writer.Key("next_retry_at");
+          writer.Time(e.next_retry_at_us);
           writer.Key("failed_at");
           writer.Time(e.failed_at_us);
         } else if constexpr (std::is_same_v<T, RevocationRequested>) {

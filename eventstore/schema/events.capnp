@@ -131,6 +131,9 @@ struct RevocationFailed {
   message @4 :Text;
   refundReference @5 :Text;
   failedAtUs @6 :Int64;
+  attempt @7 :UInt32;        # The line's failed revocation attempts with this one; 0 in older events.
+  retryable @8 :Bool;
+  nextRetryAtUs @9 :Int64;   # 0 when no automatic retry follows.
 }
 
 struct RevocationRequested {
@@ -158,6 +161,7 @@ struct LineStateSnapshot {
   codes @10 :List(Text);
   refundReference @11 :Text;
   revocationRequested @12 :Bool;  # A RevocationRequested with no outcome recorded yet.
+  revocationFailures @13 :UInt32;
 }
 
 struct OrderStateSnapshot {

@@ -83,14 +83,16 @@ LineRevoked RevokedEvent(std::string line_id) {
                      .revoked_at_us = kT0Us};
 }
 
-RevocationFailed RevocationFailedEvent(std::string line_id) {
+// `attempt` 0: as written before revocation attempts were numbered.
+RevocationFailed RevocationFailedEvent(std::string line_id, uint32_t attempt = 0) {
   return RevocationFailed{.order_number = kOrderNumber,
                           .line_id = std::move(line_id),
                           .module = "EnrollmentFulfillmentModule",
                           .kind = FailureKind::kNetwork,
                           .message = "LMS unreachable",
                           .refund_reference = "refund-1",
-                          .failed_at_us = kT0Us};
+                          .failed_at_us = kT0Us,
+                          .attempt = attempt};
 }
 
 RevocationRequested RevocationRequestedEvent(std::string line_id) {
@@ -167,6 +169,11 @@ TEST_CASE("every inapplicable event gives a FoldError naming what is wrong, neve
       {"RevocationFailed of a Revoked line",
        With(PlacedEvents(), {FulfilledEvent("1"), RevokedEvent("1")}), RevocationFailedEvent("1"),
        "line 1 is Revoked already"},
+      {"RevocationFailed skipping an attempt", With(PlacedEvents(), {FulfilledEvent("1")}),
+       RevocationFailedEvent("1", 2), "revocation attempt 2 of line 1 does not follow attempt 0"},
+      {"RevocationFailed repeating an attempt after an unnumbered one",
+       With(PlacedEvents(), {FulfilledEvent("1"), RevocationFailedEvent("1")}),
+       RevocationFailedEvent("1", 1), "revocation attempt 1 of line 1 does not follow attempt 1"},
       {"RevocationRequested for line 9", PlacedEvents(), RevocationRequestedEvent("9"),
        "the order has no line 9"},
       {"RevocationRequested of an Open line", PlacedEvents(), RevocationRequestedEvent("1"),

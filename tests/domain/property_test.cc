@@ -140,6 +140,7 @@ class CommandGenerator {
     command.order_number = OrderNumber();
     command.kind = Kind();
     command.failed_at_us = now_us;
+    command.retryable = random_() % 2 == 0;
     return command;
   }
 
@@ -203,7 +204,13 @@ void CheckPossible(const OrderState& state, const std::vector<Event>& events) {
       REQUIRE(
           (line.status == LineStatus::kComplete || line.status == LineStatus::kRevocationError));
     }
-    if (line.next_retry_at_us != 0) REQUIRE(IsFulfillable(line.status));
+    // A retry is scheduled for a failed fulfillment, or for a failed revocation not yet asked
+    // for again.
+    if (line.next_retry_at_us != 0) {
+      REQUIRE((IsFulfillable(line.status) ||
+               (line.status == LineStatus::kRevocationError && !line.revocation_requested)));
+    }
+    REQUIRE((line.status != LineStatus::kRevocationError || line.revocation_failures >= 1));
     if (line.retry_requested) REQUIRE(IsFulfillable(line.status));
     REQUIRE(line.attempts <= kAttemptsMax + 1);
   }

@@ -112,6 +112,67 @@ SCENARIO("a failed revocation can be revoked later", "[revocation]") {
   }
 }
 
+SCENARIO("a revocation that may succeed later is retried automatically, with backoff",
+         "[revocation][retry]") {
+  GIVEN("a Complete order whose line 1 is being revoked") {
+    History history = CompleteHistory();
+    REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+    RecordRevocationFailed failure = RevocationFailedCommand("1");
+    failure.retryable = true;
+    WHEN("the revocation fails with a retryable failure") {
+      Decision decision = history.When(failure);
+      THEN("attempt 1, and the retry is due after the schedule's first delay") {
+        const auto& failed = Only<RevocationFailed>(decision);
+        CHECK(failed.attempt == 1);
+        CHECK(failed.retryable);
+        CHECK(failed.next_retry_at_us == failure.failed_at_us + kFirstRetryDelayUs);
+        CHECK(history.line("1").revocation_failures == 1);
+        CHECK(history.line("1").next_retry_at_us == failed.next_retry_at_us);
+        CHECK_FALSE(history.line("1").revocation_requested);
+      }
+      AND_WHEN("the retry is asked for, and fails again") {
+        REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+        CHECK(history.line("1").next_retry_at_us == 0);  // The scheduled retry is this one.
+        failure.failed_at_us += 5'000'000;
+        Decision again = history.When(failure);
+        THEN("attempt 2, and the wait doubles") {
+          CHECK(Only<RevocationFailed>(again).attempt == 2);
+          CHECK(Only<RevocationFailed>(again).next_retry_at_us ==
+                failure.failed_at_us + 2 * kFirstRetryDelayUs);
+          CHECK(history.line("1").revocation_failures == 2);
+        }
+        AND_WHEN("the next one succeeds") {
+          REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+          REQUIRE(history.When(Revoked("1")).has_value());
+          THEN("nothing is scheduled any more") {
+            CHECK(history.line("1").status == LineStatus::kRevoked);
+            CHECK(history.line("1").next_retry_at_us == 0);
+          }
+        }
+      }
+    }
+    WHEN("the failure is not retryable (the partner refused the request)") {
+      Decision decision = history.When(RevocationFailedCommand("1"));
+      THEN("the attempt counts, and no retry is scheduled: ops decide") {
+        CHECK(Only<RevocationFailed>(decision).attempt == 1);
+        CHECK(Only<RevocationFailed>(decision).next_retry_at_us == 0);
+        CHECK(history.line("1").next_retry_at_us == 0);
+      }
+    }
+    WHEN("the schedule's retries are used up") {
+      failure.retry.retries_max = 1;
+      REQUIRE(history.When(failure).has_value());
+      REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+      Decision last = history.When(failure);
+      THEN("the failure stays until ops ask again") {
+        CHECK(Only<RevocationFailed>(last).attempt == 2);
+        CHECK(Only<RevocationFailed>(last).next_retry_at_us == 0);
+        CHECK(history.line("1").status == LineStatus::kRevocationError);
+      }
+    }
+  }
+}
+
 SCENARIO("a line that was never fulfilled cannot be revoked", "[revocation]") {
   GIVEN("an Open line and a failed line") {
     History history =

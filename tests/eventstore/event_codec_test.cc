@@ -79,7 +79,10 @@ std::vector<domain::Event> OneOfEach() {
                                .kind = domain::FailureKind::kServer,
                                .message = "HTTP 500",
                                .refund_reference = "refund-9",
-                               .failed_at_us = 9},
+                               .failed_at_us = 9,
+                               .attempt = 3,
+                               .retryable = true,
+                               .next_retry_at_us = 4'000'009},
       domain::RevocationRequested{.order_number = "EDX-100042",
                                   .line_id = "2",
                                   .refund_reference = "refund-9",
@@ -227,12 +230,15 @@ TEST_CASE("an order's folded state survives the snapshot codec unchanged", "[eve
   REQUIRE(decoded.has_value());
   CHECK(*decoded == state);
   CHECK(*DecodeOrderState(EncodeOrderState(domain::OrderState{})) == domain::OrderState{});
-  // A pending revocation (snapshot field 12), set directly: the codec's concern, not the fold's.
+  // A pending revocation (snapshot field 12) after failed ones (field 13), set directly: the
+  // codec's concern, not the fold's.
   domain::OrderState pending = state;
   pending.lines.at(0).revocation_requested = true;
+  pending.lines.at(0).revocation_failures = 7;
   auto decoded_pending = DecodeOrderState(EncodeOrderState(pending));
   REQUIRE(decoded_pending.has_value());
   CHECK(decoded_pending->lines.at(0).revocation_requested);
+  CHECK(decoded_pending->lines.at(0).revocation_failures == 7);
   CHECK(*decoded_pending == pending);
 }
 

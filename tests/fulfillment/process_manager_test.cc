@@ -464,6 +464,127 @@ TEST_CASE("a state directory ahead of its log is refused, naming both positions"
   CHECK(ledger.Settle("EDX-7003").order.state.status == domain::OrderStatus::kComplete);
 }
 
+// The order's RevocationRequested events, in log order.
+std::vector<domain::RevocationRequested> RevocationRequests(eventstore::EventStore& store,
+                                                            const std::string& order_number) {
+  auto records =
+      store.ReadStream("order-" + order_number, eventstore::Direction::kForward, 0, 1000);
+  REQUIRE(records.has_value());
+  std::vector<domain::RevocationRequested> requests;
+  for (const eventstore::RecordedEvent& record : *records) {
+    auto event = eventstore::DecodeEvent(record);
+    REQUIRE(event.has_value());
+    if (const auto* request = std::get_if<domain::RevocationRequested>(&*event)) {
+      requests.push_back(*request);
+    }
+  }
+  return requests;
+}
+
+TEST_CASE(
+    "a failed revocation is asked for again with backoff, across a restart, until revoked "
+    "once",
+    "[process_manager][revoke][retry]") {
+  std::atomic<int64_t> now{kT0};
+  ProcessManagerOptions options;
+  options.clock_us = [&now] { return now.load(); };
+  options.idle_wait = 5ms;
+  Ledger ledger(options);
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-5401", {Seat("1", "course-v1:edX+S+1")}, kT0);
+  ledger.Settle("EDX-5401");
+  auto line = [&] {
+    auto loaded = ledger.service->Load("EDX-5401");
+    REQUIRE(loaded.has_value());
+    return *loaded->state.FindLine("1");
+  };
+
+  ledger.standin->SetFaults({.fail_next = 2, .fail_status = 503});
+  auto failed = ledger.manager->Revoke("EDX-5401", "1", "refund-54", "ops:grace", 10s);
+  REQUIRE(failed.has_value());
+  const domain::LineState* answered = failed->order.state.FindLine("1");
+  CHECK(answered->status == domain::LineStatus::kRevocationError);
+  CHECK_THAT(answered->last_error_message, Catch::Contains("503"));
+  CHECK(answered->revocation_failures == 1);
+  CHECK(answered->next_retry_at_us == kT0 + 1'000'000);
+  REQUIRE(Eventually([&] { return ledger.manager->stats().retries_pending == 1; }));
+  std::this_thread::sleep_for(50ms);  // Not due: nothing happens.
+  CHECK(line().revocation_failures == 1);
+  CHECK(RevocationRequests(*ledger.store, "EDX-5401").size() == 1);
+
+  // The schedule is in the state store: a restart keeps it.
+  ledger.manager.reset();
+  ledger.OpenManager();
+  CHECK(ledger.manager->stats().retries_pending == 1);
+  ledger.manager->Start();
+
+  now += 1'000'000;  // Due: asked again, fails again, and the next wait doubles.
+  REQUIRE(Eventually([&] { return line().revocation_failures == 2; }));
+  CHECK(line().status == domain::LineStatus::kRevocationError);
+  CHECK(line().next_retry_at_us == kT0 + 1'000'000 + 2'000'000);
+  now += 2'000'000;
+  REQUIRE(Eventually([&] { return line().status == domain::LineStatus::kRevoked; }));
+  CHECK(line().refund_reference == "refund-54");
+
+  const auto requests = RevocationRequests(*ledger.store, "EDX-5401");
+  REQUIRE(requests.size() == 3);
+  CHECK(requests[0].requested_by == "ops:grace");
+  for (size_t i = 1; i < requests.size(); ++i) {
+    CHECK(requests[i].requested_by == "process-manager");
+    CHECK(requests[i].refund_reference == "refund-54");
+  }
+  CHECK(requests[1].requested_at_us == kT0 + 1'000'000);  // The due time: a repeat is the same.
+  const auto counts = EventCounts(*ledger.store, "EDX-5401");
+  CHECK(counts.at("RevocationFailed") == 2);
+  CHECK(counts.at("LineRevoked") == 1);
+  CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
+  CHECK(Eventually([&] { return ledger.manager->stats().retries_pending == 0; }));
+  CHECK(ledger.manager->stats().automatic_retries == 2);
+}
+
+TEST_CASE(
+    "a failed revocation ops ask for again before its retry is due is not asked twice; one "
+    "the partner refused waits for ops",
+    "[process_manager][revoke][retry]") {
+  std::atomic<int64_t> now{kT0};
+  ProcessManagerOptions options;
+  options.clock_us = [&now] { return now.load(); };
+  options.idle_wait = 5ms;
+  Ledger ledger(options);
+  ledger.manager->Start();
+  testing::PlaceOrder(*ledger.service, "EDX-5501",
+                      {Seat("1", "course-v1:edX+T+1"), Seat("2", "course-v1:edX+T+2")}, kT0);
+  ledger.Settle("EDX-5501");
+
+  // Line 1: a retryable failure, then ops ask again before the retry is due.
+  ledger.standin->SetFaults({.fail_next = 1, .fail_status = 502});
+  auto failed = ledger.manager->Revoke("EDX-5501", "1", "refund-55", "ops", 10s);
+  REQUIRE(failed.has_value());
+  REQUIRE(failed->order.state.FindLine("1")->next_retry_at_us > 0);
+  REQUIRE(Eventually([&] { return ledger.manager->stats().retries_pending == 1; }));
+  now += 1'000;  // A request at another time (one at the same time would be the same request).
+  auto asked_again = ledger.manager->Revoke("EDX-5501", "1", "refund-55", "ops", 10s);
+  REQUIRE(asked_again.has_value());
+  CHECK(asked_again->order.state.FindLine("1")->status == domain::LineStatus::kRevoked);
+  CHECK(Eventually([&] { return ledger.manager->stats().retries_pending == 0; }));
+
+  // Line 2: the LMS refuses (a 4xx other than the mode mismatch): not retryable.
+  ledger.standin->SetFaults({.fail_next = 1, .fail_status = 403});
+  auto refused = ledger.manager->Revoke("EDX-5501", "2", "refund-55", "ops", 10s);
+  REQUIRE(refused.has_value());
+  const domain::LineState* line = refused->order.state.FindLine("2");
+  CHECK(line->status == domain::LineStatus::kRevocationError);
+  CHECK(line->next_retry_at_us == 0);
+  CHECK(line->revocation_failures == 1);
+
+  now += 3'600'000'000;  // Long after any retry would have been due.
+  std::this_thread::sleep_for(100ms);
+  CHECK(ledger.manager->stats().retries_pending == 0);
+  CHECK(ledger.manager->stats().automatic_retries == 0);
+  CHECK(RevocationRequests(*ledger.store, "EDX-5501").size() == 3);  // Ops' three.
+  CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
+}
+
 TEST_CASE("pending retries survive a restart: the schedule comes back from the log",
           "[process_manager][retry]") {
   std::atomic<int64_t> now{kT0};

@@ -146,7 +146,10 @@ std::vector<Event> EveryEventType() {
                        .kind = FailureKind::kServer,
                        .message = text,
                        .refund_reference = "",
-                       .failed_at_us = 253'402'300'800'000'000},  // Year 10000.
+                       .failed_at_us = 253'402'300'800'000'000,  // Year 10000.
+                       .attempt = 4'294'967'295,
+                       .retryable = true,
+                       .next_retry_at_us = 1},
       RevocationRequested{.order_number = "EDX-14",
                           .line_id = text,
                           .refund_reference = text,
