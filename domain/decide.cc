@@ -177,6 +177,19 @@ std::optional<Rejection> CheckPlacementCounts(const PlaceOrder& command) {
                            ", at most " + std::to_string(kQuantityMax)};
     }
   }
+  // Each Enrollment Code line mints `quantity` codes; quantities are at most kQuantityMax here,
+  // so the sum cannot overflow.
+  int64_t codes = 0;
+  for (const Line& line : command.lines) {
+    if (ClassifyProductType(line.product_type) == ProductKind::kEnrollmentCode) {
+      codes += std::max<int64_t>(line.quantity, 0);
+    }
+  }
+  if (codes > static_cast<int64_t>(kCodesPerOrderMax)) {
+    return Rejection{RejectionCode::kLimitExceeded, "the order's Enrollment Code lines ask for " +
+                                                        std::to_string(codes) + " codes, at most " +
+                                                        std::to_string(kCodesPerOrderMax)};
+  }
   return std::nullopt;
 }
 

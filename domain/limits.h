@@ -13,7 +13,11 @@ inline constexpr int64_t kAmountMinorMax = 1'000'000'000'000'000;
 inline constexpr int64_t kQuantityMax = 100'000;
 inline constexpr size_t kLinesMax = 1'000;
 inline constexpr size_t kAttributesPerLineMax = 64;
-inline constexpr size_t kCodesPerLineMax = 100'000;
+// Enrollment codes: a line's codes are one LineFulfilled event (32 bytes each once encoded), and
+// the order's are in its status row, so they are capped per order at placement: 10,000 codes
+// are about 320 KB, well inside the log's 1 MiB per event.
+inline constexpr size_t kCodesPerLineMax = 10'000;
+inline constexpr size_t kCodesPerOrderMax = 10'000;
 inline constexpr size_t kCapturesMax = 100;
 inline constexpr uint32_t kAttemptsMax = 1'000;
 // Bytes of any one text field (UTF-8).

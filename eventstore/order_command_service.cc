@@ -72,6 +72,20 @@ std::vector<NewEvent> ToNewEvents(const std::vector<domain::Event>& events,
   return new_events;
 }
 
+// An event the log would refuse for its size is the command's problem (an order too large to
+// record), not a failure of the store: refused as kLimitExceeded before anything is appended.
+std::optional<domain::Rejection> OversizedEvent(std::span<const NewEvent> events) {
+  for (const NewEvent& event : events) {
+    if (event.payload.size() > EventStore::kPayloadBytesMax) {
+      return domain::Rejection{
+          domain::RejectionCode::kLimitExceeded,
+          fmt::format("its {} event would be {} bytes once encoded; the log takes at most {}",
+                      event.event_type, event.payload.size(), EventStore::kPayloadBytesMax)};
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string CommandFailure::ToString() const {
@@ -242,8 +256,11 @@ CommandResult OrderCommandService::HandleAllFrom(std::span<const domain::Command
                             .order = std::move(loaded),
                             .idempotent_repeat = true};
     }
-    auto appended =
-        store_.Append(stream, ExpectedAfter(loaded), ToNewEvents(decision.events, metadata));
+    const std::vector<NewEvent> new_events = ToNewEvents(decision.events, metadata);
+    if (auto oversized = OversizedEvent(new_events)) {
+      return Unexpected(Rejected(std::move(*oversized)));
+    }
+    auto appended = store_.Append(stream, ExpectedAfter(loaded), new_events);
     if (!appended) {
       if (IsRace(appended.error())) {
         last_race = std::move(appended).error();
@@ -318,6 +335,10 @@ std::vector<CommandResult> OrderCommandService::HandleMany(std::span<OrderComman
       continue;
     }
     std::vector<NewEvent> new_events = ToNewEvents(decision.events, metadata);
+    if (auto oversized = OversizedEvent(new_events)) {
+      results[i] = Unexpected(Rejected(std::move(*oversized)));
+      continue;
+    }
     pending.push_back(Pending{.index = i,
                               .order_number = *order_number,
                               .stream = domain::OrderStreamName(*order_number),

@@ -281,6 +281,37 @@ SCENARIO("order numbers are generated the original way", "[placement]") {
   CHECK(IsValidOrderNumber(std::string(64, 'A')));
 }
 
+SCENARIO("an order's enrollment codes are capped at placement", "[placement]") {
+  // A line's codes are one LineFulfilled event and the order's are in its status row: the cap
+  // keeps both far inside what the log stores per event.
+  GIVEN("an empty stream") {
+    History history;
+    WHEN("Enrollment Code lines ask for kCodesPerOrderMax codes together") {
+      PlaceOrder place = testing::StandardPlacement();
+      place.lines = {testing::MakeLine("1", "Enrollment Code", kCodesPerOrderMax / 2, 0),
+                     testing::MakeLine("2", "Enrollment Code", kCodesPerOrderMax / 2, 0),
+                     testing::MakeLine("3", "Seat", kQuantityMax, 0)};
+      place.total_minor = 0;
+      THEN("the order is placed (other products' quantities do not count)") {
+        REQUIRE(history.When(place).has_value());
+      }
+    }
+    WHEN("they ask for one code more") {
+      PlaceOrder place = testing::StandardPlacement();
+      place.lines = {testing::MakeLine("1", "Enrollment Code", kCodesPerOrderMax / 2, 0),
+                     testing::MakeLine("2", "Enrollment Code", kCodesPerOrderMax / 2 + 1, 0)};
+      place.total_minor = 0;
+      THEN("limit_exceeded, naming the count") {
+        const Rejection rejection = history.Rejected(place);
+        CHECK(rejection.code == RejectionCode::kLimitExceeded);
+        CHECK(rejection.detail ==
+              "the order's Enrollment Code lines ask for 10001 codes, at most "
+              "10000");
+      }
+    }
+  }
+}
+
 SCENARIO("a command for another order than the stream holds is refused", "[placement]") {
   GIVEN("the stream of EDX-100009") {
     History history = History::Given({Capture("txn-1", 14900)});

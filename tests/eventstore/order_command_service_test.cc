@@ -678,6 +678,48 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "An order within every domain limit whose event the log would refuse for its size is "
+    "refused as limit_exceeded, and nothing is written",
+    "[command_service]") {
+  // kLinesMax lines of kAttributesPerLineMax short attributes: each limit met, yet OrderCreated
+  // encodes to about 2 MiB (short texts cost several times their bytes once encoded).
+  RocksDbHarness harness;
+  OrderCommandService service(harness.store());
+  std::vector<domain::Line> lines;
+  for (size_t i = 0; i < domain::kLinesMax; ++i) {
+    domain::Line line{.line_id = std::to_string(i),
+                      .product_type = "Donation",
+                      .sku = "D",
+                      .title = "D",
+                      .quantity = 1,
+                      .unit_price_minor = 0,
+                      .attributes = {}};
+    for (size_t a = 0; a < domain::kAttributesPerLineMax; ++a) {
+      line.attributes.push_back({.name = "a" + std::to_string(a), .value = "v"});
+    }
+    lines.push_back(std::move(line));
+  }
+  domain::PlaceOrder place = Place("EDX-7001", std::move(lines));
+  place.total_minor = 0;
+  place.shipping_charge_minor = 0;
+
+  for (int twice = 0; twice < 2; ++twice) {
+    std::vector<domain::Command> commands{place};
+    std::vector<OrderCommands> many{OrderCommands{.commands = commands, .known = {}}};
+    auto refused = twice == 0 ? service.Handle(place, kMetadata)
+                              : std::move(service.HandleMany(many, kMetadata).front());
+    REQUIRE_FALSE(refused.has_value());
+    REQUIRE(refused.error().rejection.has_value());
+    CHECK(refused.error().rejection->code == domain::RejectionCode::kLimitExceeded);
+    CHECK_THAT(refused.error().rejection->detail,
+               Catch::Contains("its OrderCreated event would be") &&
+                   Catch::Contains("the log takes at most 1048576"));
+  }
+  CHECK(harness.store().HeadPosition() == 0);
+  CHECK(StreamTypes(harness.store(), "EDX-7001").empty());
+}
+
 TEST_CASE("OrderStateCache holds at most its bound, the oldest entry leaving first",
           "[command_service][order_state_cache]") {
   OrderStateCache cache(3);

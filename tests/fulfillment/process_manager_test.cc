@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "base/bytes.h"
@@ -583,6 +584,24 @@ TEST_CASE(
   CHECK(ledger.manager->stats().automatic_retries == 0);
   CHECK(RevocationRequests(*ledger.store, "EDX-5501").size() == 3);  // Ops' three.
   CHECK(ledger.standin->Stats().Effects("unenrollment") == 1);
+}
+
+TEST_CASE("an order of the most enrollment codes allowed is minted and recorded whole",
+          "[process_manager]") {
+  // The per-order cap keeps the line's LineFulfilled inside the log's limit per event; an
+  // order beyond it is refused at placement (domain rejection table).
+  Ledger ledger;
+  ledger.manager->Start();
+  testing::PlaceOrder(
+      *ledger.service, "EDX-6101",
+      {Local("1", "Enrollment Code", static_cast<int64_t>(domain::kCodesPerOrderMax))}, kT0);
+  const auto outcome = ledger.Settle("EDX-6101");
+  const domain::LineState* line = outcome.order.state.FindLine("1");
+  REQUIRE(line != nullptr);
+  CHECK(line->status == domain::LineStatus::kComplete);
+  CHECK(line->codes.size() == domain::kCodesPerOrderMax);
+  CHECK(std::set<std::string>(line->codes.begin(), line->codes.end()).size() ==
+        domain::kCodesPerOrderMax);
 }
 
 TEST_CASE("pending retries survive a restart: the schedule comes back from the log",
