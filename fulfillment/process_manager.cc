@@ -625,13 +625,60 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
   }
   std::vector<eventstore::CommandResult> results = service_.HandleMany(batch, metadata);
   for (size_t r = 0; r < recording.size(); ++r) {
-    if (results[r] || !results[r].error().store_error) continue;
-    // A rejection is fine: the order changed under us (e.g. revoked meanwhile). The log has the
-    // last word; the next event for the order brings it back if anything is left to do.
-    RecordFailure(results[r].error().store_error);
-    done[recording[r]] = false;
+    if (results[r]) continue;
+    if (results[r].error().store_error) {
+      RecordFailure(results[r].error().store_error);
+      done[recording[r]] = false;
+    } else if (!RecordOneByOne(commands[r])) {
+      done[recording[r]] = false;
+    }
   }
   return done;
+}
+
+bool ProcessManager::RecordOneByOne(const std::vector<domain::Command>& commands) {
+  // Usually the order changed under us (e.g. revoked meanwhile) and the log has the last word:
+  // the next event for the order brings it back if anything is left to do. But one outcome the
+  // domain refuses for what it holds (a partner's answer beyond the limits) would have kept the
+  // others out, and must not leave its line Open with no word: it becomes a failure that says
+  // why, not retried (the partner would answer the same).
+  const eventstore::EventMetadata metadata{
+      .correlation_id = {}, .causation_id = {}, .actor = options_.actor};
+  for (const domain::Command& command : commands) {
+    auto recorded = service_.Handle(command, metadata);
+    if (recorded) continue;
+    if (recorded.error().store_error) {
+      RecordFailure(recorded.error().store_error);
+      return false;
+    }
+    const auto* fulfilled = std::get_if<domain::RecordLineFulfilled>(&command);
+    const domain::RejectionCode code = recorded.error().rejection->code;
+    if (fulfilled == nullptr || (code != domain::RejectionCode::kMissingField &&
+                                 code != domain::RejectionCode::kInvalidText &&
+                                 code != domain::RejectionCode::kLimitExceeded)) {
+      continue;
+    }
+    auto failed = service_.Handle(
+        domain::RecordFulfillmentFailed{
+            .order_number = fulfilled->order_number,
+            .line_id = fulfilled->line_id,
+            .module = fulfilled->module,
+            .kind = domain::FailureKind::kServer,
+            .message = SanitizeMessage(
+                fmt::format("{} fulfilled the line, but its answer cannot "
+                            "be recorded: {}",
+                            fulfilled->module, recorded.error().rejection->ToString()),
+                kFailureMessageBytesMax),
+            .retryable = false,
+            .failed_at_us = fulfilled->fulfilled_at_us,
+            .retry = options_.retry},
+        metadata);
+    if (!failed && failed.error().store_error) {
+      RecordFailure(failed.error().store_error);
+      return false;
+    }
+  }
+  return true;
 }
 
 bool ProcessManager::CarryOutRevocations(const std::string& order_number, uint64_t& revoked,

@@ -176,6 +176,10 @@ class ProcessManager {
   // Fulfills what each order needs now, recording all outcomes in one store call; for each
   // order, false when the store failed (its work is retried).
   std::vector<bool> FulfillOrders(const std::vector<std::string>& order_numbers);
+  // Records an order's outcomes one command at a time, after the append of all of them was
+  // refused; an outcome refused for what it holds is recorded as a failure instead. False when
+  // the store failed.
+  bool RecordOneByOne(const std::vector<domain::Command>& commands);
   // Calls the module's revoke for each line of the order whose revocation is pending, and
   // records each outcome in a store call of its own. False when the store failed.
   bool CarryOutRevocations(const std::string& order_number, uint64_t& revoked, uint64_t& failed);

@@ -855,6 +855,61 @@ class GatedCouponModule : public Module {
   bool open_ = false;
 };
 
+// A coupon module whose partner answers with a reference longer than any text the ledger
+// records (as a misbehaving partner might).
+class OversizedAnswerModule final : public Module {
+ public:
+  std::string_view name() const override { return "oversized"; }
+  bool Supports(const domain::Line& line) const override { return line.product_type == "Coupon"; }
+  std::vector<LineOutcome> Fulfill(const domain::OrderCreated&,
+                                   std::span<const domain::Line> lines) override {
+    std::vector<LineOutcome> outcomes;
+    for (const domain::Line& line : lines) {
+      outcomes.push_back(LineOutcome{
+          .line_id = line.line_id,
+          .module = std::string(name()),
+          .result = Fulfillment{.external_reference = std::string(domain::kTextBytesMax + 1, 'x'),
+                                .codes = {}}});
+    }
+    return outcomes;
+  }
+  RevokeOutcome Revoke(const domain::OrderCreated&, const domain::LineState& line) override {
+    return RevokeOutcome{.line_id = line.line.line_id,
+                         .module = std::string(name()),
+                         .result = Revocation{.note = ""}};
+  }
+};
+
+TEST_CASE(
+    "an outcome the ledger cannot record leaves its line failed with why, and the order's "
+    "other lines recorded",
+    "[process_manager]") {
+  // The order's outcomes are one append; the refused one would keep the Donation out too, and
+  // leave its own line Open with nothing said.
+  SharedLog log;
+  std::vector<std::unique_ptr<Module>> modules;
+  modules.push_back(std::make_unique<OversizedAnswerModule>());
+  modules.push_back(MakeDonationModule());
+  const Router router(std::move(modules));
+  auto state = log.OpenState("state");
+  auto manager = log.OpenManager(*state, router);
+  manager->Start();
+  testing::PlaceOrder(*log.service, "EDX-8101", {Local("1", "Coupon"), Local("2", "Donation")},
+                      kT0);
+  auto outcome = manager->WaitForOutcome("EDX-8101", 20s);
+  REQUIRE(outcome.has_value());
+  REQUIRE(outcome->settled);
+  CHECK(outcome->order.state.status == domain::OrderStatus::kFulfillmentError);
+  const domain::LineState* refused = outcome->order.state.FindLine("1");
+  CHECK(refused->status == domain::LineStatus::kFulfillmentServerError);
+  CHECK(refused->next_retry_at_us == 0);
+  CHECK_THAT(refused->last_error_message,
+             Catch::StartsWith("oversized fulfilled the line, but its answer cannot be recorded: "
+                               "limit_exceeded"));
+  CHECK(outcome->order.state.FindLine("2")->status == domain::LineStatus::kComplete);
+  CHECK(manager->stats().retries_pending == 0);
+}
+
 TEST_CASE("Stop during a run of several orders finishes the order in hand and leaves the rest",
           "[process_manager]") {
   SharedLog log;
