@@ -196,6 +196,18 @@ std::optional<Rejection> CheckPlacementCounts(const PlaceOrder& command) {
 // The rules about the basket's shape, from kMissingField to kDuplicateLineId.
 std::optional<Rejection> CheckPlacementShape(const PlaceOrder& command) {
   if (std::optional<Rejection> rejection = CheckTexts(PlacementTexts(command))) return rejection;
+  if (command.partner.size() > kPartnerBytesMax) {
+    return Rejection{RejectionCode::kLimitExceeded,
+                     "partner is " + std::to_string(command.partner.size()) + " bytes, at most " +
+                         std::to_string(kPartnerBytesMax)};
+  }
+  for (const Line& line : command.lines) {
+    // A line id is a path segment in /v1/orders/{number}/lines/{line_id}/revoke.
+    if (line.line_id == "." || line.line_id == "..") {
+      return Rejection{RejectionCode::kInvalidText,
+                       "line_id '" + line.line_id + "' cannot name a line in a URL path"};
+    }
+  }
   if (std::optional<Rejection> rejection = CheckPlacementCounts(command)) return rejection;
   if (std::optional<Rejection> rejection = CheckTime("placed_at_us", command.placed_at_us)) {
     return rejection;

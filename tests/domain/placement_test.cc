@@ -152,6 +152,40 @@ SCENARIO("the caller may give the order number", "[placement]") {
   }
 }
 
+SCENARIO("names that a URL path would not keep are refused", "[placement]") {
+  // Clients and proxies remove "." and ".." segments from paths: /v1/orders/./events would
+  // reach another order's history.
+  THEN("'.' and '..' are no order numbers, though dots inside one are fine") {
+    CHECK_FALSE(IsValidOrderNumber("."));
+    CHECK_FALSE(IsValidOrderNumber(".."));
+    CHECK(IsValidOrderNumber("..."));
+    CHECK(IsValidOrderNumber("EDX.1"));
+    CapturePayment capture = Capture("txn-1", 14900);
+    capture.order_number = "..";
+    const Rejection rejection = History().Rejected(capture);
+    CHECK(rejection.code == RejectionCode::kInvalidOrderNumber);
+    CHECK_THAT(rejection.detail, Catch::Contains("other than '.' and '..'"));
+  }
+  THEN("'.' and '..' are no line ids") {
+    for (const char* line_id : {".", ".."}) {
+      PlaceOrder place = StandardPlacement();
+      place.lines[1].line_id = line_id;
+      const Rejection rejection = History::Given({Capture("txn-1", 14900)}).Rejected(place);
+      CHECK(rejection.code == RejectionCode::kInvalidText);
+      CHECK(rejection.detail ==
+            "line_id '" + std::string(line_id) + "' cannot name a line in a URL path");
+    }
+  }
+  THEN("a partner code longer than kPartnerBytesMax is refused with an order number too") {
+    PlaceOrder place = StandardPlacement();
+    place.order_number = "EDX-100009";
+    place.partner = std::string(kPartnerBytesMax + 1, 'p');
+    const Rejection rejection = History::Given({Capture("txn-1", 14900)}).Rejected(place);
+    CHECK(rejection.code == RejectionCode::kLimitExceeded);
+    CHECK(rejection.detail == "partner is 33 bytes, at most 32");
+  }
+}
+
 SCENARIO("several captures together cover the total", "[placement]") {
   GIVEN("two partial captures in the order's currency and one in another") {
     History history = History::Given(
