@@ -63,41 +63,53 @@ SigningKey SigningKey::FromSeed(const std::array<uint8_t, 32>& seed) {
   return key;
 }
 
-Result<SigningKey, std::string> SigningKey::LoadOrCreate(const std::string& path) {
+Result<SigningKey, std::string> SigningKey::Load(const std::string& path) {
+  auto key = LoadIfPresent(path);
+  if (!key) return Unexpected(std::move(key).error());
+  if (!*key) return Unexpected(fmt::format("there is no signing key at {}", path));
+  return std::move(**key);
+}
+
+Result<std::optional<SigningKey>, std::string> SigningKey::LoadIfPresent(const std::string& path) {
   InitSodium();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && errno != ENOENT) {
+  if (fd < 0 && errno == ENOENT) return std::optional<SigningKey>();
+  if (fd < 0) {
     return Unexpected(
         fmt::format("cannot read the signing key {}: {}", path, std::strerror(errno)));
   }
-  if (fd >= 0) {
-    struct stat status {};
-    char text[129] = {};
-    const bool stated = ::fstat(fd, &status) == 0;
-    const ssize_t read_bytes = ::read(fd, text, sizeof(text) - 1);
-    ::close(fd);
-    if (!stated || read_bytes < 0) {
-      return Unexpected(fmt::format("cannot read the signing key {}", path));
-    }
-    if ((status.st_mode & 077) != 0) {
-      return Unexpected(
-          fmt::format("the signing key {} can be read by others (mode {:o}); chmod 600 it", path,
-                      status.st_mode & 0777));
-    }
-    std::string_view hex(text, static_cast<size_t>(read_bytes));
-    while (!hex.empty() && (hex.back() == '\n' || hex.back() == '\r' || hex.back() == ' ')) {
-      hex.remove_suffix(1);
-    }
-    auto seed_bytes = FromHex(hex);
-    if (!seed_bytes || seed_bytes->size() != 32) {
-      return Unexpected(fmt::format("the signing key {} is not 64 hex digits", path));
-    }
-    std::array<uint8_t, 32> seed{};
-    std::memcpy(seed.data(), seed_bytes->data(), seed.size());
-    SigningKey key = FromSeed(seed);
-    sodium_memzero(seed.data(), seed.size());
-    return key;
+  struct stat status {};
+  char text[129] = {};
+  const bool stated = ::fstat(fd, &status) == 0;
+  const ssize_t read_bytes = ::read(fd, text, sizeof(text) - 1);
+  ::close(fd);
+  if (!stated || read_bytes < 0) {
+    return Unexpected(fmt::format("cannot read the signing key {}", path));
   }
+  if ((status.st_mode & 077) != 0) {
+    return Unexpected(
+        fmt::format("the signing key {} can be read by others (mode {:o}); chmod 600 it", path,
+                    status.st_mode & 0777));
+  }
+  std::string_view hex(text, static_cast<size_t>(read_bytes));
+  while (!hex.empty() && (hex.back() == '\n' || hex.back() == '\r' || hex.back() == ' ')) {
+    hex.remove_suffix(1);
+  }
+  auto seed_bytes = FromHex(hex);
+  if (!seed_bytes || seed_bytes->size() != 32) {
+    return Unexpected(fmt::format("the signing key {} is not 64 hex digits", path));
+  }
+  std::array<uint8_t, 32> seed{};
+  std::memcpy(seed.data(), seed_bytes->data(), seed.size());
+  SigningKey key = FromSeed(seed);
+  sodium_memzero(seed.data(), seed.size());
+  return std::optional<SigningKey>(std::move(key));
+}
+
+Result<SigningKey, std::string> SigningKey::LoadOrCreate(const std::string& path) {
+  auto present = LoadIfPresent(path);
+  if (!present) return Unexpected(std::move(present).error());
+  if (*present) return std::move(**present);
   // None yet: a fresh seed, written to a temporary file of mode 0600 and linked into place, so
   // that two processes starting at once cannot both create one (link fails if it exists).
   std::error_code ignored;

@@ -62,8 +62,13 @@ class SigningKey {
   // fresh random seed when there is none. An error text when it cannot be read or written, is
   // malformed, or can be read by others than its owner.
   static Result<SigningKey, std::string> LoadOrCreate(const std::string& path);
+  // Reads the seed from `path`, which must exist (the same errors, and one when it does not).
+  static Result<SigningKey, std::string> Load(const std::string& path);
   // A key from a known seed (tests).
   static SigningKey FromSeed(const std::array<uint8_t, 32>& seed);
+
+  // The key at `path`, or nullopt when there is no file there.
+  static Result<std::optional<SigningKey>, std::string> LoadIfPresent(const std::string& path);
 
   const PublicKey& public_key() const { return public_key_; }
   KeyId key_id() const { return KeyIdOf(public_key_); }

@@ -531,8 +531,15 @@ int MakeDigest(const Options& options, const std::vector<std::string>& args) {
   if (!merkle) return code;
   const std::string key_path = arguments->Get("--key").value_or(
       options.data_dir + "/" + std::string(eventstore::kDefaultSigningKeyFile));
-  auto key = eventstore::SigningKey::LoadOrCreate(key_path);
-  if (!key) return Fail(kExitData, key.error());
+  // Never a new key: a digest signed by a key nobody published proves nothing (and a mistyped
+  // --key would leave one behind). ledgerd creates the ledger's key at its first start.
+  auto key = eventstore::SigningKey::Load(key_path);
+  if (!key) {
+    return Fail(kExitData,
+                fmt::format("digest: {} (ledgerd creates the ledger's key in its data directory "
+                            "when it first starts)",
+                            key.error()));
+  }
   const uint64_t head = merkle->ledger.store->HeadPosition();
   if (position && *position > head) {
     return Fail(kExitNo, fmt::format("position {} is past the head {}", *position, head));
@@ -940,7 +947,8 @@ std::vector<Command> AuditCommands() {
        "[--digest D] [--public-key K]",
        nullptr, &VerifyRemote},  // Offline: the chain walk of ledgerctl_offline.cc hands over.
       {"digest", "digest [--position P] [--out FILE]",
-       "a signed digest of the log (offline: [--key FILE], default DIR/audit/signing.key)",
+       "a signed digest of the log (offline: [--key FILE], an existing key; default the "
+       "ledger's, DIR/audit/signing.key)",
        &MakeDigest, &MakeDigestRemote},
       {"prove", "prove --position P | --from-size M",
        "an inclusion proof [--tree-size N | --digest D] or a consistency proof [--to-size N | "

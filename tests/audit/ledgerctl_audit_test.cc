@@ -66,6 +66,9 @@ class DataDir {
     auto store = MustOpen(dir_.Child("data") + "/log");
     FillOrders(*store, 12);
     head_ = store->HeadPosition();
+    // The ledger's signing key, as ledgerd's first start makes it.
+    REQUIRE(eventstore::SigningKey::LoadOrCreate(dir_.Child("data") + "/" +
+                                                 std::string(eventstore::kDefaultSigningKeyFile)));
   }
   const TempDir& dir() const { return dir_; }
   std::string File(std::string_view name) const { return dir_.Child(name); }
@@ -128,6 +131,22 @@ TEST_CASE("ledgerctl: digests against an export and the data directory", "[ledge
   DataDir data;
   const std::string digest = data.File("digest.json");
   const std::string exported = data.File("export.jsonl");
+  const std::string key_path =
+      data.File("data") + "/" + std::string(eventstore::kDefaultSigningKeyFile);
+
+  // ledgerctl never makes a signing key: not the ledger's (ledgerd makes it at its first
+  // start), nor one at a mistyped --key, which would sign with a key nobody published.
+  REQUIRE(std::filesystem::remove(key_path));
+  Run run = data.Ctl(fmt::format("digest --out '{}'", digest));
+  CHECK(run.exit_code == 3);
+  CHECK_FALSE(std::filesystem::exists(key_path));
+  run = data.Ctl(fmt::format("digest --key '{}' --out '{}'", data.File("typo.key"), digest));
+  CHECK(run.exit_code == 3);
+  CHECK_FALSE(std::filesystem::exists(data.File("typo.key")));
+  CHECK(ReadFile(data.File("stderr")).find("there is no signing key at") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(digest));
+
+  REQUIRE(eventstore::SigningKey::LoadOrCreate(key_path));  // As ledgerd's first start does.
   REQUIRE(data.Ctl(fmt::format("digest --out '{}'", digest)).exit_code == 0);
   REQUIRE(data.Ctl(fmt::format("export --out '{}'", exported)).exit_code == 0);
   auto parsed = eventstore::ParseDigestJson(ReadFile(digest));
@@ -136,7 +155,7 @@ TEST_CASE("ledgerctl: digests against an export and the data directory", "[ledge
   REQUIRE(parsed->public_key);
   const std::string key_hex = ToHex(std::span<const uint8_t>(*parsed->public_key));
 
-  Run run = data.Offline(
+  run = data.Offline(
       fmt::format("verify --file '{}' --digest '{}' --public-key {}", exported, digest, key_hex));
   CHECK(run.exit_code == 0);
   CHECK(run.out.find("the signed one (chain head and Merkle root") != std::string::npos);
