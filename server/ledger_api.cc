@@ -712,6 +712,11 @@ HttpServerResponse LedgerApi::GetOrderAsOf(const HttpServerRequest& request,
     }
     position = *given;
   } else if (auto time_us = ParseRfc3339(as_of)) {
+    // Likewise a time to come: later events would change the answer.
+    if (*time_us > NowUs()) {
+      return ErrorResponse(400, "invalid_parameter",
+                           fmt::format("as_of {} is in the future", as_of));
+    }
     auto found = projections::PositionAtTime(store_, *time_us);
     if (!found) return StoreErrorResponse(found.error());
     position = *found;

@@ -69,6 +69,9 @@ int DataError(const eventstore::Error& error);
 // `text` as a JSON string literal, quotes included.
 std::string JsonString(std::string_view text);
 
+// The system clock, in microseconds since the Unix epoch.
+int64_t NowUs();
+
 // A progress line on stderr, redrawn in place when stderr is a terminal, else printed about once
 // a second.
 class ProgressLine {

@@ -193,12 +193,6 @@ std::optional<OfflineMerkle> OpenMerkle(const Options& options, int& code) {
   return OfflineMerkle{.ledger = std::move(*ledger), .runner = std::move(*runner)};
 }
 
-int64_t NowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // --- export ---
 
 struct ExportRange {

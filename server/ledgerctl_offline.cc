@@ -170,6 +170,8 @@ int Status(const Options& options, const std::vector<std::string>& args) {
       }
       position = *parsed;
     } else if (auto time = ParseRfc3339(*as_of)) {
+      if (*time > NowUs())
+        return Fail(kExitUsage, fmt::format("--as-of {} is in the future", *as_of));
       auto found = projections::PositionAtTime(*ledger->store, *time);
       if (!found) return DataError(found.error());
       position = *found;

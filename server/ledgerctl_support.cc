@@ -24,6 +24,12 @@ int Fail(int code, const std::string& message) {
 
 int DataError(const eventstore::Error& error) { return Fail(kExitData, error.ToString()); }
 
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string JsonString(std::string_view text) {
   std::string out = "\"";
   for (char c : text) {

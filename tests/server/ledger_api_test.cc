@@ -224,9 +224,17 @@ TEST_CASE("payment and order: 201, the same again 200, the order completes, its 
   CHECK(before.body.at("placed").as_bool() == false);
   Answer long_ago = ledger.Send("GET", "/v1/orders/EDX-1?as_of=2001-01-01T00:00:00Z");
   CHECK(long_ago.status == 404);
-  Answer later = ledger.Send("GET", "/v1/orders/EDX-1?as_of=2999-01-01T00:00:00%2B01:00");
+  // As of the last event's own time: all of it.
+  const std::string last_time(list[3].at("recorded_at").as_string());
+  Answer later = ledger.Send("GET", "/v1/orders/EDX-1?as_of=" + last_time);
   CHECK(later.status == 200);
   CHECK(later.body.at("status").as_string() == "Complete");
+  // A time to come has no fixed answer yet: later events would change it.
+  Answer future = ledger.Send("GET", "/v1/orders/EDX-1?as_of=2999-01-01T00:00:00%2B01:00");
+  CHECK(future.status == 400);
+  CHECK(future.ErrorCode() == "invalid_parameter");
+  CHECK(future.body.at("error").at("message").as_string() ==
+        "as_of 2999-01-01T00:00:00+01:00 is in the future");
   // A position the log has not reached has no fixed answer yet.
   const uint64_t head = ledger.store().HeadPosition();
   CHECK(ledger.Send("GET", "/v1/orders/EDX-1?as_of=" + std::to_string(head)).status == 200);

@@ -315,6 +315,9 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   Run ahead = Ledgerctl({"--data-dir", dir, "status", "EDX-2", "--as-of", "999999"});
   CHECK(ahead.exit_code == 2);
   CHECK(ahead.err.find("past the log's head") != std::string::npos);
+  Run future = Ledgerctl({"--data-dir", dir, "status", "EDX-2", "--as-of", "2999-01-01T00:00:00Z"});
+  CHECK(future.exit_code == 2);
+  CHECK(future.err.find("--as-of 2999-01-01T00:00:00Z is in the future") != std::string::npos);
   CHECK(Ledgerctl({"--data-dir", dir, "check"}).exit_code == 0);
   CHECK(Ledgerctl({"--data-dir", dir, "tail"}).exit_code == 2);  // Needs --url.
   std::filesystem::remove_all(data_dir);
