@@ -278,7 +278,16 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     request.path = url->path();
     for (auto segment : url->segments()) request.segments.push_back(segment);
-    for (auto param : url->params()) request.query.emplace(param.key, param.value);
+    for (auto param : url->params()) {
+      // A parameter given twice is ambiguous (which `from`, which `limit`?): refused rather
+      // than one of them silently taken.
+      if (!request.query.emplace(param.key, param.value).second) {
+        return WriteResponse(
+            ErrorResponse(400, "invalid_parameter",
+                          "the query gives " + std::string(param.key) + " more than once"),
+            /*counted=*/false);
+      }
+    }
 
     server_.in_flight_.fetch_add(1);
     asio::post(server_.handlers_, [self = shared_from_this(),

@@ -62,6 +62,12 @@ TEST_CASE("the router decodes path and query, and connections are kept alive") {
   fulfillment::HttpClient client;
   CHECK(Get(client, server->port(), "/echo/a%2Fb?q=x%20y").body == "a/b|x y");
   CHECK(Get(client, server->port(), "/echo/c").body == "c|-");
+  // A parameter given twice is refused, not one of them taken; the connection stays open.
+  auto twice = Get(client, server->port(), "/echo/c?q=1&q=2");
+  CHECK(twice.status == 400);
+  CHECK(twice.body.find("invalid_parameter") != std::string::npos);
+  CHECK(twice.body.find("the query gives q more than once") != std::string::npos);
+  CHECK(Get(client, server->port(), "/echo/c?q=1&r=1").body == "c|1");
   CHECK(client.stats().connections_opened == 1);
   CHECK(Get(client, server->port(), "/echo").status == 404);
   auto thrown = Get(client, server->port(), "/throw");
