@@ -81,6 +81,7 @@ void Router::Add(std::string method, std::string_view pattern, HttpHandler handl
 
 HttpServerResponse Router::Dispatch(HttpServerRequest& request) const {
   bool path_matched = false;
+  std::vector<std::string> allowed;  // The methods of the routes whose path matches.
   for (const Route& route : routes_) {
     if (route.segments.size() != request.segments.size()) continue;
     std::map<std::string, std::string, std::less<>> params;
@@ -97,7 +98,11 @@ HttpServerResponse Router::Dispatch(HttpServerRequest& request) const {
     }
     if (!matches) continue;
     path_matched = true;
-    if (route.method != request.method) continue;
+    allowed.push_back(route.method);
+    if (route.method == "GET") allowed.push_back("HEAD");
+    // HEAD is GET without the body (the session leaves it out).
+    const bool head_of_get = request.method == "HEAD" && route.method == "GET";
+    if (route.method != request.method && !head_of_get) continue;
     request.path_params = std::move(params);
     request.route = route.pattern;
     try {
@@ -107,8 +112,12 @@ HttpServerResponse Router::Dispatch(HttpServerRequest& request) const {
     }
   }
   if (path_matched) {
-    return ErrorResponse(405, "method_not_allowed",
-                         request.method + " is not allowed on " + request.path);
+    HttpServerResponse refused = ErrorResponse(
+        405, "method_not_allowed", request.method + " is not allowed on " + request.path);
+    std::string allow;
+    for (const std::string& method : allowed) allow += (allow.empty() ? "" : ", ") + method;
+    refused.headers.emplace_back("Allow", std::move(allow));
+    return refused;
   }
   return ErrorResponse(404, "not_found", "no such resource: " + request.path);
 }
@@ -258,6 +267,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
     http::request<http::string_body> message = parser_->release();
     keep_alive_ = message.keep_alive();
+    head_request_ = message.method() == http::verb::head;
+    version_ = message.version();
     HttpServerRequest request;
     request.method = std::string(message.method_string());
     request.target = std::string(message.target());
@@ -306,9 +317,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void WriteResponse(HttpServerResponse response, bool counted) {
+    if (head_request_) return WriteHead(std::move(response), counted);
     if (response.stream != nullptr) return WriteStreamed(std::move(response));
     auto message = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(response.status), 11);
+        static_cast<http::status>(response.status), version_);
     message->set(http::field::server, "ledgerd");
     message->set(http::field::content_type, response.content_type);
     for (const auto& [name, value] : response.headers) message->set(name, value);
@@ -331,6 +343,36 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
+  // The answer to a HEAD request: the header alone, with the length the body would have (none
+  // for a stream, whose connection is then closed).
+  void WriteHead(HttpServerResponse response, bool counted) {
+    auto message = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(response.status), version_);
+    message->set(http::field::server, "ledgerd");
+    message->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) message->set(name, value);
+    if (response.stream != nullptr) {
+      response.stream->Cancel();
+      keep_alive_ = false;
+    } else {
+      message->content_length(response.body.size());
+    }
+    message->keep_alive(keep_alive_ && !server_.stopping_.load());
+    stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
+    http::async_write(stream_, *message,
+                      [self = shared_from_this(), message, counted](beast::error_code ec, size_t) {
+                        if (counted) {
+                          {
+                            std::lock_guard lock(self->server_.mutex_);
+                            self->server_.in_flight_.fetch_sub(1);
+                          }
+                          self->server_.quiet_.notify_all();
+                        }
+                        if (ec || !message->keep_alive()) return self->Close();
+                        self->Read();
+                      });
+  }
+
   // A streamed answer: the header (chunked, Connection: close), the initial body, then each
   // piece of the stream as a chunk, until it ends, the client leaves or the server stops. A read
   // runs alongside to notice the client leaving while the stream has nothing to send.
@@ -338,12 +380,14 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = false;
     body_stream_ = std::move(response.stream);
     auto header = std::make_shared<http::response<http::empty_body>>(
-        static_cast<http::status>(response.status), 11);
+        static_cast<http::status>(response.status), version_);
     header->set(http::field::server, "ledgerd");
     header->set(http::field::content_type, response.content_type);
     for (const auto& [name, value] : response.headers) header->set(name, value);
     header->keep_alive(false);
-    header->chunked(true);
+    // HTTP/1.0 has no chunks: the body runs until the connection closes.
+    chunked_ = version_ >= 11;
+    header->chunked(chunked_);
     auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*header);
     stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
     http::async_write_header(
@@ -388,19 +432,24 @@ class Session : public std::enable_shared_from_this<Session> {
     if (piece.empty()) return end ? WriteLastChunk() : AskForPiece();
     auto data = std::make_shared<std::string>(std::move(piece));
     stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
-    asio::async_write(stream_, http::make_chunk(asio::buffer(*data)),
-                      [self = shared_from_this(), data, end](beast::error_code ec, size_t) {
-                        if (ec) {
-                          self->CancelStream();
-                          return self->EndStream();
-                        }
-                        self->stream_.expires_never();
-                        if (end) return self->WriteLastChunk();
-                        self->AskForPiece();
-                      });
+    auto written = [self = shared_from_this(), data, end](beast::error_code ec, size_t) {
+      if (ec) {
+        self->CancelStream();
+        return self->EndStream();
+      }
+      self->stream_.expires_never();
+      if (end) return self->WriteLastChunk();
+      self->AskForPiece();
+    };
+    if (chunked_) {
+      asio::async_write(stream_, http::make_chunk(asio::buffer(*data)), std::move(written));
+    } else {
+      asio::async_write(stream_, asio::buffer(*data), std::move(written));
+    }
   }
 
   void WriteLastChunk() {
+    if (!chunked_) return EndStream();
     stream_.expires_after(kDrainTime);
     asio::async_write(
         stream_, http::make_chunk_last(),
@@ -462,6 +511,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   bool reading_ = false;
   bool keep_alive_ = true;
+  bool head_request_ = false;  // The request being answered is a HEAD.
+  unsigned version_ = 11;      // Its HTTP version, which the answer takes.
+  bool chunked_ = true;        // The streamed answer is chunked (not for HTTP/1.0).
   std::array<char, 64 * 1024> drain_buffer_{};
   size_t drained_bytes_ = 0;
   // A streamed answer's state, on the strand.

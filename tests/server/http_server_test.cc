@@ -7,11 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "fulfillment/http_client.h"
 
@@ -20,8 +22,33 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// Two pieces, "one" and "two", then the end; each delivered from a thread of its own.
+class TwoPieces final : public BodyStream {
+ public:
+  ~TwoPieces() override {
+    for (std::thread& thread : threads_) thread.join();
+  }
+  void Next(Deliver deliver) override {
+    const int sent = sent_++;
+    threads_.emplace_back(
+        [deliver = std::move(deliver), sent] { deliver(sent == 0 ? "one" : "two", sent == 1); });
+  }
+  void Cancel() override {}
+
+ private:
+  std::atomic<int> sent_{0};
+  std::vector<std::thread> threads_;
+};
+
 std::unique_ptr<HttpServer> StartServer(HttpServerOptions options = {}) {
   Router router;
+  router.Add("GET", "/stream", [](const HttpServerRequest&) {
+    return HttpServerResponse{.status = 200,
+                              .content_type = "text/event-stream",
+                              .body = "zero",
+                              .headers = {},
+                              .stream = std::make_shared<TwoPieces>()};
+  });
   router.Add("GET", "/echo/{word}", [](const HttpServerRequest& request) {
     return HttpServerResponse{.status = 200,
                               .content_type = "text/plain",
@@ -113,6 +140,75 @@ TEST_CASE("Expect: 100-continue gets 100 Continue before the body, or 413 instea
           static_cast<ssize_t>(too_big.size()));
   CHECK(Receive(fd).rfind("HTTP/1.1 413", 0) == 0);
   ::close(fd);
+}
+
+// Everything the server sends on `fd` until it closes the connection.
+std::string ReceiveAll(int fd) {
+  std::string all;
+  for (std::string piece = Receive(fd); !piece.empty(); piece = Receive(fd)) all += piece;
+  return all;
+}
+
+void SendText(int fd, const std::string& text) {
+  REQUIRE(::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
+}
+
+TEST_CASE("HEAD is GET without the body; another method is 405 with Allow") {
+  auto server = StartServer();
+  const int fd = Connect(server->port());
+  // A HEAD, then a GET on the same connection: the second answer must not be read as the
+  // first one's body.
+  SendText(fd,
+           "HEAD /echo/c HTTP/1.1\r\nHost: x\r\n\r\n"
+           "PUT /echo/c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+           "HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+           "GET /echo/d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string all = ReceiveAll(fd);
+  ::close(fd);
+  INFO(all);
+  const size_t head_end = all.find("\r\n\r\n");
+  REQUIRE(head_end != std::string::npos);
+  const std::string head = all.substr(0, head_end);
+  CHECK(head.rfind("HTTP/1.1 200 OK", 0) == 0);
+  CHECK(head.find("Content-Length: 3") != std::string::npos);  // "c|-", not sent.
+  const std::string rest = all.substr(head_end + 4);
+  REQUIRE(rest.rfind("HTTP/1.1 405", 0) == 0);
+  CHECK(rest.find("Allow: GET, HEAD") != std::string::npos);
+  CHECK(rest.find("method_not_allowed") != std::string::npos);
+  // The 404 to a HEAD has no body either: the next answer starts right after its header.
+  const size_t not_found = rest.find("HTTP/1.1 404");
+  REQUIRE(not_found != std::string::npos);
+  const size_t not_found_end = rest.find("\r\n\r\n", not_found);
+  CHECK(rest.substr(not_found_end + 4).rfind("HTTP/1.1 200 OK", 0) == 0);
+  CHECK(all.size() >= 3);
+  CHECK(all.substr(all.size() - 3) == "d|-");
+}
+
+TEST_CASE("a streamed answer is chunked for HTTP/1.1 and plain for HTTP/1.0") {
+  auto server = StartServer();
+  int fd = Connect(server->port());
+  SendText(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string all = ReceiveAll(fd);
+  ::close(fd);
+  CHECK(all.find("Transfer-Encoding: chunked") != std::string::npos);
+  CHECK(all.find("\r\n3\r\none\r\n") != std::string::npos);
+
+  fd = Connect(server->port());
+  SendText(fd, "GET /stream HTTP/1.0\r\n\r\n");
+  all = ReceiveAll(fd);
+  ::close(fd);
+  INFO(all);
+  CHECK(all.rfind("HTTP/1.0 200 OK", 0) == 0);
+  CHECK(all.find("Transfer-Encoding") == std::string::npos);
+  CHECK(all.substr(all.find("\r\n\r\n") + 4) == "zeroonetwo");
+
+  // HEAD of a stream: the header, then the connection closes.
+  fd = Connect(server->port());
+  SendText(fd, "HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  all = ReceiveAll(fd);
+  ::close(fd);
+  CHECK(all.rfind("HTTP/1.1 200 OK", 0) == 0);
+  CHECK(all.substr(all.find("\r\n\r\n") + 4).empty());
 }
 
 TEST_CASE("an idle connection is closed after the idle timeout") {
