@@ -223,6 +223,15 @@ std::optional<ExportRange> ParseExportArguments(const std::vector<std::string>& 
   return range;
 }
 
+// An export may start one past the head (nothing new since the last one: an empty export, for
+// scripts that export from where they stopped); further than that is a mistake (exit 1, as
+// digest and prove answer a position past the head).
+int CheckExportStart(const ExportRange& range, uint64_t head) {
+  if (range.from <= head + 1) return 0;
+  return Fail(kExitNo,
+              fmt::format("export: --from {} is past the log's head ({})", range.from, head));
+}
+
 int ExportSummary(const eventstore::ExportHeader& header, const ExportRange& range) {
   const uint64_t events = header.to_position >= header.from_position
                               ? header.to_position - header.from_position + 1
@@ -240,6 +249,9 @@ int Export(const Options& options, const std::vector<std::string>& args) {
   if (!range) return code;
   auto ledger = OpenLedger(options, false, code);
   if (!ledger) return code;
+  if (int failed = CheckExportStart(*range, ledger->store->HeadPosition()); failed != 0) {
+    return failed;
+  }
   std::ofstream file;
   if (range->out) {
     file.open(*range->out, std::ios::binary | std::ios::trunc);
@@ -329,6 +341,7 @@ int ExportRemote(const Options& options, const std::vector<std::string>& args) {
                               Excerpt(json::serialize(*head)));
     }
     if (!header) {
+      if (int failed = CheckExportStart(*range, head_position); failed != 0) return failed;
       header = eventstore::ExportHeader{
           .from_position = range->from,
           .to_position = std::max(std::min(range->to, head_position), range->from - 1),
@@ -474,6 +487,11 @@ int AuditVerifyImpl(const Options& options, const std::vector<std::string>& args
   if (!arguments) return code;
   auto pinned = LoadPublicKey(*arguments);
   if (!pinned) return pinned.error();
+  // A key pins a digest's signer; with no digest it would be ignored, and "ok" would seem to
+  // say it was checked.
+  if (*pinned && !arguments->Get("--digest")) {
+    return Fail(kExitUsage, "verify: --public-key needs --digest");
+  }
   std::optional<ParsedDigest> digest;
   std::string note;
   if (auto path = arguments->Get("--digest")) {
@@ -483,13 +501,18 @@ int AuditVerifyImpl(const Options& options, const std::vector<std::string>& args
     if (int failed = CheckSignature(*digest, *pinned, note); failed != 0) return failed;
   }
   if (auto file = arguments->Get("--file")) {
+    std::error_code ignored;
+    // A directory opens as a stream that reads nothing, which would read as an empty export.
+    if (std::filesystem::is_directory(*file, ignored)) {
+      return Fail(kExitData, "cannot read " + *file + ": it is a directory");
+    }
     std::ifstream input(*file, std::ios::binary);
     if (!input) return Fail(kExitData, "cannot read " + *file);
     const auto report = eventstore::VerifyExport(
         input, digest ? std::optional<Digest>(digest->digest) : std::nullopt);
     return PrintExportReport(options, *file, report, note.empty() ? "" : "; " + note);
   }
-  if (!digest) return Fail(kExitUsage, "verify: --public-key needs --digest");
+  if (!digest) return Fail(kExitUsage, "verify: needs --file or --digest");
   if (remote) return VerifyRemoteDigest(options, *digest, *pinned, note);
   auto ledger = OpenLedger(options, false, code);
   if (!ledger) return code;

@@ -127,6 +127,32 @@ TEST_CASE("ledgerctl: export, verify --file, tamper, and the line named", "[ledg
   CHECK(data.Ctl("export --from x").exit_code == 2);
 }
 
+TEST_CASE("ledgerctl: what an audit command cannot do is said, not answered as a result",
+          "[ledgerctl]") {
+  DataDir data;
+  const std::string exported = data.File("export.jsonl");
+  // One past the head: nothing new since the last export, an empty export. Further: a mistake.
+  Run run = data.Ctl(fmt::format("export --from {} --out '{}'", data.head() + 1, exported));
+  CHECK(run.exit_code == 0);
+  CHECK(data.Offline(fmt::format("verify --file '{}'", exported)).exit_code == 0);
+  run = data.Ctl(fmt::format("export --from {} --out '{}'", data.head() + 2, exported));
+  CHECK(run.exit_code == 1);
+  CHECK(ReadFile(data.File("stderr")).find(fmt::format("past the log's head ({})", data.head())) !=
+        std::string::npos);
+
+  // A directory is no export (it opens as an empty stream), and tampering is not the answer.
+  run = data.Offline(fmt::format("verify --file '{}'", data.File("data")));
+  CHECK(run.exit_code == 3);
+  CHECK(ReadFile(data.File("stderr")).find("it is a directory") != std::string::npos);
+
+  // A public key with nothing signed to check it against would be ignored: refused.
+  REQUIRE(data.Ctl(fmt::format("export --out '{}'", exported)).exit_code == 0);
+  run = data.Offline(
+      fmt::format("verify --file '{}' --public-key {}", exported, std::string(64, 'a')));
+  CHECK(run.exit_code == 2);
+  CHECK(ReadFile(data.File("stderr")).find("--public-key needs --digest") != std::string::npos);
+}
+
 TEST_CASE("ledgerctl: digests against an export and the data directory", "[ledgerctl]") {
   DataDir data;
   const std::string digest = data.File("digest.json");
