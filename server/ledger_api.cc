@@ -568,17 +568,19 @@ HttpServerResponse LedgerApi::Subscribe(const HttpServerRequest& request) {
   filter.stream_prefix = std::string(request.Query("stream_prefix").value_or(""));
   if (auto types = request.Query("types"); types && !types->empty()) {
     const std::vector<std::string_view> known = domain::EventTypeNames();
-    std::string_view rest = *types;
-    while (!rest.empty()) {
-      const size_t comma = rest.find(',');
-      const std::string_view type = rest.substr(0, comma);
+    // Every comma separates two names: an empty one, first, last or between, is refused.
+    for (size_t start = 0;;) {
+      const size_t comma = types->find(',', start);
+      const std::string_view type =
+          types->substr(start, comma == std::string_view::npos ? comma : comma - start);
       if (std::find(known.begin(), known.end(), type) == known.end()) {
         return ErrorResponse(400, "invalid_parameter",
                              fmt::format("unknown event type '{}' in types (known: {})", type,
                                          fmt::join(known, ", ")));
       }
       filter.types.emplace_back(type);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
     }
   }
   HttpServerResponse response{

@@ -319,8 +319,10 @@ TEST_CASE("subscribe filters by stream prefix and type; bad parameters are 400")
   REQUIRE(no_match.status() == 200);
   CHECK_FALSE(no_match.NextEvent(300ms));
 
-  for (const char* target : {"/v1/subscribe?from=x", "/v1/subscribe?types=Nope",
-                             "/v1/subscribe?types=PaymentCaptured,,OrderCreated"}) {
+  for (const char* target :
+       {"/v1/subscribe?from=x", "/v1/subscribe?types=Nope",
+        "/v1/subscribe?types=PaymentCaptured,,OrderCreated", "/v1/subscribe?types=PaymentCaptured,",
+        "/v1/subscribe?types=,PaymentCaptured"}) {
     SseClient bad(ledger.port(), target);
     INFO(target);
     CHECK(bad.status() == 400);
