@@ -181,7 +181,12 @@ void ProcessManager::Stop() {
 
 void ProcessManager::RecordFailure(std::optional<Error> error) {
   std::lock_guard lock(mutex_);
+  RecordFailureLocked(std::move(error));
+}
+
+void ProcessManager::RecordFailureLocked(std::optional<Error> error) {
   counters_.failure = std::move(error);
+  failed_at_ = std::chrono::steady_clock::now();
 }
 
 uint64_t ProcessManager::CheckpointLocked() const {
@@ -210,6 +215,10 @@ ProcessManagerStats ProcessManager::stats() const {
   ProcessManagerStats stats = counters_;
   stats.orders_in_flight = queued_.size() + running_.size();
   stats.retries_pending = schedule_.size() - std::min(schedule_.size(), issued_.size());
+  if (stats.failure) {
+    stats.failure_age = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - failed_at_);
+  }
   return stats;
 }
 
@@ -395,7 +404,7 @@ void ProcessManager::IssueDueRetries() {
       // Nothing left to retry (the line completed or was revoked meanwhile).
       UnscheduleLocked(order_number, lines);
     } else {
-      counters_.failure = result.error().store_error;
+      RecordFailureLocked(result.error().store_error);
     }
   }
 }
@@ -418,7 +427,7 @@ void ProcessManager::IssueRevocationRetry(const Due& due, std::string_view refun
     // (by ops, or by this retry before a restart); the request in the log does the work.
     UnscheduleLocked(due.order_number, {due.line_id});
   } else {
-    counters_.failure = result.error().store_error;
+    RecordFailureLocked(result.error().store_error);
   }
 }
 
@@ -435,7 +444,7 @@ void ProcessManager::UnscheduleLocked(const std::string& order_number,
       ++it;
     }
   }
-  if (auto written = state_.Write(batch); !written) counters_.failure = written.error();
+  if (auto written = state_.Write(batch); !written) RecordFailureLocked(written.error());
 }
 
 void ProcessManager::RunWorker() {

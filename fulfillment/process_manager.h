@@ -99,6 +99,9 @@ struct ProcessManagerStats {
   uint64_t orders_loaded = 0;      // Orders a worker ran after reading and folding the stream.
   uint64_t recording_appends = 0;  // Store calls that recorded outcomes (one per worker run).
   std::optional<eventstore::Error> failure;  // The last error that stopped progress, if any.
+  // How long ago it happened. Work that keeps failing records its error again at each try (at
+  // least every second), so an old one means the manager has got past it.
+  std::chrono::milliseconds failure_age{0};
 };
 
 class ProcessManager {
@@ -186,6 +189,7 @@ class ProcessManager {
   uint64_t CheckpointLocked() const;
   eventstore::StoreResult<void> SaveCheckpoint();
   void RecordFailure(std::optional<eventstore::Error> error);
+  void RecordFailureLocked(std::optional<eventstore::Error> error);
 
   eventstore::EventStore& store_;
   eventstore::StateStore& state_;
@@ -208,6 +212,7 @@ class ProcessManager {
   std::set<Due> schedule_;        // Automatic retries, soonest first.
   std::set<std::string> issued_;  // "order/line" whose due retry was written, not yet seen.
   ProcessManagerStats counters_;
+  std::chrono::steady_clock::time_point failed_at_{};  // When counters_.failure was recorded.
 
   // Orders as the dispatcher folded them from the events it read; a worker takes its order out.
   eventstore::OrderStateCache folded_;

@@ -849,7 +849,13 @@ HttpServerResponse LedgerApi::GetHealth(const HttpServerRequest&) {
         {"retries_pending", stats.retries_pending},
         {"lines_fulfilled", stats.lines_fulfilled},
         {"lines_failed", stats.lines_failed}};
-    if (stats.failure) manager["failure"] = stats.failure->ToString();
+    if (stats.failure) {
+      manager["failure"] = stats.failure->ToString();
+      manager["failure_age_ms"] = stats.failure_age.count();
+      // Failing still (a failing piece of work records its error again at each try): the
+      // manager is not getting on with its work. An old failure is history, not health.
+      if (stats.failure_age < std::chrono::seconds(10)) healthy = false;
+    }
     answer["process_manager"] = std::move(manager);
   } else {
     answer["process_manager"] = nullptr;

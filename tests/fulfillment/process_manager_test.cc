@@ -604,6 +604,23 @@ TEST_CASE("an order of the most enrollment codes allowed is minted and recorded 
         domain::kCodesPerOrderMax);
 }
 
+TEST_CASE("a failure the manager keeps meeting stays fresh in its stats; its age says so",
+          "[process_manager]") {
+  // An event the manager cannot decode stops it at that position; each try meets it again.
+  // /healthz reads a fresh failure as degraded.
+  Ledger ledger;
+  ledger.manager->Start();
+  eventstore::NewEvent bad = eventstore::testing::MakeEvent("undecodable");
+  bad.event_type = "PostCheckout";
+  REQUIRE(ledger.store->Append("order-EDX-9901", eventstore::ExpectedVersion::Any(), {&bad, 1}));
+  REQUIRE(Eventually([&] { return ledger.manager->stats().failure.has_value(); }));
+  CHECK(ledger.manager->stats().failure->code == eventstore::ErrorCode::kCorruption);
+  std::this_thread::sleep_for(1500ms);
+  // Met again since: younger than the wait.
+  CHECK(ledger.manager->stats().failure_age < 1000ms);
+  CHECK(ledger.manager->stats().checkpoint < ledger.store->HeadPosition());
+}
+
 TEST_CASE("pending retries survive a restart: the schedule comes back from the log",
           "[process_manager][retry]") {
   std::atomic<int64_t> now{kT0};
