@@ -4,12 +4,15 @@
 #include <fmt/ranges.h>
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <cctype>
 #include <chrono>
 #include <ctime>
 #include <initializer_list>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "base/bytes.h"
 #include "base/text.h"
@@ -223,6 +226,62 @@ class ObjectReader {
   std::optional<ApiError>& error_;
 };
 
+// A basic_parser handler that stops at the first key given twice in one object: json::parse
+// keeps the last one silently, so {"amount":"1.00","amount":"2.00"} would record 2.00 without a
+// word. Only keys are looked at; the values are json::parse's.
+class DuplicateKeyFinder {
+ public:
+  static constexpr size_t max_array_size = static_cast<size_t>(-1);
+  static constexpr size_t max_object_size = static_cast<size_t>(-1);
+  static constexpr size_t max_string_size = static_cast<size_t>(-1);
+  static constexpr size_t max_key_size = static_cast<size_t>(-1);
+  using error_code = boost::system::error_code;
+  using string_view = json::string_view;
+
+  bool on_document_begin(error_code&) { return true; }
+  bool on_document_end(error_code&) { return true; }
+  bool on_array_begin(error_code&) { return true; }
+  bool on_array_end(size_t, error_code&) { return true; }
+  bool on_object_begin(error_code&) {
+    keys_.emplace_back();
+    return true;
+  }
+  bool on_object_end(size_t, error_code&) {
+    keys_.pop_back();
+    return true;
+  }
+  bool on_string_part(string_view, size_t, error_code&) { return true; }
+  bool on_string(string_view, size_t, error_code&) { return true; }
+  bool on_key_part(string_view part, size_t, error_code&) {
+    key_.append(part.data(), part.size());
+    return true;
+  }
+  bool on_key(string_view part, size_t, error_code& ec) {
+    key_.append(part.data(), part.size());
+    if (!keys_.back().insert(key_).second) {
+      duplicate = std::move(key_);
+      ec = make_error_code(boost::system::errc::invalid_argument);
+      return false;
+    }
+    key_.clear();
+    return true;
+  }
+  bool on_number_part(string_view, error_code&) { return true; }
+  bool on_int64(int64_t, string_view, error_code&) { return true; }
+  bool on_uint64(uint64_t, string_view, error_code&) { return true; }
+  bool on_double(double, string_view, error_code&) { return true; }
+  bool on_bool(bool, error_code&) { return true; }
+  bool on_null(error_code&) { return true; }
+  bool on_comment_part(string_view, error_code&) { return true; }
+  bool on_comment(string_view, error_code&) { return true; }
+
+  std::optional<std::string> duplicate;  // The key found twice.
+
+ private:
+  std::vector<std::set<std::string, std::less<>>> keys_;  // One set per open object.
+  std::string key_;
+};
+
 // The body as a JSON object, or the error to answer.
 Result<json::object, ApiError> ParseBody(std::string_view body, bool empty_is_object) {
   if (body.empty() && empty_is_object) return json::object();
@@ -235,6 +294,19 @@ Result<json::object, ApiError> ParseBody(std::string_view body, bool empty_is_ob
   }
   if (!value.is_object()) {
     return Unexpected(ApiError{400, "malformed_json", "the body must be a JSON object"});
+  }
+  json::basic_parser<DuplicateKeyFinder> keys(options);
+  keys.write_some(false, body.data(), body.size(), ec);
+  if (const std::optional<std::string>& key = keys.handler().duplicate) {
+    // Named, up to 64 bytes (cut at a character boundary: json::parse checked the UTF-8).
+    size_t shown = std::min<size_t>(key->size(), 64);
+    while (shown < key->size() && shown > 0 &&
+           (static_cast<uint8_t>((*key)[shown]) & 0xC0) == 0x80) {
+      --shown;
+    }
+    return Unexpected(ApiError{400, "malformed_json",
+                               "the body gives \"" + key->substr(0, shown) +
+                                   (shown < key->size() ? "..." : "") + "\" twice in one object"});
   }
   return std::move(value.get_object());
 }

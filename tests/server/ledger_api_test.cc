@@ -492,8 +492,29 @@ TEST_CASE("malformed requests get the documented 400 and write nothing") {
   for (int i = 0; i <= 64; ++i) {
     many_attributes["attributes"].as_object()["a" + std::to_string(i)] = "x";
   }
+  // Within every count limit, yet an OrderCreated of about 2 MiB: more than the log takes.
+  json::array wide_lines;
+  for (int i = 0; i < 1'000; ++i) {
+    json::object line = order.at("lines").as_array().at(0).as_object();
+    line["line_id"] = std::to_string(i);
+    line["product_type"] = "Donation";
+    line["unit_price"] = "0.00";
+    json::object attributes;
+    for (int a = 0; a < 64; ++a) attributes["a" + std::to_string(a)] = "v";
+    line["attributes"] = std::move(attributes);
+    wide_lines.push_back(std::move(line));
+  }
+  json::object wide = order;
+  wide["lines"] = std::move(wide_lines);
+  wide["order_total"] = "0.00";
+  wide["shipping_charge"] = "0.00";
+  // A key given twice: json::parse would keep the last amount without a word.
+  const std::string paid_twice = "{\"amount\":\"2.00\"," + Text(payment).substr(1);
   const std::vector<Case> cases = {
       {"/v1/orders", "", "malformed_json"},
+      {"/v1/payments", paid_twice, "malformed_json"},
+      {"/v1/orders", R"({"lines":[{"line_id":"1","line_id":"2"}]})", "malformed_json"},
+      {"/v1/orders", Text(wide), "limit_exceeded"},
       {"/v1/orders", "{\"order_number\": ", "malformed_json"},
       {"/v1/orders", "[1, 2]", "malformed_json"},
       {"/v1/orders", std::string(100, '[') + std::string(100, ']'), "malformed_json"},
@@ -536,6 +557,8 @@ TEST_CASE("malformed requests get the documented 400 and write nothing") {
     CHECK(answer.status == 400);
     CHECK(answer.ErrorCode() == c.code);
   }
+  CHECK(ledger.Send("POST", "/v1/payments", paid_twice).text.find("gives \\\"amount\\\" twice") !=
+        std::string::npos);
   // Amounts in messages as the API writes them, not in minor units.
   CHECK(ledger.Send("POST", "/v1/payments", with(payment, "amount", "-1.00"))
             .text.find("-1.00 USD") != std::string::npos);
