@@ -72,6 +72,10 @@ std::string JsonString(std::string_view text);
 // The system clock, in microseconds since the Unix epoch.
 int64_t NowUs();
 
+// 0 when `order_number` can name an order; else prints why and returns kExitUsage (as the API
+// answers 400, and before any data directory or server is touched).
+int CheckOrderArgument(std::string_view order_number);
+
 // A progress line on stderr, redrawn in place when stderr is a terminal, else printed about once
 // a second.
 class ProgressLine {

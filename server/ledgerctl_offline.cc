@@ -157,6 +157,7 @@ int Status(const Options& options, const std::vector<std::string>& args) {
   } else if (args.size() != 1) {
     return Fail(kExitUsage, "usage: status ORDER [--as-of POSITION|TIME]");
   }
+  if (int invalid = CheckOrderArgument(args[0]); invalid != 0) return invalid;
   int exit_code = 0;
   auto ledger = OpenLedger(options, false, exit_code);
   if (!ledger) return exit_code;
@@ -224,6 +225,7 @@ int Status(const Options& options, const std::vector<std::string>& args) {
 
 int Events(const Options& options, const std::vector<std::string>& args) {
   if (args.size() != 1) return Fail(kExitUsage, "events takes one order number");
+  if (int invalid = CheckOrderArgument(args[0]); invalid != 0) return invalid;
   int exit_code = 0;
   auto ledger = OpenLedger(options, false, exit_code);
   if (!ledger) return exit_code;

@@ -83,6 +83,9 @@ std::optional<RemoteAnswer> Call(const Options& options, std::string_view method
 }
 
 int RemoteStatus(const Options& options, const std::vector<std::string>& args) {
+  if (!args.empty()) {
+    if (int invalid = CheckOrderArgument(args[0]); invalid != 0) return invalid;
+  }
   std::string target;
   if (args.size() == 1) {
     target = "/v1/orders/" + UrlEncode(args[0]);
@@ -126,6 +129,7 @@ int RemoteStatus(const Options& options, const std::vector<std::string>& args) {
 
 int RemoteEvents(const Options& options, const std::vector<std::string>& args) {
   if (args.size() != 1) return Fail(kExitUsage, "events takes one order number");
+  if (int invalid = CheckOrderArgument(args[0]); invalid != 0) return invalid;
   int exit_code = 0;
   auto answer = Call(options, "GET", "/v1/orders/" + UrlEncode(args[0]) + "/events", exit_code);
   if (!answer) return exit_code;
@@ -144,6 +148,7 @@ int RemoteEvents(const Options& options, const std::vector<std::string>& args) {
 
 int RemoteRetry(const Options& options, const std::vector<std::string>& args) {
   if (args.size() != 1) return Fail(kExitUsage, "retry takes one order number");
+  if (int invalid = CheckOrderArgument(args[0]); invalid != 0) return invalid;
   int exit_code = 0;
   auto answer =
       Call(options, "POST", "/v1/orders/" + UrlEncode(args[0]) + "/fulfill", exit_code, "{}");
@@ -165,6 +170,7 @@ int RemoteRevoke(const Options& options, const std::vector<std::string>& args) {
   } else if (args.size() != 2) {
     return Fail(kExitUsage, "usage: revoke ORDER LINE [--refund-reference REF]");
   }
+  if (int invalid = CheckOrderArgument(args[0]); invalid != 0) return invalid;
   int exit_code = 0;
   auto answer =
       Call(options, "POST",

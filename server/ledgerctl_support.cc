@@ -10,6 +10,8 @@
 
 #include <boost/json.hpp>
 
+#include "domain/commands.h"
+#include "domain/limits.h"
 #include "domain/money.h"
 #include "fulfillment/http_client.h"
 #include "server/data_dir.h"
@@ -23,6 +25,14 @@ int Fail(int code, const std::string& message) {
 }
 
 int DataError(const eventstore::Error& error) { return Fail(kExitData, error.ToString()); }
+
+int CheckOrderArgument(std::string_view order_number) {
+  if (domain::IsValidOrderNumber(order_number)) return 0;
+  return Fail(kExitUsage,
+              fmt::format("'{}' is not an order number: 1 to {} characters of [A-Za-z0-9._-] "
+                          "other than '.' and '..'",
+                          order_number, domain::kOrderNumberBytesMax));
+}
 
 int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(

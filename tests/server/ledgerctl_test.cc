@@ -299,6 +299,13 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   CHECK(bad_token.err.find("401") != std::string::npos);
   CHECK(Ledgerctl({"--url", url, "rebuild", "nope"}, token).exit_code == 1);
   CHECK(Ledgerctl({"--url", url, "status"}, token).exit_code == 2);
+  // What cannot be an order number is a usage error, online and offline alike (not 404).
+  for (const char* number : {"", "A/B", ".."}) {
+    Run invalid = Ledgerctl({"--url", url, "status", number}, token);
+    CHECK(invalid.exit_code == 2);
+    CHECK(invalid.err.find("is not an order number") != std::string::npos);
+    CHECK(Ledgerctl({"--url", url, "revoke", number, "1"}, token).exit_code == 2);
+  }
   CHECK(Ledgerctl({"--url", url, "verify"}, token).exit_code == 2);  // Offline only.
 
   CHECK(StopAndWait(child) == 0);
@@ -312,6 +319,8 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   CHECK(offline_status.exit_code == 0);
   CHECK(offline_status.out.find("Complete") != std::string::npos);
   CHECK(Ledgerctl({"--data-dir", dir, "status", "EDX-2", "--as-of", "1"}).exit_code == 1);
+  CHECK(Ledgerctl({"--data-dir", dir, "status", ""}).exit_code == 2);
+  CHECK(Ledgerctl({"--data-dir", dir, "events", "A/B"}).exit_code == 2);
   Run ahead = Ledgerctl({"--data-dir", dir, "status", "EDX-2", "--as-of", "999999"});
   CHECK(ahead.exit_code == 2);
   CHECK(ahead.err.find("past the log's head") != std::string::npos);
