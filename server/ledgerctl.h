@@ -72,6 +72,9 @@ std::string JsonString(std::string_view text);
 // The system clock, in microseconds since the Unix epoch.
 int64_t NowUs();
 
+// Why `url` cannot be --url (only http://HOST[:PORT] with no query is), or nullopt.
+std::optional<std::string> UrlProblem(std::string_view url);
+
 // 0 when `order_number` can name an order; else prints why and returns kExitUsage (as the API
 // answers 400, and before any data directory or server is touched).
 int CheckOrderArgument(std::string_view order_number);

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
       } else if (arg == "--url") {
         while (!value.empty() && value.back() == '/') value.pop_back();
         if (value.empty()) return Fail(kExitUsage, "--url needs a URL");
+        if (auto problem = UrlProblem(value)) return Fail(kExitUsage, "--url: " + *problem);
         options.url = std::move(value);
       } else {
         options.token = std::move(value);

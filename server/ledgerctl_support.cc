@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 
 #include "domain/commands.h"
 #include "domain/limits.h"
@@ -25,6 +26,19 @@ int Fail(int code, const std::string& message) {
 }
 
 int DataError(const eventstore::Error& error) { return Fail(kExitData, error.ToString()); }
+
+std::optional<std::string> UrlProblem(std::string_view url) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) return fmt::format("'{}' is not a URL ({})", url, parsed.error().message());
+  if (parsed->scheme() != "http") {
+    return fmt::format("'{}': ledgerd speaks http:// (put a TLS proxy's plain side here)", url);
+  }
+  if (parsed->host_address().empty()) return fmt::format("'{}' names no host", url);
+  if (parsed->has_query() || parsed->has_fragment() || parsed->has_userinfo()) {
+    return fmt::format("'{}': give http://HOST[:PORT] and nothing after", url);
+  }
+  return std::nullopt;
+}
 
 int CheckOrderArgument(std::string_view order_number) {
   if (domain::IsValidOrderNumber(order_number)) return 0;

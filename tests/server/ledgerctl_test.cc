@@ -299,6 +299,12 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   CHECK(bad_token.err.find("401") != std::string::npos);
   CHECK(Ledgerctl({"--url", url, "rebuild", "nope"}, token).exit_code == 1);
   CHECK(Ledgerctl({"--url", url, "status"}, token).exit_code == 2);
+  // A --url ledgerctl cannot use is bad usage (2), not an unreachable server (3).
+  for (const char* bad_url : {"notaurl", "https://127.0.0.1:1", "http://127.0.0.1:1/?x=1"}) {
+    Run refused = Ledgerctl({"--url", bad_url, "status", "EDX-1"}, token);
+    CHECK(refused.exit_code == 2);
+    CHECK(refused.err.find("--url: ") != std::string::npos);
+  }
   // What cannot be an order number is a usage error, online and offline alike (not 404).
   for (const char* number : {"", "A/B", ".."}) {
     Run invalid = Ledgerctl({"--url", url, "status", number}, token);
