@@ -139,14 +139,24 @@ HttpServerResponse AuditApi::GetProof(const HttpServerRequest& request) {
   }
   std::optional<eventstore::ParsedDigest> digest;
   uint64_t tree_size = 0;
-  // A saved digest is named by its position, which is its tree's size.
-  std::optional<std::string_view> size_text = request.Query("tree_size");
-  if (!size_text) size_text = request.Query("digest");
-  if (auto text = size_text) {
+  // A saved digest is named by its position, which is its tree's size: one or the other.
+  const std::optional<std::string_view> tree_size_text = request.Query("tree_size");
+  const std::optional<std::string_view> digest_text = request.Query("digest");
+  if (tree_size_text && digest_text) {
+    return ErrorResponse(400, "invalid_parameter", "give tree_size or digest, not both");
+  }
+  const char* const size_name = digest_text ? "digest" : "tree_size";
+  if (auto text = tree_size_text ? tree_size_text : digest_text) {
     auto parsed = ParseDecimal(*text);
-    if (!parsed || *parsed < *position) {
+    if (!parsed) {
       return ErrorResponse(400, "invalid_parameter",
-                           "tree_size (or digest: a digest's position) must be >= position");
+                           fmt::format("{} must be a tree size (a digest's position)", size_name));
+    }
+    if (*parsed < *position) {
+      return ErrorResponse(400, "invalid_parameter",
+                           fmt::format("{} {} is smaller than position {}: the tree would not "
+                                       "hold the event",
+                                       size_name, *parsed, *position));
     }
     tree_size = *parsed;
     if (auto refused = WaitForTree(tree_size)) return *refused;

@@ -631,6 +631,15 @@ std::optional<ProveRequest> ParseProve(const std::vector<std::string>& args, int
     }
   }
   if (arguments->Has("--position")) {
+    // An inclusion proof: the consistency proof's flags would be ignored, so they are refused.
+    for (const char* other : {"--from-size", "--to-size", "--to-digest"}) {
+      if (arguments->Has(other)) {
+        code =
+            Fail(kExitUsage,
+                 fmt::format("prove: {} is for a consistency proof, not with --position", other));
+        return std::nullopt;
+      }
+    }
     auto position = number("--position");
     if (!position || *position == 0) {
       if (code == 0) code = Fail(kExitUsage, "prove: --position needs a position");
@@ -649,9 +658,20 @@ std::optional<ProveRequest> ParseProve(const std::vector<std::string>& args, int
     return request;
   }
   request.inclusion = false;
+  if (arguments->Has("--tree-size")) {
+    code = Fail(kExitUsage,
+                "prove: --tree-size is for an inclusion proof (--position); a "
+                "consistency proof ends at --to-size");
+    return std::nullopt;
+  }
   auto from = number("--from-size");
   auto to = number("--to-size");
   if (code != 0) return std::nullopt;
+  if ((request.digest && from && *from != request.digest->digest.tree_size) ||
+      (request.to_digest && to && *to != request.to_digest->digest.tree_size)) {
+    code = Fail(kExitUsage, "prove: a size differs from its digest's tree size");
+    return std::nullopt;
+  }
   if (request.digest) from = request.digest->digest.tree_size;
   if (request.to_digest) to = request.to_digest->digest.tree_size;
   if (!from) {

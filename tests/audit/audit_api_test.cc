@@ -142,6 +142,14 @@ TEST_CASE("audit api: bad parameters, positions beyond the head", "[audit_api]")
   CHECK(server.Get("/v1/audit/proof", {{"position", "0"}}).status == 400);
   CHECK(server.Get("/v1/audit/proof", {{"position", "9"}, {"tree_size", "8"}}).status == 400);
   CHECK(server.Get("/v1/audit/proof", {{"position", "9"}, {"digest", "8"}}).status == 400);
+  // Both a tree size and a digest: ambiguous, refused instead of one silently winning.
+  const auto both =
+      server.Get("/v1/audit/proof", {{"position", "2"}, {"tree_size", "9"}, {"digest", "3"}});
+  CHECK(both.status == 400);
+  CHECK(both.body.find("give tree_size or digest, not both") != std::string::npos);
+  const auto not_a_size = server.Get("/v1/audit/proof", {{"position", "2"}, {"digest", "abc"}});
+  CHECK(not_a_size.status == 400);
+  CHECK(not_a_size.body.find("digest must be a tree size") != std::string::npos);
   CHECK(server.Get("/v1/audit/proof", {{"position", beyond}}).status == 404);
   CHECK(server.Get("/v1/audit/consistency", {{"from_size", "0"}}).status == 400);
   CHECK(server.Get("/v1/audit/consistency", {{"from_size", "5"}, {"to_size", beyond}}).status ==

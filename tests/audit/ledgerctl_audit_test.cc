@@ -250,6 +250,10 @@ TEST_CASE("ledgerctl: prove and verify-proof, inclusion and consistency", "[ledg
                                  consistency, new_digest, old_digest))
             .exit_code == 1);
   CHECK(data.Ctl("prove --position 0").exit_code == 2);
+  // Flags of the other kind of proof are refused, not ignored.
+  CHECK(data.Ctl("prove --position 5 --from-size 3").exit_code == 2);
+  CHECK(data.Ctl("prove --from-size 3 --tree-size 9").exit_code == 2);
+  CHECK(data.Ctl(fmt::format("prove --digest '{}' --from-size 3", old_digest)).exit_code == 2);
 }
 
 TEST_CASE("ledgerctl: replay folds every order up to a position", "[ledgerctl]") {
