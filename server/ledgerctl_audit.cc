@@ -776,6 +776,15 @@ int VerifyProof(const Options& options, const std::vector<std::string>& args) {
       (std::string_view(name) == "--digest" ? digest : to_digest) = std::move(*loaded);
     }
   }
+  // A pinned key checks a digest's signature; with none to check it would be ignored, and "ok"
+  // would seem to say it was checked.
+  const bool any_digest = digest || to_digest || (proof->inclusion && proof->inclusion->digest) ||
+                          (proof->consistency && proof->consistency->digest);
+  if (*pinned && !any_digest) {
+    return Fail(kExitUsage,
+                "verify-proof: --public-key checks a digest, and neither --digest nor the proof "
+                "gives one");
+  }
   std::vector<std::string> notes;
   auto check_signature = [&](const ParsedDigest& checked) {
     std::string note;

@@ -250,6 +250,13 @@ TEST_CASE("ledgerctl: prove and verify-proof, inclusion and consistency", "[ledg
                                  consistency, new_digest, old_digest))
             .exit_code == 1);
   CHECK(data.Ctl("prove --position 0").exit_code == 2);
+  // A proof with no digest, checked "with" a key: nothing signed to check the key against.
+  const std::string bare = data.File("bare.json");
+  REQUIRE(data.Ctl(fmt::format("prove --position 9 --out '{}'", bare)).exit_code == 0);
+  CHECK(data.Offline(fmt::format("verify-proof --proof '{}'", bare)).exit_code == 0);
+  CHECK(data.Offline(fmt::format("verify-proof --proof '{}' --public-key {}", bare,
+                                 std::string(64, 'a')))
+            .exit_code == 2);
   // Flags of the other kind of proof are refused, not ignored.
   CHECK(data.Ctl("prove --position 5 --from-size 3").exit_code == 2);
   CHECK(data.Ctl("prove --from-size 3 --tree-size 9").exit_code == 2);
