@@ -280,7 +280,16 @@ class Session : public std::enable_shared_from_this<Session> {
       request.headers.emplace_back(std::move(name), std::string(field.value()));
     }
     request.body = std::move(message.body());
+    // Origin form ("/v1/orders?x=1"), or the absolute form ("http://host/v1/orders") that
+    // HTTP/1.1 servers must accept too (RFC 9112 3.2.2): its host is ignored.
     auto url = boost::urls::parse_origin_form(request.target);
+    if (!url) {
+      auto absolute = boost::urls::parse_absolute_uri(request.target);
+      if (absolute && (absolute->scheme() == "http" || absolute->scheme() == "https") &&
+          !absolute->encoded_path().empty()) {
+        url = boost::urls::parse_origin_form(absolute->encoded_resource());
+      }
+    }
     if (!url) {
       keep_alive_ = false;
       return WriteResponse(ErrorResponse(400, "malformed_request",

@@ -192,6 +192,22 @@ TEST_CASE("HEAD is GET without the body; another method is 405 with Allow") {
   CHECK(all.substr(all.size() - 3) == "d|-");
 }
 
+TEST_CASE("a request target in absolute form is served like its path and query") {
+  // HTTP/1.1 servers must accept the absolute form (RFC 9112 3.2.2); its host is not ours to
+  // check.
+  auto server = StartServer();
+  const int fd = Connect(server->port());
+  SendText(fd,
+           "GET http://127.0.0.1/echo/e?q=z HTTP/1.1\r\nHost: x\r\n\r\n"
+           "GET http://127.0.0.1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string answer = ReceiveAll(fd);
+  ::close(fd);
+  INFO(answer);
+  CHECK(answer.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(answer.find("e|z") != std::string::npos);
+  CHECK(answer.find("HTTP/1.1 400") != std::string::npos);  // No path: not a resource.
+}
+
 TEST_CASE("a streamed answer is chunked for HTTP/1.1 and plain for HTTP/1.0") {
   auto server = StartServer();
   int fd = Connect(server->port());
