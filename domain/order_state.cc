@@ -48,11 +48,15 @@ Problem SetLineStatus(LineState& line, LineStatus status) {
 }
 
 // An attempt must follow the line's last one: none skipped, none repeated.
-// Revocation attempts are not capped (a refund must be carried out, however often it takes):
-// the number stops at its maximum instead.
+// A revocation attempt's number must move on. It may skip: a state folded from a snapshot
+// written before revocation failures were counted (snapshot field 13) starts from 0 while the
+// log's next number counts every earlier failure. 0: an event written before attempts were
+// numbered, which counts one more.
 Problem CheckRevocationAttempt(const LineState& line, uint32_t attempt) {
-  // 0: an event written before revocation attempts were numbered.
-  if (attempt == 0 || attempt == NextRevocationAttempt(line)) return std::nullopt;
+  if (attempt == 0 || attempt > line.revocation_failures ||
+      (attempt == UINT32_MAX && line.revocation_failures == UINT32_MAX)) {
+    return std::nullopt;
+  }
   return "revocation attempt " + std::to_string(attempt) + " of line " + line.line.line_id +
          " does not follow attempt " + std::to_string(line.revocation_failures);
 }
@@ -194,7 +198,7 @@ Problem Apply(OrderState& state, const RevocationFailed& e) {
   line.last_error_message = e.message;
   line.refund_reference = e.refund_reference;
   line.revocation_requested = false;
-  line.revocation_failures = NextRevocationAttempt(line);
+  line.revocation_failures = e.attempt != 0 ? e.attempt : NextRevocationAttempt(line);
   line.next_retry_at_us = e.next_retry_at_us;
   return std::nullopt;
 }

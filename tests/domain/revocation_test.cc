@@ -173,6 +173,31 @@ SCENARIO("a revocation that may succeed later is retried automatically, with bac
   }
 }
 
+TEST_CASE("a state from a snapshot that did not count revocation failures folds what follows",
+          "[revocation]") {
+  // Order-status rows written before snapshot field 13 decode with revocation_failures 0,
+  // while the command service numbers the next failure from the whole log.
+  History history = CompleteHistory();
+  REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+  REQUIRE(history.When(RevocationFailedCommand("1")).has_value());
+  REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+  REQUIRE(history.When(RevocationFailedCommand("1")).has_value());
+  REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+  OrderState from_old_row = history.state();
+  REQUIRE(from_old_row.lines.at(0).revocation_failures == 2);
+  from_old_row.lines.at(0).revocation_failures = 0;  // As the old row decodes.
+
+  RecordRevocationFailed third = RevocationFailedCommand("1");
+  Decision decided = history.When(third);  // Decided from the whole log: attempt 3.
+  REQUIRE(decided.has_value());
+  const auto& failed = Only<RevocationFailed>(decided);
+  REQUIRE(failed.attempt == 3);
+  auto folded = TryEvolve(from_old_row, failed);
+  REQUIRE(folded.has_value());
+  CHECK(folded->lines.at(0).revocation_failures == 3);
+  CHECK(folded->lines.at(0) == history.line("1"));
+}
+
 SCENARIO("a line that was never fulfilled cannot be revoked", "[revocation]") {
   GIVEN("an Open line and a failed line") {
     History history =
