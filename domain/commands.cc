@@ -40,9 +40,6 @@ std::string_view CommandTypeName(const Command& command) {
 
 bool IsValidOrderNumber(std::string_view order_number) {
   if (order_number.empty() || order_number.size() > kOrderNumberBytesMax) return false;
-  // "." and ".." would be path segments of their own in /v1/orders/{number}, which clients and
-  // proxies remove from URLs: the number would lead to another resource.
-  if (order_number == "." || order_number == "..") return false;
   return std::all_of(order_number.begin(), order_number.end(), [](char c) {
     return IsAsciiAlphanumeric(c) || c == '-' || c == '_' || c == '.';
   });
@@ -73,7 +70,7 @@ std::optional<Rejection> CheckOrderNumber(std::string_view order_number) {
   return Rejection{RejectionCode::kInvalidOrderNumber,
                    "'" + std::string(order_number.substr(0, kOrderNumberBytesMax)) +
                        "' is not 1 to " + std::to_string(kOrderNumberBytesMax) +
-                       " characters of [A-Za-z0-9._-] other than '.' and '..'"};
+                       " characters of [A-Za-z0-9._-]"};
 }
 
 Result<std::string, Rejection> ResolveOrderNumber(const PlaceOrder& command) {

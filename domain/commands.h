@@ -135,8 +135,8 @@ using Command = std::variant<CapturePayment, PlaceOrder, RecordLineFulfilled,
 // "CapturePayment", "PlaceOrder", ...
 std::string_view CommandTypeName(const Command& command);
 
-// Whether `order_number` may name an order: 1..kOrderNumberBytesMax of [A-Za-z0-9._-], other than
-// "." and ".." (path segments of their own).
+// Whether `order_number` may name an order: 1..kOrderNumberBytesMax of [A-Za-z0-9._-]. A new
+// order may not be "." or ".." (Decide refuses them for captures and placements).
 bool IsValidOrderNumber(std::string_view order_number);
 
 // The original's order number: upper-cased partner short code, '-', basket id + 100000

@@ -348,8 +348,19 @@ Decision Decide(const OrderState& state, const Command& command) {
   return std::visit([&state](const auto& c) { return Decide(state, c); }, command);
 }
 
+// "." and ".." would be path segments of their own in /v1/orders/{number}, which clients and
+// proxies remove from URLs: the number would lead to another resource. Refused for what makes
+// or adds to an order; an order numbered so before this rule can still be read and fulfilled.
+std::optional<Rejection> CheckNewOrderNumber(std::string_view order_number) {
+  if (order_number != "." && order_number != "..") return std::nullopt;
+  return Rejection{
+      RejectionCode::kInvalidOrderNumber,
+      "'" + std::string(order_number) + "' cannot number an order: URLs drop such a path segment"};
+}
+
 Decision Decide(const OrderState& state, const CapturePayment& command) {
   if (auto rejection = CheckOrderNumber(command.order_number)) return Unexpected(*rejection);
+  if (auto rejection = CheckNewOrderNumber(command.order_number)) return Unexpected(*rejection);
   if (auto rejection = CheckTexts({{"processor", command.processor, true},
                                    {"reference", command.reference, true},
                                    {"amount.currency", command.amount.currency, true},
@@ -403,6 +414,7 @@ Decision Decide(const OrderState& state, const CapturePayment& command) {
 Decision Decide(const OrderState& state, const PlaceOrder& command) {
   Result<std::string, Rejection> order_number = ResolveOrderNumber(command);
   if (!order_number) return Unexpected(order_number.error());
+  if (auto rejection = CheckNewOrderNumber(*order_number)) return Unexpected(*rejection);
   if (auto rejection = CheckPlacementShape(command)) return Unexpected(*rejection);
   if (auto rejection = CheckPlacementAmounts(command)) return Unexpected(*rejection);
   if (auto rejection = CheckStream(state, *order_number)) return Unexpected(*rejection);

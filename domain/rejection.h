@@ -23,7 +23,8 @@ namespace ledger::domain {
 // Never renumber: stable codes in API answers and logs.
 enum class RejectionCode : uint16_t {
   // --- The command alone ---
-  // Order number empty, too long, not [A-Za-z0-9._-] or "." or ".."; or none given and none can be
+  // Order number empty, too long or not [A-Za-z0-9._-], or "." or ".." for a capture or a
+  // placement; or none given and none can be
   // generated (no partner short code, no positive basket id).
   kInvalidOrderNumber = 1,
   // A required field is empty (processor, reference, username, line id, module, ...).

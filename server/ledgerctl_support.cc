@@ -43,8 +43,7 @@ std::optional<std::string> UrlProblem(std::string_view url) {
 int CheckOrderArgument(std::string_view order_number) {
   if (domain::IsValidOrderNumber(order_number)) return 0;
   return Fail(kExitUsage,
-              fmt::format("'{}' is not an order number: 1 to {} characters of [A-Za-z0-9._-] "
-                          "other than '.' and '..'",
+              fmt::format("'{}' is not an order number: 1 to {} characters of [A-Za-z0-9._-]",
                           order_number, domain::kOrderNumberBytesMax));
 }
 
