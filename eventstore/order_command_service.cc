@@ -258,6 +258,7 @@ CommandResult OrderCommandService::HandleAllFrom(std::span<const domain::Command
     }
     const std::vector<NewEvent> new_events = ToNewEvents(decision.events, metadata);
     if (auto oversized = OversizedEvent(new_events)) {
+      if (!fresh) continue;  // A refusal, which only a fresh fold may answer (above).
       return Unexpected(Rejected(std::move(*oversized)));
     }
     auto appended = store_.Append(stream, ExpectedAfter(loaded), new_events);
@@ -335,8 +336,8 @@ std::vector<CommandResult> OrderCommandService::HandleMany(std::span<OrderComman
       continue;
     }
     std::vector<NewEvent> new_events = ToNewEvents(decision.events, metadata);
-    if (auto oversized = OversizedEvent(new_events)) {
-      results[i] = Unexpected(Rejected(std::move(*oversized)));
+    if (OversizedEvent(new_events)) {
+      alone.push_back(i);  // A refusal: only a fresh fold may answer it (see HandleAllFrom).
       continue;
     }
     pending.push_back(Pending{.index = i,

@@ -99,8 +99,8 @@ struct ProcessManagerStats {
   uint64_t orders_loaded = 0;      // Orders a worker ran after reading and folding the stream.
   uint64_t recording_appends = 0;  // Store calls that recorded outcomes (one per worker run).
   std::optional<eventstore::Error> failure;  // The last error that stopped progress, if any.
-  // How long ago it happened. Work that keeps failing records its error again at each try (at
-  // least every second), so an old one means the manager has got past it.
+  // How long ago it happened. Work that keeps failing records its error again at each try
+  // (every idle_wait or sooner), so an old one means the manager has got past it.
   std::chrono::milliseconds failure_age{0};
 };
 

@@ -28,7 +28,8 @@ std::optional<std::string_view> BearerToken(const HttpServerRequest& request) {
     while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
     return value;
   }
-  if (request.method == "GET") return request.Query("access_token");
+  // HEAD is GET without the body: the same token.
+  if (request.method == "GET" || request.method == "HEAD") return request.Query("access_token");
   return std::nullopt;
 }
 

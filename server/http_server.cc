@@ -268,7 +268,7 @@ class Session : public std::enable_shared_from_this<Session> {
     http::request<http::string_body> message = parser_->release();
     keep_alive_ = message.keep_alive();
     head_request_ = message.method() == http::verb::head;
-    version_ = message.version();
+    version_ = std::min(message.version(), 11u);  // What we speak, at most HTTP/1.1.
     HttpServerRequest request;
     request.method = std::string(message.method_string());
     request.target = std::string(message.target());
@@ -382,9 +382,10 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
-  // A streamed answer: the header (chunked, Connection: close), the initial body, then each
-  // piece of the stream as a chunk, until it ends, the client leaves or the server stops. A read
-  // runs alongside to notice the client leaving while the stream has nothing to send.
+  // A streamed answer: the header (chunked unless HTTP/1.0, Connection: close), the initial body,
+  // then each piece of the stream as a chunk, until it ends, the client leaves or the server
+  // stops. A read runs alongside to notice the client leaving while the stream has nothing to
+  // send.
   void WriteStreamed(HttpServerResponse response) {
     keep_alive_ = false;
     body_stream_ = std::move(response.stream);

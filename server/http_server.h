@@ -84,7 +84,8 @@ struct HttpServerResponse {
   std::string body;
   // Further headers ("WWW-Authenticate", "Cache-Control", ...).
   std::vector<std::pair<std::string, std::string>> headers;
-  // When set, the body is `body` followed by the stream's pieces (chunked), and the connection
+  // When set, the body is `body` followed by the stream's pieces (chunked, but for an HTTP/1.0
+  // client, whose answer runs until the close), and the connection
   // closes when the stream ends.
   std::shared_ptr<BodyStream> stream;
 };

@@ -52,11 +52,13 @@ TEST_CASE("Guard answers 401 without a valid token, 403 without the role, and ca
             .status == 200);
 }
 
-TEST_CASE("access_token in the query works for GET only (EventSource cannot set headers)") {
+TEST_CASE(
+    "access_token in the query works for GET (and HEAD) only (EventSource cannot set headers)") {
   const Authenticator auth({GrantToken("shop", kShopToken, kAllRoles)});
   const HttpHandler guarded = auth.Guard(kAllRoles, Ok());
   CHECK(guarded(Request("GET", {}, {{"access_token", std::string(kShopToken)}})).status == 200);
   CHECK(guarded(Request("POST", {}, {{"access_token", std::string(kShopToken)}})).status == 401);
+  CHECK(guarded(Request("HEAD", {}, {{"access_token", std::string(kShopToken)}})).status == 200);
   CHECK(guarded(Request("GET", {}, {{"access_token", "wrong-token-0123456789"}})).status == 401);
 }
 
