@@ -686,6 +686,16 @@ bool ProcessManager::RecordOneByOne(const std::vector<domain::Command>& commands
       RecordFailure(failed.error().store_error);
       return false;
     }
+    if (!failed) {
+      // Not even the failure can be recorded: said where ops look (stats, /healthz, metrics).
+      RecordFailure(Error{.code = ErrorCode::kInvalidArgument,
+                          .message = fmt::format("the outcome of line {} of order {} cannot be "
+                                                 "recorded, nor its failure: {}",
+                                                 fulfilled->line_id, fulfilled->order_number,
+                                                 failed.error().ToString()),
+                          .current_version = std::nullopt,
+                          .position = 0});
+    }
   }
   return true;
 }
