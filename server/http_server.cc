@@ -328,38 +328,17 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteResponse(HttpServerResponse response, bool counted) {
     if (head_request_) return WriteHead(std::move(response), counted);
     if (response.stream != nullptr) return WriteStreamed(std::move(response));
-    auto message = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(response.status), version_);
-    message->set(http::field::server, "ledgerd");
-    message->set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) message->set(name, value);
+    auto message = MakeMessage<http::string_body>(response);
     message->keep_alive(keep_alive_ && !server_.stopping_.load());
     message->body() = std::move(response.body);
     message->prepare_payload();
-    stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
-    http::async_write(stream_, *message,
-                      [self = shared_from_this(), message, counted](beast::error_code ec, size_t) {
-                        if (counted) {
-                          {
-                            // Under the mutex, so that Stop cannot miss the wake-up.
-                            std::lock_guard lock(self->server_.mutex_);
-                            self->server_.in_flight_.fetch_sub(1);
-                          }
-                          self->server_.quiet_.notify_all();
-                        }
-                        if (ec || !message->keep_alive()) return self->Close();
-                        self->Read();
-                      });
+    WriteMessage(std::move(message), counted);
   }
 
   // The answer to a HEAD request: the header alone, with the length the body would have (none
   // for a stream, whose connection is then closed).
   void WriteHead(HttpServerResponse response, bool counted) {
-    auto message = std::make_shared<http::response<http::empty_body>>(
-        static_cast<http::status>(response.status), version_);
-    message->set(http::field::server, "ledgerd");
-    message->set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) message->set(name, value);
+    auto message = MakeMessage<http::empty_body>(response);
     if (response.stream != nullptr) {
       response.stream->Cancel();
       keep_alive_ = false;
@@ -367,11 +346,30 @@ class Session : public std::enable_shared_from_this<Session> {
       message->content_length(response.body.size());
     }
     message->keep_alive(keep_alive_ && !server_.stopping_.load());
+    WriteMessage(std::move(message), counted);
+  }
+
+  // An answer's status line and headers.
+  template <typename Body>
+  std::shared_ptr<http::response<Body>> MakeMessage(const HttpServerResponse& response) const {
+    auto message = std::make_shared<http::response<Body>>(
+        static_cast<http::status>(response.status), version_);
+    message->set(http::field::server, "ledgerd");
+    message->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) message->set(name, value);
+    return message;
+  }
+
+  // Writes a whole answer, then reads the next request or closes. A counted request stops
+  // counting in flight once its answer is written.
+  template <typename Body>
+  void WriteMessage(std::shared_ptr<http::response<Body>> message, bool counted) {
     stream_.expires_after(std::chrono::milliseconds(server_.options_.idle_timeout_ms));
     http::async_write(stream_, *message,
                       [self = shared_from_this(), message, counted](beast::error_code ec, size_t) {
                         if (counted) {
                           {
+                            // Under the mutex, so that Stop cannot miss the wake-up.
                             std::lock_guard lock(self->server_.mutex_);
                             self->server_.in_flight_.fetch_sub(1);
                           }
@@ -389,11 +387,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteStreamed(HttpServerResponse response) {
     keep_alive_ = false;
     body_stream_ = std::move(response.stream);
-    auto header = std::make_shared<http::response<http::empty_body>>(
-        static_cast<http::status>(response.status), version_);
-    header->set(http::field::server, "ledgerd");
-    header->set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) header->set(name, value);
+    auto header = MakeMessage<http::empty_body>(response);
     header->keep_alive(false);
     // HTTP/1.0 has no chunks: the body runs until the connection closes.
     chunked_ = version_ >= 11;

@@ -735,6 +735,32 @@ struct SharedLog {
   std::unique_ptr<eventstore::OrderCommandService> service;
 };
 
+// A manager on `log` whose coupons go to `coupon_module` and donations to the usual module,
+// after it has settled order `order_number` of one Coupon line (1) and one Donation line (2).
+struct CouponRun {
+  CouponRun(SharedLog& log, std::unique_ptr<Module> coupon_module,
+            const std::string& order_number) {
+    std::vector<std::unique_ptr<Module>> modules;
+    modules.push_back(std::move(coupon_module));
+    modules.push_back(MakeDonationModule());
+    router = std::make_unique<Router>(std::move(modules));
+    state = log.OpenState("state");
+    manager = log.OpenManager(*state, *router);
+    manager->Start();
+    testing::PlaceOrder(*log.service, order_number, {Local("1", "Coupon"), Local("2", "Donation")},
+                        kT0);
+    auto waited = manager->WaitForOutcome(order_number, 20s);
+    REQUIRE(waited.has_value());
+    REQUIRE(waited->settled);
+    outcome = std::move(*waited);
+  }
+
+  std::unique_ptr<Router> router;
+  std::unique_ptr<eventstore::StateStore> state;
+  std::unique_ptr<ProcessManager> manager;
+  ProcessManager::Outcome outcome;
+};
+
 TEST_CASE(
     "a fold made stale by another writer costs a conflict and a fresh decision, never a second "
     "LineFulfilled",
@@ -745,26 +771,16 @@ TEST_CASE(
   SharedLog log;
   auto raced = std::make_unique<RacedCouponModule>(*log.store, records_failure);
   RacedCouponModule* module = raced.get();
-  std::vector<std::unique_ptr<Module>> modules;
-  modules.push_back(std::move(raced));
-  modules.push_back(MakeDonationModule());
-  const Router router(std::move(modules));
-  auto state = log.OpenState("state");
-  auto manager = log.OpenManager(*state, router);
-  manager->Start();
-
-  testing::PlaceOrder(*log.service, "EDX-8001", {Local("1", "Coupon"), Local("2", "Donation")},
-                      kT0);
-  auto outcome = manager->WaitForOutcome("EDX-8001", 20s);
-  REQUIRE(outcome.has_value());
-  REQUIRE(outcome->settled);
+  CouponRun run(log, std::move(raced), "EDX-8001");
+  ProcessManager& manager = *run.manager;
+  const ProcessManager::Outcome* outcome = &run.outcome;
   CHECK(outcome->order.state.status == domain::OrderStatus::kComplete);
   // The worker decided from the dispatcher's fold (version 2), the other writer then appended
   // line 1's outcome, and the worker's append expecting version 2 lost: it read the stream and
   // decided again.
   CHECK(module->calls() == 1);
-  CHECK(manager->stats().orders_from_cache == 1);
-  CHECK(manager->stats().orders_loaded == 0);
+  CHECK(manager.stats().orders_from_cache == 1);
+  CHECK(manager.stats().orders_loaded == 0);
   const auto counts = EventCounts(*log.store, "EDX-8001");
   CHECK(counts.at("LineFulfilled") == 2);
   const auto* line = outcome->order.state.FindLine("1");
@@ -785,7 +801,7 @@ TEST_CASE(
   auto loaded = log.service->Load("EDX-8001");
   REQUIRE(loaded.has_value());
   CHECK(loaded->state == outcome->order.state);
-  manager->Stop();
+  manager.Stop();
 }
 
 TEST_CASE("two managers on one log, each deciding from its own folds, fulfill every line once",
@@ -904,18 +920,9 @@ TEST_CASE(
   // The order's outcomes are one append; the refused one would keep the Donation out too, and
   // leave its own line Open with nothing said.
   SharedLog log;
-  std::vector<std::unique_ptr<Module>> modules;
-  modules.push_back(std::make_unique<OversizedAnswerModule>());
-  modules.push_back(MakeDonationModule());
-  const Router router(std::move(modules));
-  auto state = log.OpenState("state");
-  auto manager = log.OpenManager(*state, router);
-  manager->Start();
-  testing::PlaceOrder(*log.service, "EDX-8101", {Local("1", "Coupon"), Local("2", "Donation")},
-                      kT0);
-  auto outcome = manager->WaitForOutcome("EDX-8101", 20s);
-  REQUIRE(outcome.has_value());
-  REQUIRE(outcome->settled);
+  CouponRun run(log, std::make_unique<OversizedAnswerModule>(), "EDX-8101");
+  const ProcessManager::Outcome* outcome = &run.outcome;
+  ProcessManager* manager = run.manager.get();
   CHECK(outcome->order.state.status == domain::OrderStatus::kFulfillmentError);
   const domain::LineState* refused = outcome->order.state.FindLine("1");
   CHECK(refused->status == domain::LineStatus::kFulfillmentServerError);
