@@ -66,6 +66,15 @@ struct Ledger {
   std::unique_ptr<ProcessManager> manager;
 };
 
+// Options whose clock is `now` (moved by the test), with a short idle wait so that the
+// dispatcher notices a due retry soon after the clock moves.
+ProcessManagerOptions OnClock(std::atomic<int64_t>& now) {
+  ProcessManagerOptions options;
+  options.clock_us = [&now] { return now.load(); };
+  options.idle_wait = 5ms;
+  return options;
+}
+
 // Polls `condition` until it holds or 20 s pass.
 template <typename Condition>
 bool Eventually(Condition condition) {
@@ -149,10 +158,7 @@ TEST_CASE("a backlog is fulfilled several orders per run and store call, each li
 TEST_CASE("a failed line is recorded with its reason and retried with backoff on the clock",
           "[process_manager][retry]") {
   std::atomic<int64_t> now{kT0};
-  ProcessManagerOptions options;
-  options.clock_us = [&now] { return now.load(); };
-  options.idle_wait = 5ms;
-  Ledger ledger(options);
+  Ledger ledger(OnClock(now));
   ledger.standin->SetFaults({.fail_next = 2, .fail_status = 503});
   ledger.manager->Start();
   testing::PlaceOrder(*ledger.service, "EDX-2001", {Seat("1", "course-v1:edX+B+1")}, kT0);
@@ -487,10 +493,7 @@ TEST_CASE(
     "once",
     "[process_manager][revoke][retry]") {
   std::atomic<int64_t> now{kT0};
-  ProcessManagerOptions options;
-  options.clock_us = [&now] { return now.load(); };
-  options.idle_wait = 5ms;
-  Ledger ledger(options);
+  Ledger ledger(OnClock(now));
   ledger.manager->Start();
   testing::PlaceOrder(*ledger.service, "EDX-5401", {Seat("1", "course-v1:edX+S+1")}, kT0);
   ledger.Settle("EDX-5401");
@@ -548,10 +551,7 @@ TEST_CASE(
     "the partner refused waits for ops",
     "[process_manager][revoke][retry]") {
   std::atomic<int64_t> now{kT0};
-  ProcessManagerOptions options;
-  options.clock_us = [&now] { return now.load(); };
-  options.idle_wait = 5ms;
-  Ledger ledger(options);
+  Ledger ledger(OnClock(now));
   ledger.manager->Start();
   testing::PlaceOrder(*ledger.service, "EDX-5501",
                       {Seat("1", "course-v1:edX+T+1"), Seat("2", "course-v1:edX+T+2")}, kT0);
@@ -624,10 +624,7 @@ TEST_CASE("a failure the manager keeps meeting stays fresh in its stats; its age
 TEST_CASE("pending retries survive a restart: the schedule comes back from the log",
           "[process_manager][retry]") {
   std::atomic<int64_t> now{kT0};
-  ProcessManagerOptions options;
-  options.clock_us = [&now] { return now.load(); };
-  options.idle_wait = 5ms;
-  Ledger ledger(options);
+  Ledger ledger(OnClock(now));
   ledger.standin->SetFaults({.fail_next = 1, .fail_status = 500});
   ledger.manager->Start();
   testing::PlaceOrder(*ledger.service, "EDX-6001", {Seat("1", "course-v1:edX+F+1")}, kT0);
