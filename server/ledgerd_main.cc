@@ -3,9 +3,11 @@
 // manager with the configured router, and the HTTP/JSON API (server/ledger_api.h). SIGTERM or
 // SIGINT stops accepting, lets requests in flight finish, stops the process manager and the
 // projections (each persists its checkpoint), and exits 0.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -150,8 +152,12 @@ Result<void, std::string> ReadTable(
 // The [audit] table of the configuration; unknown keys are errors, as in [server].
 Result<void, std::string> ReadAuditSettings(const std::string& path, const toml::table& table,
                                             ServerSettings& settings) {
+  if (!table.contains("audit")) return {};
   const toml::table* audit = table["audit"].as_table();
-  if (audit == nullptr) return {};
+  if (audit == nullptr) {
+    return Unexpected(fmt::format("{}: audit (line {}): must be a table", path,
+                                  table["audit"].node()->source().begin.line));
+  }
   static constexpr SettingSpec kSpecs[] = {
       {.key = "signing_key_file", .is_string = true},
       {.key = "digest_file", .is_string = true},
@@ -173,8 +179,12 @@ Result<void, std::string> ReadAuditSettings(const std::string& path, const toml:
 // positive and below a bound no sane deployment reaches).
 Result<void, std::string> ReadServerSettings(const std::string& path, const toml::table& table,
                                              ServerSettings& settings) {
+  if (!table.contains("server")) return {};
   const toml::table* server = table["server"].as_table();
-  if (server == nullptr) return {};
+  if (server == nullptr) {
+    return Unexpected(fmt::format("{}: server (line {}): must be a table", path,
+                                  table["server"].node()->source().begin.line));
+  }
   constexpr int64_t kLimitMax = int64_t{1} << 40;
   static constexpr SettingSpec kSpecs[] = {
       {.key = "listen", .is_string = true},
@@ -212,10 +222,16 @@ Result<void, std::string> ReadServerSettings(const std::string& path, const toml
 Result<ServerSettings, std::string> ReadSettings(const std::string& path) {
   ServerSettings settings;
   if (path.empty()) return settings;
+  std::error_code ignored;
+  // A directory opens as a stream that reads nothing: it would pass for an empty file.
+  if (std::filesystem::is_directory(path, ignored)) {
+    return Unexpected("cannot read " + path + ": it is a directory");
+  }
   std::ifstream file(path);
-  if (!file) return Unexpected("cannot read " + path);
+  if (!file) return Unexpected(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
   std::stringstream text;
   text << file.rdbuf();
+  if (file.bad()) return Unexpected(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
   const std::string document = text.str();
   auto parsed = fulfillment::ParseFulfillmentConfig(document);
   if (!parsed) return Unexpected(path + ": " + parsed.error().message);
@@ -250,6 +266,8 @@ Result<ServerSettings, std::string> ReadSettings(const std::string& path) {
 }
 
 // "host:port" -> (host, port); nullopt when malformed.
+// "IPv4:port" or "[IPv6]:port" -> (address, port); nullopt when malformed or when the host is
+// not an IP address (the server binds an address; it resolves no names).
 std::optional<std::pair<std::string, uint16_t>> SplitListen(std::string_view listen) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == listen.size()) {
@@ -261,7 +279,20 @@ std::optional<std::pair<std::string, uint16_t>> SplitListen(std::string_view lis
     port = port * 10 + static_cast<unsigned>(c - '0');
     if (port > 65535) return std::nullopt;
   }
-  return std::make_pair(std::string(listen.substr(0, colon)), static_cast<uint16_t>(port));
+  std::string_view host = listen.substr(0, colon);
+  const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed) host = host.substr(1, host.size() - 2);
+  unsigned char address[sizeof(in6_addr)];
+  const std::string text(host);
+  const bool valid = bracketed ? ::inet_pton(AF_INET6, text.c_str(), address) == 1
+                               : ::inet_pton(AF_INET, text.c_str(), address) == 1;
+  if (!valid) return std::nullopt;
+  return std::make_pair(text, static_cast<uint16_t>(port));
+}
+
+// An address as a URL's host: an IPv6 address in brackets.
+std::string UrlHost(const std::string& address) {
+  return address.find(':') == std::string::npos ? address : "[" + address + "]";
 }
 
 int Fail(const std::string& message, int code = 1) {
@@ -298,7 +329,11 @@ int Run(const Flags& flags) {
   if (flags.data_dir) settings.data_dir = *flags.data_dir;
   if (flags.listen) settings.listen = *flags.listen;
   auto listen = SplitListen(settings.listen);
-  if (!listen) return Fail("--listen wants HOST:PORT, not '" + settings.listen + "'", 2);
+  if (!listen) {
+    return Fail(fmt::format("{} wants IPv4:PORT or [IPv6]:PORT (an address, not a name), not '{}'",
+                            flags.listen ? "--listen" : "server.listen", settings.listen),
+                2);
+  }
 
   // Signals are taken by sigwait below; every thread started from here inherits the mask.
   sigset_t signals;
@@ -322,7 +357,15 @@ int Run(const Flags& flags) {
   std::error_code ignored;
   std::filesystem::create_directories(settings.data_dir, ignored);
   auto store = eventstore::OpenRocksDbEventStore(server::LogPath(settings.data_dir));
-  if (!store) return Fail("event store: " + store.error().ToString());
+  if (!store) {
+    // RocksDB's words for a log another process has open: "While lock file: .../LOCK".
+    const std::string error = store.error().ToString();
+    return Fail(
+        "event store: " + error +
+        (error.find("lock file") != std::string::npos
+             ? " (another ledgerd, or an offline ledgerctl, is using " + settings.data_dir + ")"
+             : ""));
+  }
   auto state = eventstore::OpenRocksDbStateStore(server::StatePath(settings.data_dir));
   if (!state) return Fail("state store: " + state.error().ToString());
 
@@ -456,8 +499,9 @@ int Run(const Flags& flags) {
   http_server.store(http->get());
   fmt::print("ledgerd: data in {} (head position {})\n", settings.data_dir,
              (*store)->HeadPosition());
-  fmt::print("listening on http://{}:{}\n", listen->first, (*http)->port());
-  fmt::print("dashboard: open http://{}:{}/ in a browser and sign in with a token\n", listen->first,
+  const std::string host = UrlHost(listen->first);
+  fmt::print("listening on http://{}:{}\n", host, (*http)->port());
+  fmt::print("dashboard: open http://{}:{}/ in a browser and sign in with a token\n", host,
              (*http)->port());
   if (!development_token.empty()) {
     fmt::print(
@@ -465,9 +509,9 @@ int Run(const Flags& flags) {
         "  {}\n",
         settings.data_dir, development_token);
     fmt::print("try: curl -H 'Authorization: Bearer {}' http://{}:{}/v1/orders\n",
-               development_token, listen->first, (*http)->port());
+               development_token, host, (*http)->port());
   } else {
-    fmt::print("try: curl http://{}:{}/healthz\n", listen->first, (*http)->port());
+    fmt::print("try: curl http://{}:{}/healthz\n", host, (*http)->port());
   }
   std::fflush(stdout);
 
@@ -490,6 +534,7 @@ int Run(const Flags& flags) {
 
 int main(int argc, char** argv) {
   Flags flags;
+  std::vector<std::string_view> seen;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -497,12 +542,26 @@ int main(int argc, char** argv) {
       std::fputs(kUsage.data(), stdout);
       return 0;
     }
+    // A flag given twice: which one was meant?
+    if (std::find(seen.begin(), seen.end(), arg) != seen.end()) {
+      std::fprintf(stderr, "ledgerd: %s is given more than once\n", argv[i]);
+      return 2;
+    }
+    if (arg.starts_with("--")) seen.push_back(arg);
     if (arg == "--data-dir" && has_value) {
       flags.data_dir = argv[++i];
+      if (flags.data_dir->empty()) {
+        std::fputs("ledgerd: --data-dir must not be empty\n", stderr);
+        return 2;
+      }
     } else if (arg == "--listen" && has_value) {
       flags.listen = argv[++i];
     } else if (arg == "--config" && has_value) {
       flags.config_path = argv[++i];
+      if (flags.config_path.empty()) {
+        std::fputs("ledgerd: --config must not be empty\n", stderr);
+        return 2;
+      }
     } else if (arg == "--lms-standin") {
       flags.lms_standin = true;
     } else {

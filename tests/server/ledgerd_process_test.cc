@@ -1,5 +1,7 @@
 // ledgerd as a process: it prints where it listens, serves behind bearer tokens, exits 0 on
 // SIGTERM, and a restart (after SIGTERM or SIGKILL) finds everything it acknowledged.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -158,6 +160,8 @@ TEST_CASE("a configuration it cannot use stops ledgerd at start with exit 2, nam
       {"[audit]\ndigest_file = \"\"\n", "audit.digest_file (line 2): must be a non-empty string"},
       {"[fulfillment]\nworkers = 0\n", "fulfillment.workers"},
       {"[surprise]\n", "surprise (line 1): unknown table"},
+      {"server = 5\n", "server (line 1): must be a table"},
+      {"audit = \"x\"\n", "audit (line 1): must be a table"},
       {"[server\n", "TOML syntax error"},
   };
   for (const Case& c : cases) {
@@ -173,6 +177,26 @@ TEST_CASE("a configuration it cannot use stops ledgerd at start with exit 2, nam
     CHECK(run.exit_code == 2);
     CHECK(run.err.find(c.message) != std::string::npos);
     CHECK(run.out.find("listening") == std::string::npos);
+  }
+
+  // Flags: each mistake stops ledgerd before it makes or opens any data directory.
+  const std::string data = (dir / "flags-data").string();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> flag_cases = {
+      {{"--data-dir", ""}, "--data-dir must not be empty"},
+      {{"--data-dir", data, "--config", dir.string()}, "it is a directory"},
+      {{"--data-dir", data, "--config", (dir / "missing.toml").string()},
+       "No such file or directory"},
+      {{"--data-dir", data, "--listen", "localhost:0"}, "--listen wants IPv4:PORT or [IPv6]:PORT"},
+      {{"--data-dir", data, "--listen", "::1:0"}, "--listen wants IPv4:PORT or [IPv6]:PORT"},
+      {{"--data-dir", data, "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:1"},
+       "--listen is given more than once"},
+  };
+  for (const auto& [arguments, message] : flag_cases) {
+    const ProgramRun run = RunProgram(LEDGER_LEDGERD, arguments);
+    INFO(fmt::format("{}", fmt::join(arguments, " ")) << "\n" << run.err);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find(message) != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(data));
   }
   std::filesystem::remove_all(dir);
 }
