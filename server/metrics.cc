@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace ledger::server {
@@ -95,9 +96,15 @@ void PrometheusText::Histogram(std::string_view name, std::string_view help,
 
 void HttpMetrics::Record(const HttpServerRequest& request, int status, int64_t handler_us) {
   const std::string& route = request.route.empty() ? std::string("unmatched") : request.route;
+  // The method is the client's word: any token at all. Labels take the standard ones, else
+  // "other", so that no client can add series without bound.
+  static constexpr std::string_view kMethods[] = {"GET",     "HEAD",  "POST",    "PUT",  "DELETE",
+                                                  "OPTIONS", "PATCH", "CONNECT", "TRACE"};
+  const bool standard =
+      std::find(std::begin(kMethods), std::end(kMethods), request.method) != std::end(kMethods);
   std::lock_guard lock(mutex_);
   Route& entry = routes_[route];
-  ++entry.requests[{request.method, status}];
+  ++entry.requests[{standard ? request.method : std::string("other"), status}];
   if (entry.seconds == nullptr) {
     // 50 us .. about 13 s.
     entry.seconds =

@@ -50,6 +50,25 @@ std::string GetBody(uint16_t port, const std::string& path, int expected_status 
   return response->body;
 }
 
+TEST_CASE("HTTP metrics label the standard methods, and any other as 'other'") {
+  // The method is whatever the client sends: labelled as such, each would be a series of its
+  // own, without bound.
+  HttpMetrics metrics;
+  for (const char* method : {"GET", "FOO", "BAR", "B!Z", "HEAD"}) {
+    HttpServerRequest request;
+    request.method = method;
+    metrics.Record(request, 405, 10);
+  }
+  PrometheusText out;
+  metrics.Write(out);
+  const std::string& text = out.text();
+  INFO(text);
+  CHECK(text.find("method=\"other\",code=\"405\"} 3\n") != std::string::npos);
+  CHECK(text.find("method=\"GET\",code=\"405\"} 1\n") != std::string::npos);
+  CHECK(text.find("method=\"HEAD\",code=\"405\"} 1\n") != std::string::npos);
+  CHECK(text.find("FOO") == std::string::npos);
+}
+
 TEST_CASE("GET /metrics shows appends, group commits, projection lag and HTTP requests") {
   ApiFixture ledger;
   ledger.Pay(0, 7);
