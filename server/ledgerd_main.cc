@@ -335,6 +335,21 @@ int Run(const Flags& flags) {
                 2);
   }
 
+  // A digest file of the configuration's own that cannot be appended to would only show as a
+  // line on stderr at each interval: found out now.
+  if (settings.audit.digest_interval_s > 0 && !settings.audit.digest_file.empty()) {
+    const std::string& path = settings.audit.digest_file;
+    std::error_code ignored;
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return Fail(
+          fmt::format("audit.digest_file: cannot append to {}: {}", path, std::strerror(errno)), 2);
+    }
+    ::close(fd);
+  }
+
   // Signals are taken by sigwait below; every thread started from here inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);

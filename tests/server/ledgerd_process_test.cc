@@ -161,6 +161,8 @@ TEST_CASE("a configuration it cannot use stops ledgerd at start with exit 2, nam
       {"[fulfillment]\nworkers = 0\n", "fulfillment.workers"},
       {"[surprise]\n", "surprise (line 1): unknown table"},
       {"server = 5\n", "server (line 1): must be a table"},
+      {"[audit]\ndigest_interval_s = 60\ndigest_file = \"" + config.string() + "/d.jsonl\"\n",
+       "audit.digest_file: cannot append to"},
       {"audit = \"x\"\n", "audit (line 1): must be a table"},
       {"[server\n", "TOML syntax error"},
   };
