@@ -35,6 +35,16 @@ std::string UserPrefix(int64_t user_id) {
 std::string UserKey(int64_t user_id, uint64_t placed_position, std::string_view order_number) {
   return fmt::format("{}{:016x}/{}", UserPrefix(user_id), placed_position, order_number);
 }
+// Orders with a line whose revocation failed: ops' queue of refunds not carried out.
+constexpr std::string_view kRevocationErrorPrefix = "r/";
+std::string RevocationErrorKey(std::string_view order_number) {
+  return fmt::format("{}{}", kRevocationErrorPrefix, order_number);
+}
+bool HasRevocationError(const domain::OrderState& state) {
+  return std::any_of(state.lines.begin(), state.lines.end(), [](const domain::LineState& line) {
+    return line.status == domain::LineStatus::kRevocationError;
+  });
+}
 std::string AllKey(uint64_t placed_position, std::string_view order_number) {
   return fmt::format("t/{:016x}/{}", placed_position, order_number);
 }
@@ -155,6 +165,7 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
       order.stored_placed = order.row.state.placed();
       order.stored_status = order.row.state.status;
       order.stored_status_since_position = order.row.status_since_position;
+      order.stored_revocation_error = HasRevocationError(order.row.state);
       cached = cache_.emplace(order_number, std::move(order)).first;
     }
   }
@@ -173,6 +184,7 @@ StoreResult<void> OrderStatusProjection::Apply(const RecordedEvent& record,
       order.stored_placed = order.row.state.placed();
       order.stored_status = order.row.state.status;
       order.stored_status_since_position = order.row.status_since_position;
+      order.stored_revocation_error = HasRevocationError(order.row.state);
     }
     cached = cache_.emplace(order_number, std::move(order)).first;
   }
@@ -245,6 +257,10 @@ void OrderStatusProjection::WriteOrders(const Orders& cache, RowBatch& rows) {
       index.emplace_back(StatusKey(row.state.status, row.status_since_position, order_number),
                          true);
     }
+    if (const bool revocation_error = HasRevocationError(row.state);
+        revocation_error != order.stored_revocation_error) {
+      index.emplace_back(RevocationErrorKey(order_number), revocation_error);
+    }
   }
   // Sorted, RocksDB's memtable inserts each key next to the previous one.
   std::sort(index.begin(), index.end());
@@ -265,6 +281,13 @@ StoreResult<std::optional<OrderRow>> OrderStatusProjection::Get(const Projection
   auto row = DecodeRowOf(order_number, **stored);
   if (!row) return Unexpected(std::move(row).error());
   return std::optional<OrderRow>(std::move(*row));
+}
+
+StoreResult<OrderPage> OrderStatusProjection::ListWithRevocationErrors(const ProjectionView& view,
+                                                                       size_t limit,
+                                                                       std::string_view cursor) {
+  return ListIndex(view, std::string(kRevocationErrorPrefix), /*newest_first=*/false, limit,
+                   cursor);
 }
 
 StoreResult<OrderPage> OrderStatusProjection::ListByStatus(const ProjectionView& view,

@@ -74,6 +74,10 @@ class OrderStatusProjection final : public Projection {
   // A user's placed orders, newest first.
   static StoreResult<OrderPage> ListByUser(const ProjectionView& view, int64_t user_id,
                                            size_t limit, std::string_view cursor = {});
+  // Orders with a line in Revocation Error (a refund's revocation that failed and is not retried
+  // or not yet), by order number: ops' queue.
+  static StoreResult<OrderPage> ListWithRevocationErrors(const ProjectionView& view, size_t limit,
+                                                         std::string_view cursor = {});
   // Every placed order, newest first.
   static StoreResult<OrderPage> ListAll(const ProjectionView& view, size_t limit,
                                         std::string_view cursor = {});
@@ -96,6 +100,7 @@ class OrderStatusProjection final : public Projection {
     bool stored_placed = false;
     domain::OrderStatus stored_status = domain::OrderStatus::kOpen;
     uint64_t stored_status_since_position = 0;
+    bool stored_revocation_error = false;  // The stored row has a line in Revocation Error.
     // The position of OrderCreated when it was applied in this batch (0: it was not).
     uint64_t placed_position = 0;
   };

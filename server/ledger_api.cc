@@ -946,8 +946,14 @@ HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
   const std::string_view cursor = request.Query("cursor").value_or("");
   auto status = request.Query("status");
   auto user = request.Query("user");
-  if (status && user) {
-    return ErrorResponse(400, "invalid_parameter", "give status or user, not both");
+  auto line_status = request.Query("line_status");
+  if ((status ? 1 : 0) + (user ? 1 : 0) + (line_status ? 1 : 0) > 1) {
+    return ErrorResponse(400, "invalid_parameter", "give one of status, user and line_status");
+  }
+  // Only one line status has a list: the queue of revocations that failed.
+  if (line_status && *line_status != "revocation_error" && *line_status != "Revocation Error") {
+    return ErrorResponse(400, "invalid_parameter",
+                         "line_status lists revocation_error only (lines whose revocation failed)");
   }
   // placed_from / placed_to: a UTC day (YYYY-MM-DD: from its start, to its end) or an RFC 3339
   // time, both included.
@@ -971,10 +977,10 @@ HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
   if (from_us && to_us && *from_us > *to_us) {
     return ErrorResponse(400, "invalid_parameter", "placed_from is after placed_to");
   }
-  if ((placed_from || placed_to) && (status || user)) {
+  if ((placed_from || placed_to) && (status || user || line_status)) {
     return ErrorResponse(400, "invalid_parameter",
                          "placed_from and placed_to list all orders; they do not combine with "
-                         "status or user");
+                         "status, user or line_status");
   }
   const projections::ProjectionView view = order_status_->View();
   eventstore::StoreResult<projections::OrderPage> page = projections::OrderPage{};
@@ -992,6 +998,8 @@ HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
       last = *at;
     }
     page = OrderStatusProjection::ListPlacedBetween(view, first, last, *limit, cursor);
+  } else if (line_status) {
+    page = OrderStatusProjection::ListWithRevocationErrors(view, *limit, cursor);
   } else if (status) {
     auto parsed = ParseOrderStatus(*status);
     if (!parsed) {

@@ -96,6 +96,38 @@ TEST_CASE("the order status projection equals a fresh fold of the log", "[projec
   }
 }
 
+TEST_CASE("the revocation error queue holds exactly the orders with a line in Revocation Error",
+          "[projections]") {
+  // Ops' queue: an order enters when a line's revocation fails and leaves when no line is in
+  // Revocation Error any more (revoked, or still failing on another line).
+  LedgerFixture ledger;
+  OrderWorkload workload(ledger.service(), 5);
+  for (int i = 0; i < 200; ++i) workload.AddOrder();
+  for (int i = 0; i < 600; ++i) {
+    workload.Step(workload.orders()[static_cast<size_t>(i * 7) % workload.orders().size()]);
+  }
+  auto runner = ledger.OrderStatusRunner({.batch_events_max = 61, .idle_wait = 10ms});
+  REQUIRE(runner->CatchUp().has_value());
+  const ProjectionView view = runner->View();
+
+  std::set<std::string> expected;
+  for (const std::string& order_number : workload.orders()) {
+    auto loaded = ledger.service().Load(order_number);
+    REQUIRE(loaded.has_value());
+    for (const domain::LineState& line : loaded->state.lines) {
+      if (line.status == domain::LineStatus::kRevocationError) expected.insert(order_number);
+    }
+  }
+  REQUIRE_FALSE(expected.empty());  // The workload must reach the case.
+  const auto rows = AllPages([&](std::string cursor) {
+    return OrderStatusProjection::ListWithRevocationErrors(view, 4, cursor);
+  });
+  std::set<std::string> listed;
+  for (const OrderRow& row : rows) listed.insert(row.state.order_number);
+  CHECK(listed == expected);
+  CHECK(rows.size() == listed.size());
+}
+
 TEST_CASE("order lists page through every order in the documented order", "[projections]") {
   LedgerFixture ledger;
   OrderWorkload workload(ledger.service(), 2);

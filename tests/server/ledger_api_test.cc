@@ -461,6 +461,48 @@ TEST_CASE("business rejections: 404, 409, 422") {
   }
 }
 
+TEST_CASE("a line whose revocation failed is in ops' queue until it is revoked") {
+  Ledger ledger;
+  REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-31"))).status == 201);
+  REQUIRE(ledger.Send("POST", "/v1/orders?fulfillment=sync", Text(Order("EDX-31"))).status == 201);
+  // The queue as the projection says it, once it holds `wanted` orders (or 5 s pass).
+  auto queue = [&](size_t wanted) {
+    json::array orders;
+    for (int i = 0; i < 500; ++i) {
+      Answer listed = ledger.Send("GET", "/v1/orders?line_status=revocation_error");
+      REQUIRE(listed.status == 200);
+      orders = listed.body.at("orders").as_array();
+      if (orders.size() == wanted) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return orders;
+  };
+  CHECK(queue(0).empty());
+  // The LMS refuses the unenrollment (403: not retried automatically).
+  ledger.standin().SetFaults({.fail_next = 1, .fail_status = 403});
+  Answer failed = ledger.Send("POST", "/v1/orders/EDX-31/lines/1/revoke",
+                              Text(json::object{{"refund_reference", "refund-31"}}));
+  REQUIRE(failed.status == 200);
+  CHECK(failed.body.at("line").at("status").as_string() == "Revocation Error");
+  const json::array waiting = queue(1);
+  REQUIRE(waiting.size() == 1);
+  CHECK(waiting[0].at("order_number").as_string() == "EDX-31");
+  CHECK(waiting[0].at("status").as_string() == "Complete");  // The order alone does not say it.
+
+  Answer revoked = ledger.Send("POST", "/v1/orders/EDX-31/lines/1/revoke",
+                               Text(json::object{{"refund_reference", "refund-31"}}));
+  REQUIRE(revoked.status == 200);
+  CHECK(revoked.body.at("line").at("status").as_string() == "Revoked");
+  CHECK(queue(0).empty());
+
+  CHECK(ledger.Send("GET", "/v1/orders?line_status=complete").status == 400);
+  CHECK(ledger.Send("GET", "/v1/orders?line_status=revocation_error&status=complete").status ==
+        400);
+  CHECK(
+      ledger.Send("GET", "/v1/orders?line_status=revocation_error&placed_from=2026-01-01").status ==
+      400);
+}
+
 TEST_CASE("malformed requests get the documented 400 and write nothing") {
   Ledger ledger;
   REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-4"))).status == 201);
