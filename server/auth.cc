@@ -78,35 +78,45 @@ Result<std::vector<TokenGrant>, std::string> ParseAuthConfig(std::string_view to
     return Unexpected(std::string(error.description()));
   }
   std::vector<TokenGrant> grants;
+  // " (line N)", as the other tables' messages say where.
+  const auto line = [](const toml::node& node) {
+    return " (line " + std::to_string(node.source().begin.line) + ")";
+  };
   const toml::node* auth_node = document.get("auth");
   if (auth_node == nullptr) return grants;
   const toml::table* auth = auth_node->as_table();
-  if (auth == nullptr) return Unexpected(std::string("auth must be a table"));
+  if (auth == nullptr) return Unexpected("auth" + line(*auth_node) + ": must be a table");
   for (const auto& [key, node] : *auth) {
     if (key != "tokens") {
-      return Unexpected("auth." + std::string(key.str()) + ": unknown key (known: tokens)");
+      return Unexpected("auth." + std::string(key.str()) + line(node) +
+                        ": unknown key (known: tokens)");
     }
   }
   const toml::array* tokens = (*auth)["tokens"].as_array();
   if (tokens == nullptr) {
-    return Unexpected(std::string("auth.tokens must be an array of tables ([[auth.tokens]])"));
+    const toml::node* given = auth->get("tokens");
+    return Unexpected("auth.tokens" + line(given != nullptr ? *given : *auth_node) +
+                      ": must be an array of tables ([[auth.tokens]])");
   }
   std::set<std::string> names;
   std::set<Hash256> digests;
   for (size_t i = 0; i < tokens->size(); ++i) {
-    const std::string where = "auth.tokens[" + std::to_string(i) + "]";
+    const std::string where = "auth.tokens[" + std::to_string(i) + "]" + line((*tokens)[i]);
     const toml::table* entry = (*tokens)[i].as_table();
     if (entry == nullptr) return Unexpected(where + ": must be a table");
     TokenGrant grant;
     bool has_token = false;
     for (const auto& [key, node] : *entry) {
       const std::string_view name = key.str();
+      // A key's problem names the key's own line.
+      const std::string key_where =
+          "auth.tokens[" + std::to_string(i) + "]." + std::string(name) + line(node);
       if (name == "name" && node.is_string()) {
         grant.name = node.as_string()->get();
       } else if (name == "token" && node.is_string()) {
         const std::string& token = node.as_string()->get();
         if (token.size() < kTokenBytesMin) {
-          return Unexpected(where + ".token: shorter than " + std::to_string(kTokenBytesMin) +
+          return Unexpected(key_where + ": shorter than " + std::to_string(kTokenBytesMin) +
                             " characters (guessable)");
         }
         if (has_token) return Unexpected(where + ": give token or token_sha256, not both");
@@ -115,7 +125,7 @@ Result<std::vector<TokenGrant>, std::string> ParseAuthConfig(std::string_view to
       } else if (name == "token_sha256" && node.is_string()) {
         auto bytes = FromHex(node.as_string()->get());
         if (!bytes || bytes->size() != grant.token_sha256.size()) {
-          return Unexpected(where + ".token_sha256: not 64 hex digits");
+          return Unexpected(key_where + ": not 64 hex digits");
         }
         if (has_token) return Unexpected(where + ": give token or token_sha256, not both");
         std::copy(bytes->begin(), bytes->end(), grant.token_sha256.begin());
@@ -125,14 +135,14 @@ Result<std::vector<TokenGrant>, std::string> ParseAuthConfig(std::string_view to
           const std::optional<std::string> role_name = role_node.value<std::string>();
           const std::optional<Role> role = role_name ? ParseRole(*role_name) : std::nullopt;
           if (!role) {
-            return Unexpected(where +
-                              ".roles: each role is one of \"writer\", \"reader\", \"ops\", "
+            return Unexpected(key_where +
+                              ": each role is one of \"writer\", \"reader\", \"ops\", "
                               "\"auditor\"");
           }
           grant.roles = grant.roles | *role;
         }
       } else {
-        return Unexpected(where + "." + std::string(name) +
+        return Unexpected(key_where +
                           ": unknown key or wrong type (known: name, token or token_sha256: "
                           "strings; roles: array of strings)");
       }

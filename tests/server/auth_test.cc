@@ -97,9 +97,11 @@ TEST_CASE("ParseAuthConfig refuses malformed entries with a message naming them"
     const char* expected;
   };
   const Case cases[] = {
-      {"[auth]\nkey = 1\n", "auth.key"},
-      {"[auth]\ntokens = 3\n", "array of tables"},
-      {"[[auth.tokens]]\nname = \"a\"\ntoken = \"short\"\nroles = [\"reader\"]\n", "shorter"},
+      {"[auth]\nkey = 1\n", "auth.key (line 2): unknown key"},
+      {"[auth]\ntokens = 3\n", "auth.tokens (line 2): must be an array of tables"},
+      {"auth = 3\n", "auth (line 1): must be a table"},
+      {"[[auth.tokens]]\nname = \"a\"\ntoken = \"short\"\nroles = [\"reader\"]\n",
+       "auth.tokens[0].token (line 3): shorter"},
       {"[[auth.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nroles = [\"root\"]\n",
        "roles"},
       {"[[auth.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nroles = []\n", "role"},
@@ -108,7 +110,7 @@ TEST_CASE("ParseAuthConfig refuses malformed entries with a message naming them"
       {"[[auth.tokens]]\nname = \"a\"\ntoken_sha256 = \"abc\"\nroles = [\"ops\"]\n", "64 hex"},
       {"[[auth.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nroles = [\"ops\"]\n"
        "[[auth.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef1\"\nroles = [\"ops\"]\n",
-       "taken"},
+       "auth.tokens[1] (line 5): the name 'a' is taken"},
       {"[[auth.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nroles = [\"ops\"]\n"
        "[[auth.tokens]]\nname = \"b\"\ntoken = \"0123456789abcdef0\"\nroles = [\"ops\"]\n",
        "twice"},
