@@ -149,15 +149,27 @@ Result<void, std::string> ReadTable(
   return {};
 }
 
+// The document's table `name`: nullptr when the file has none, an error when it is there but not
+// a table.
+Result<const toml::table*, std::string> TopTable(const std::string& path,
+                                                 const toml::table& document,
+                                                 std::string_view name) {
+  const toml::node* node = document.get(name);
+  if (node == nullptr) return static_cast<const toml::table*>(nullptr);
+  if (!node->is_table()) {
+    return Unexpected(
+        fmt::format("{}: {} (line {}): must be a table", path, name, node->source().begin.line));
+  }
+  return node->as_table();
+}
+
 // The [audit] table of the configuration; unknown keys are errors, as in [server].
 Result<void, std::string> ReadAuditSettings(const std::string& path, const toml::table& table,
                                             ServerSettings& settings) {
-  if (!table.contains("audit")) return {};
-  const toml::table* audit = table["audit"].as_table();
-  if (audit == nullptr) {
-    return Unexpected(fmt::format("{}: audit (line {}): must be a table", path,
-                                  table["audit"].node()->source().begin.line));
-  }
+  auto found = TopTable(path, table, "audit");
+  if (!found) return Unexpected(std::move(found).error());
+  const toml::table* audit = *found;
+  if (audit == nullptr) return {};
   static constexpr SettingSpec kSpecs[] = {
       {.key = "signing_key_file", .is_string = true},
       {.key = "digest_file", .is_string = true},
@@ -179,12 +191,10 @@ Result<void, std::string> ReadAuditSettings(const std::string& path, const toml:
 // positive and below a bound no sane deployment reaches).
 Result<void, std::string> ReadServerSettings(const std::string& path, const toml::table& table,
                                              ServerSettings& settings) {
-  if (!table.contains("server")) return {};
-  const toml::table* server = table["server"].as_table();
-  if (server == nullptr) {
-    return Unexpected(fmt::format("{}: server (line {}): must be a table", path,
-                                  table["server"].node()->source().begin.line));
-  }
+  auto found = TopTable(path, table, "server");
+  if (!found) return Unexpected(std::move(found).error());
+  const toml::table* server = *found;
+  if (server == nullptr) return {};
   constexpr int64_t kLimitMax = int64_t{1} << 40;
   static constexpr SettingSpec kSpecs[] = {
       {.key = "listen", .is_string = true},
