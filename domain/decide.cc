@@ -552,7 +552,7 @@ Decision Decide(const OrderState& state, const RecordLineRevoked& command) {
   const LineState& line = **found;
 
   if (line.status == LineStatus::kRevoked) return std::vector<Event>{};  // Revoked once only.
-  if (line.status != LineStatus::kComplete && line.status != LineStatus::kRevocationError) {
+  if (!IsRevocable(line.status)) {
     return Reject(RejectionCode::kLineNotFulfilled, LineDetail(line));
   }
   return std::vector<Event>{LineRevoked{
@@ -580,7 +580,7 @@ Decision Decide(const OrderState& state, const RecordRevocationFailed& command) 
   if (line.status == LineStatus::kRevoked) {
     return Reject(RejectionCode::kLineRevoked, LineDetail(line));
   }
-  if (line.status != LineStatus::kComplete && line.status != LineStatus::kRevocationError) {
+  if (!IsRevocable(line.status)) {
     return Reject(RejectionCode::kLineNotFulfilled, LineDetail(line));
   }
   const uint32_t attempt = NextRevocationAttempt(line);
@@ -619,7 +619,7 @@ Decision Decide(const OrderState& state, const RequestRevocation& command) {
   if (line.status == LineStatus::kRevoked || line.revocation_requested) {
     return std::vector<Event>{};  // Revoked, or on its way: asked once.
   }
-  if (line.status != LineStatus::kComplete && line.status != LineStatus::kRevocationError) {
+  if (!IsRevocable(line.status)) {
     return Reject(RejectionCode::kLineNotFulfilled, LineDetail(line));
   }
   return std::vector<Event>{RevocationRequested{

@@ -207,7 +207,7 @@ Problem Apply(OrderState& state, const RevocationRequested& e) {
   Result<LineState*, std::string> found = FindLineToChange(state, e.line_id);
   if (!found) return found.error();
   LineState& line = **found;
-  if (line.status != LineStatus::kComplete && line.status != LineStatus::kRevocationError) {
+  if (!IsRevocable(line.status)) {
     return LineDetail(line) + ", not revocable";
   }
   if (line.revocation_requested) return "a revocation of line " + e.line_id + " is pending";

@@ -81,6 +81,10 @@ bool IsFulfillable(LineStatus status) {
   return status == LineStatus::kOpen || IsFulfillmentError(status);
 }
 
+bool IsRevocable(LineStatus status) {
+  return status == LineStatus::kComplete || status == LineStatus::kRevocationError;
+}
+
 LineStatus LineStatusForFailure(FailureKind kind) {
   switch (kind) {
     case FailureKind::kConfiguration:

@@ -54,6 +54,9 @@ bool IsFulfillmentError(LineStatus status);
 // Open or a fulfillment error: the lines a (re)try of fulfillment may touch. A Complete line is
 // never fulfilled again (the original re-ran every line and minted a second entitlement).
 bool IsFulfillable(LineStatus status);
+// Complete or Revocation Error: a line that was fulfilled and is not revoked, which a refund may
+// revoke (again, after a failed revocation).
+bool IsRevocable(LineStatus status);
 
 // The line status a failed fulfillment attempt leaves. kUnknown counts as a server error: the
 // partner system did something nobody classified.

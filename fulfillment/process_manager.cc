@@ -55,8 +55,7 @@ bool NeedsAttempt(const domain::LineState& line) {
 
 // A revocation was requested and its outcome is not recorded yet.
 bool NeedsRevocation(const domain::LineState& line) {
-  return line.revocation_requested && (line.status == domain::LineStatus::kComplete ||
-                                       line.status == domain::LineStatus::kRevocationError);
+  return line.revocation_requested && domain::IsRevocable(line.status);
 }
 
 }  // namespace
