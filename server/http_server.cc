@@ -126,9 +126,8 @@ class Session;
 
 class HttpServer::Impl {
  public:
-  Impl(HttpServerOptions options, Router router)
+  explicit Impl(HttpServerOptions options)
       : options_(std::move(options)),
-        router_(std::move(router)),
         handlers_(options_.handler_threads == 0 ? 1 : options_.handler_threads) {}
 
   Result<void, std::string> Listen();
@@ -139,7 +138,7 @@ class HttpServer::Impl {
   // Declared before the I/O context: sessions destroyed with the context's pending handlers
   // still update them.
   const HttpServerOptions options_;
-  const Router router_;
+  Router router_;  // Set by Serve before the first accept, then only read.
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> in_flight_{0};
   std::atomic<uint64_t> connections_{0};
@@ -602,10 +601,21 @@ void HttpServer::Impl::Stop() {
 
 Result<std::unique_ptr<HttpServer>, std::string> HttpServer::Start(HttpServerOptions options,
                                                                    Router router) {
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(router));
+  auto server = Listen(std::move(options));
+  if (server) (*server)->Serve(std::move(router));
+  return server;
+}
+
+Result<std::unique_ptr<HttpServer>, std::string> HttpServer::Listen(HttpServerOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
   if (auto listening = impl->Listen(); !listening) return Unexpected(listening.error());
-  impl->Run();
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+void HttpServer::Serve(Router router) {
+  if (!impl_->io_threads_.empty()) return;  // Serving already.
+  impl_->router_ = std::move(router);
+  impl_->Run();
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -141,6 +141,11 @@ class HttpServer {
   // Binds, listens and starts the threads; an error text when the address cannot be bound.
   static Result<std::unique_ptr<HttpServer>, std::string> Start(HttpServerOptions options,
                                                                 Router router);
+  // Start in two steps, for a program that should find out that its address is taken before it
+  // does anything else: Listen binds and listens (connections wait in the kernel's backlog),
+  // Serve starts accepting with the routes. Serve is called at most once.
+  static Result<std::unique_ptr<HttpServer>, std::string> Listen(HttpServerOptions options);
+  void Serve(Router router);
   // Stops (as Stop()).
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

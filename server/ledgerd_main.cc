@@ -379,6 +379,19 @@ int Run(const Flags& flags) {
     fmt::print("LMS stand-in on {}\n", standin->url());
   }
 
+  // The address first: a port another process holds is found out before the data directory is
+  // made or opened. Connections wait in the backlog until Serve below.
+  server::HttpMetrics http_metrics;
+  server::HttpServerOptions http_options = settings.http;
+  http_options.address = listen->first;
+  http_options.port = listen->second;
+  http_options.on_handled = [&http_metrics](const server::HttpServerRequest& request, int status,
+                                            int64_t handler_us) {
+    http_metrics.Record(request, status, handler_us);
+  };
+  auto http = server::HttpServer::Listen(std::move(http_options));
+  if (!http) return Fail(http.error());
+
   std::error_code ignored;
   std::filesystem::create_directories(settings.data_dir, ignored);
   auto store = eventstore::OpenRocksDbEventStore(server::LogPath(settings.data_dir));
@@ -454,7 +467,6 @@ int Run(const Flags& flags) {
   const server::Authenticator authenticator(settings.tokens);
 
   // GET /metrics: the API's own families, the HTTP server's and the publisher's.
-  server::HttpMetrics http_metrics;
   std::atomic<server::HttpServer*> http_server{nullptr};
   auto process_metrics = [&](server::PrometheusText& out) {
     if (server::HttpServer* running = http_server.load()) {
@@ -512,15 +524,7 @@ int Run(const Flags& flags) {
     digest_writer->Start();
   }
   server::RegisterDashboard(routes);
-  server::HttpServerOptions http_options = settings.http;
-  http_options.address = listen->first;
-  http_options.port = listen->second;
-  http_options.on_handled = [&http_metrics](const server::HttpServerRequest& request, int status,
-                                            int64_t handler_us) {
-    http_metrics.Record(request, status, handler_us);
-  };
-  auto http = server::HttpServer::Start(http_options, std::move(routes));
-  if (!http) return Fail(http.error());
+  (*http)->Serve(std::move(routes));
   http_server.store(http->get());
   fmt::print("ledgerd: data in {} (head position {})\n", settings.data_dir,
              (*store)->HeadPosition());

@@ -1,8 +1,11 @@
 // ledgerd as a process: it prints where it listens, serves behind bearer tokens, exits 0 on
 // SIGTERM, and a restart (after SIGTERM or SIGKILL) finds everything it acknowledged.
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -200,6 +203,29 @@ TEST_CASE("a configuration it cannot use stops ledgerd at start with exit 2, nam
     CHECK(run.err.find(message) != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(data));
   }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a port another process holds stops ledgerd before it makes its data directory") {
+  const int holder = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(holder >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(holder, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(holder, 1) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(holder, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  const std::string listen = fmt::format("127.0.0.1:{}", ntohs(address.sin_port));
+
+  const std::filesystem::path dir = FreshDataDir("port-taken");
+  const std::string data = (dir / "data").string();
+  const ProgramRun run = RunProgram(LEDGER_LEDGERD, {"--data-dir", data, "--listen", listen});
+  ::close(holder);
+  INFO(run.err);
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find("cannot listen on " + listen) != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(data));
   std::filesystem::remove_all(dir);
 }
 
