@@ -99,6 +99,16 @@ StoreResult<OrderPage> ListIndex(const ProjectionView& view, const std::string& 
                    cursor);
 }
 
+// The keys under `prefix`, up to `max`.
+StoreResult<uint64_t> CountIndex(const ProjectionView& view, const std::string& prefix,
+                                 uint64_t max) {
+  uint64_t count = 0;
+  auto scanned = view.Scan(prefix, prefix.substr(0, prefix.size() - 1) + "0", /*reverse=*/false,
+                           [&](std::string_view, std::string_view) { return ++count < max; });
+  if (!scanned) return Unexpected(std::move(scanned).error());
+  return std::min(count, max);
+}
+
 // The row stored under `order_number`'s key, which must be that order's: a row that decodes but
 // holds another order (a write under the wrong key, bytes copied over) would otherwise be
 // served, and folded further, as this one.
@@ -294,6 +304,17 @@ StoreResult<OrderPage> OrderStatusProjection::ListByStatus(const ProjectionView&
                                                            domain::OrderStatus status, size_t limit,
                                                            std::string_view cursor) {
   return ListIndex(view, StatusPrefix(status), /*newest_first=*/false, limit, cursor);
+}
+
+StoreResult<uint64_t> OrderStatusProjection::CountByStatus(const ProjectionView& view,
+                                                           domain::OrderStatus status,
+                                                           uint64_t max) {
+  return CountIndex(view, StatusPrefix(status), max);
+}
+
+StoreResult<uint64_t> OrderStatusProjection::CountWithRevocationErrors(const ProjectionView& view,
+                                                                       uint64_t max) {
+  return CountIndex(view, std::string(kRevocationErrorPrefix), max);
 }
 
 StoreResult<OrderPage> OrderStatusProjection::ListByUser(const ProjectionView& view,

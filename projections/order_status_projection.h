@@ -78,6 +78,12 @@ class OrderStatusProjection final : public Projection {
   // or not yet), by order number: ops' queue.
   static StoreResult<OrderPage> ListWithRevocationErrors(const ProjectionView& view, size_t limit,
                                                          std::string_view cursor = {});
+  // How many orders are in `status`, and how many have a line in Revocation Error: ops' two
+  // queues, for the metrics. Each count walks its index's keys and stops at `max` (the answer is
+  // then `max`), so that a scrape stays cheap however long a queue grows.
+  static StoreResult<uint64_t> CountByStatus(const ProjectionView& view, domain::OrderStatus status,
+                                             uint64_t max);
+  static StoreResult<uint64_t> CountWithRevocationErrors(const ProjectionView& view, uint64_t max);
   // Every placed order, newest first.
   static StoreResult<OrderPage> ListAll(const ProjectionView& view, size_t limit,
                                         std::string_view cursor = {});

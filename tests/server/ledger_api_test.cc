@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -488,12 +490,32 @@ TEST_CASE("a line whose revocation failed is in ops' queue until it is revoked")
   REQUIRE(waiting.size() == 1);
   CHECK(waiting[0].at("order_number").as_string() == "EDX-31");
   CHECK(waiting[0].at("status").as_string() == "Complete");  // The order alone does not say it.
+  // The metrics count the queue (an alert's input).
+  auto metric = [&](std::string_view name) {
+    const std::string text = ledger.Send("GET", "/metrics").text;
+    const size_t at = text.find(fmt::format("\n{} ", name));
+    return at == std::string::npos
+               ? std::string("absent")
+               : text.substr(at + name.size() + 2, text.find('\n', at + 1) - at - name.size() - 2);
+  };
+  CHECK(metric("ledger_orders_revocation_error") == "1");
+  CHECK(metric("ledger_orders_fulfillment_error") == "0");
+  ledger.standin().SetFaults({.fail_next = 1, .fail_status = 403});
+  REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-32"))).status == 201);
+  Answer unfulfilled = ledger.Send("POST", "/v1/orders?fulfillment=sync", Text(Order("EDX-32")));
+  REQUIRE(unfulfilled.status == 201);
+  REQUIRE(unfulfilled.body.at("status").as_string() == "Fulfillment Error");
+  for (int i = 0; i < 500 && metric("ledger_orders_fulfillment_error") != "1"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(metric("ledger_orders_fulfillment_error") == "1");
 
   Answer revoked = ledger.Send("POST", "/v1/orders/EDX-31/lines/1/revoke",
                                Text(json::object{{"refund_reference", "refund-31"}}));
   REQUIRE(revoked.status == 200);
   CHECK(revoked.body.at("line").at("status").as_string() == "Revoked");
   CHECK(queue(0).empty());
+  CHECK(metric("ledger_orders_revocation_error") == "0");
 
   CHECK(ledger.Send("GET", "/v1/orders?line_status=complete").status == 400);
   CHECK(ledger.Send("GET", "/v1/orders?line_status=revocation_error&status=complete").status ==
