@@ -126,6 +126,15 @@ TEST_CASE("the revocation error queue holds exactly the orders with a line in Re
   for (const OrderRow& row : rows) listed.insert(row.state.order_number);
   CHECK(listed == expected);
   CHECK(rows.size() == listed.size());
+  // The metrics' count of the same queue, and where it stops.
+  auto counted = OrderStatusProjection::CountWithRevocationErrors(view, 100'000);
+  REQUIRE(counted.has_value());
+  CHECK(*counted == expected.size());
+  if (expected.size() > 1) {
+    auto capped = OrderStatusProjection::CountWithRevocationErrors(view, expected.size() - 1);
+    REQUIRE(capped.has_value());
+    CHECK(*capped == expected.size() - 1);
+  }
 }
 
 TEST_CASE("order lists page through every order in the documented order", "[projections]") {
@@ -158,6 +167,9 @@ TEST_CASE("order lists page through every order in the documented order", "[proj
       if (i > 0) CHECK(rows[i - 1].status_since_position < rows[i].status_since_position);
     }
     in_some_status += rows.size();
+    auto counted = OrderStatusProjection::CountByStatus(view, status, 100'000);
+    REQUIRE(counted.has_value());
+    CHECK(*counted == rows.size());
   }
   CHECK(in_some_status == 120);
 
