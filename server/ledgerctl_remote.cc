@@ -2,6 +2,7 @@
 // the API of server/ledger_api.h. --json prints the server's JSON answer as it came.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -215,6 +216,119 @@ int RemoteProjections(const Options& options, const std::vector<std::string>& ar
     fmt::print("{:<16} {:>10} {:>12} {:>10}  {}\n", Text(projection, "name"),
                Text(projection, "generation"), Text(projection, "checkpoint"),
                Text(projection, "lag"), state);
+  }
+  return 0;
+}
+
+// What stands out on an order's lines: those not Complete or Revoked, or with a revocation
+// pending, as "LINE: STATUS (KIND: MESSAGE)"; "-" when none.
+std::string LineProblems(const json::value& order) {
+  std::vector<std::string> problems;
+  for (const json::value& line : Array(order, "lines")) {
+    std::string status = Text(line, "status");
+    const json::value& pending = Field(line, "revocation_requested");
+    const bool revoking = pending.is_bool() && pending.get_bool();
+    if ((status == "Complete" || status == "Revoked") && !revoking) continue;
+    if (revoking) status += ", revoking";
+    std::string problem = Text(line, "line_id") + ": " + status;
+    if (const json::value& error = Field(line, "last_error"); error.is_object()) {
+      problem += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
+    }
+    if (const std::string retry = Text(line, "next_retry_at"); !retry.empty()) {
+      problem += ", next automatic retry " + retry;
+    }
+    problems.push_back(std::move(problem));
+  }
+  return problems.empty() ? "-" : fmt::format("{}", fmt::join(problems, "; "));
+}
+
+// Lists orders from the order status projection, page after page up to --limit.
+int RemoteOrders(const Options& options, const std::vector<std::string>& args) {
+  constexpr std::string_view kUsage =
+      "usage: orders [--status S | --user ID | --line-status revocation_error | --placed-from D "
+      "--placed-to D] [--limit N] [--cursor C]";
+  std::string query;
+  std::string cursor;
+  uint64_t limit = 100;
+  int lists = 0;
+  bool placed = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const bool has_value = i + 1 < args.size();
+    const std::string& flag = args[i];
+    if (!has_value) return Fail(kExitUsage, std::string(kUsage));
+    const std::string& value = args[++i];
+    if (flag == "--status" || flag == "--user" || flag == "--line-status") {
+      ++lists;
+      std::string name = flag.substr(2);
+      std::replace(name.begin(), name.end(), '-', '_');
+      query += "&" + name + "=" + UrlEncode(value);
+    } else if (flag == "--placed-from" || flag == "--placed-to") {
+      if (query.find(flag == "--placed-from" ? "placed_from=" : "placed_to=") !=
+          std::string::npos) {
+        return Fail(kExitUsage, flag + " is given more than once");
+      }
+      placed = true;
+      query +=
+          std::string(flag == "--placed-from" ? "&placed_from=" : "&placed_to=") + UrlEncode(value);
+    } else if (flag == "--limit") {
+      const std::optional<uint64_t> parsed = ParseDecimal(value);
+      if (!parsed || *parsed == 0 || *parsed > 1'000'000) {
+        return Fail(kExitUsage, "--limit needs a number from 1 to 1000000");
+      }
+      limit = *parsed;
+    } else if (flag == "--cursor") {
+      cursor = value;
+    } else {
+      return Fail(kExitUsage, std::string(kUsage));
+    }
+  }
+  if (lists + (placed ? 1 : 0) > 1) {
+    return Fail(kExitUsage,
+                "give one of --status, --user, --line-status and --placed-from/--placed-to");
+  }
+  Options quiet = options;
+  quiet.json = false;
+  json::array orders;
+  std::string next_cursor = cursor;
+  uint64_t projection_position = 0;
+  do {
+    const uint64_t page_rows = std::min<uint64_t>(limit - orders.size(), 1000);
+    std::string target = fmt::format("/v1/orders?limit={}{}", page_rows, query);
+    if (!next_cursor.empty()) target += "&cursor=" + UrlEncode(next_cursor);
+    int exit_code = 0;
+    auto page = Call(quiet, "GET", target, exit_code);
+    if (!page) return exit_code;
+    const json::value& listed = Field(page->body, "orders");
+    const json::value& cursor_field = Field(page->body, "next_cursor");
+    if (!listed.is_array() || !cursor_field.is_string()) {
+      return UnexpectedAnswer("GET /v1/orders: no orders and next_cursor in " +
+                              Excerpt(page->text));
+    }
+    for (const json::value& order : listed.as_array()) orders.push_back(order);
+    next_cursor = cursor_field.as_string();
+    projection_position = Unsigned(page->body, "projection_position").value_or(0);
+  } while (!next_cursor.empty() && orders.size() < limit);
+
+  if (options.json) {
+    fmt::print("{}\n", json::serialize(json::object{{"orders", std::move(orders)},
+                                                    {"next_cursor", next_cursor},
+                                                    {"projection_position", projection_position}}));
+    return 0;
+  }
+  fmt::print("{:<20} {:<18} {:<24} {:>5} {:<27} {}\n", "ORDER", "STATUS", "USER", "LINES",
+             "PLACED AT", "LINES NEEDING ATTENTION");
+  for (const json::value& order : orders) {
+    const json::value& user = Field(order, "user");
+    const std::string who =
+        user.is_object() ? Text(user, "username") + " (" + Text(user, "id") + ")" : "-";
+    fmt::print("{:<20} {:<18} {:<24} {:>5} {:<27} {}\n", Text(order, "order_number"),
+               Text(order, "status"), who, Array(order, "lines").size(), Text(order, "placed_at"),
+               LineProblems(order));
+  }
+  fmt::print("{} orders (projection at position {})\n", orders.size(), projection_position);
+  if (!next_cursor.empty()) {
+    std::fprintf(stderr, "ledgerctl: more orders follow: --cursor %s (or a larger --limit)\n",
+                 next_cursor.c_str());
   }
   return 0;
 }
@@ -460,6 +574,12 @@ std::vector<Command> RemoteCommands() {
       {"tail", "tail [--from P] [--types T,..] [--stream-prefix S]",
        "follow the log as it grows (server-sent events; reconnects and resumes)", nullptr,
        &RemoteTail},
+      {"orders",
+       "orders [--status S | --user ID | --line-status revocation_error | --placed-from D "
+       "--placed-to D] [--limit N] [--cursor C]",
+       "list orders from the order status projection (ops' queues: --status fulfillment_error, "
+       "--line-status revocation_error); newest first, or oldest in the status first",
+       nullptr, &RemoteOrders},
       {"retry", "retry ORDER", "retry the order's failed lines (ops role)", nullptr, &RemoteRetry},
       {"revoke", "revoke ORDER LINE [--refund-reference R]", "revoke a line, e.g. on refund (ops)",
        nullptr, &RemoteRevoke},

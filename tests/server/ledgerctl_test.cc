@@ -233,6 +233,35 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   CHECK(failed.out.find("order EDX-2: Fulfillment Error") != std::string::npos);
   CHECK(failed.out.find("server") != std::string::npos);  // The failure kind of the line.
 
+  // Ops' queue of orders in Fulfillment Error, with why each line failed.
+  Run queue = Ledgerctl({"--url", url, "orders", "--status", "fulfillment_error"}, token);
+  CHECK(queue.exit_code == 0);
+  CHECK(queue.out.find("EDX-2 ") != std::string::npos);
+  CHECK(queue.out.find("EDX-1 ") == std::string::npos);
+  CHECK(queue.out.find("1: Fulfillment Server Error (server: ") != std::string::npos);
+  CHECK(queue.out.find("1 orders (projection at position ") != std::string::npos);
+  Run by_user = Ledgerctl({"--url", url, "--json", "orders", "--user", "7"}, token);
+  REQUIRE(by_user.exit_code == 0);
+  CHECK(boost::json::parse(by_user.out).at("orders").as_array().size() == 2);
+  Run first = Ledgerctl({"--url", url, "--json", "orders", "--limit", "1"}, token);
+  REQUIRE(first.exit_code == 0);
+  const boost::json::value first_page = boost::json::parse(first.out);
+  REQUIRE(first_page.at("orders").as_array().size() == 1);
+  CHECK(first_page.at("orders").at(0).at("order_number").as_string() == "EDX-2");  // Newest.
+  Run rest = Ledgerctl({"--url", url, "--json", "orders", "--cursor",
+                        std::string(first_page.at("next_cursor").as_string())},
+                       token);
+  REQUIRE(rest.exit_code == 0);
+  CHECK(boost::json::parse(rest.out).at("orders").at(0).at("order_number").as_string() == "EDX-1");
+  Run more = Ledgerctl({"--url", url, "orders", "--limit", "1"}, token);
+  CHECK(more.err.find("more orders follow: --cursor ") != std::string::npos);
+  CHECK(Ledgerctl({"--url", url, "orders", "--status", "lost"}, token).exit_code == 2);  // 400.
+  CHECK(Ledgerctl({"--url", url, "orders", "--status", "open", "--user", "7"}, token).exit_code ==
+        2);
+  CHECK(Ledgerctl({"--url", url, "orders", "--limit", "0"}, token).exit_code == 2);
+  CHECK(Ledgerctl({"--url", url, "orders", "--status"}, token).exit_code == 2);
+  CHECK(Ledgerctl({"--data-dir", data_dir.string(), "orders"}).exit_code == 2);  // Remote only.
+
   Run json_status = Ledgerctl({"--url", url, "--json", "status", "EDX-1"}, token);
   REQUIRE(json_status.exit_code == 0);
   CHECK(boost::json::parse(json_status.out).at("status").as_string() == "Complete");
@@ -283,6 +312,28 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
       Ledgerctl({"--url", url, "revoke", "EDX-1", "1", "--refund-reference", "rf-1"}, token);
   CHECK(revoke.exit_code == 0);
   CHECK(revoke.out.find("Revoked") != std::string::npos);
+
+  // A refund whose unenrollment the LMS refuses: the order reads Complete, and ops' other queue
+  // names it.
+  PlaceOrder(child, token, "EDX-3");
+  REQUIRE(lms.Send({.method = "POST",
+                    .url = child.standin_url + "/control/faults",
+                    .headers = {},
+                    .body = R"({"fail_next": 1, "status": 403})",
+                    .connect_timeout_ms = 2'000,
+                    .timeout_ms = 5'000}));
+  Run unrevoked = Ledgerctl({"--url", url, "revoke", "EDX-3", "1"}, token);
+  CHECK(unrevoked.exit_code == 0);
+  CHECK(unrevoked.out.find("Revocation Error") != std::string::npos);
+  bool queued = false;
+  for (int i = 0; i < 100 && !queued; ++i) {
+    Run revocations =
+        Ledgerctl({"--url", url, "orders", "--line-status", "revocation_error"}, token);
+    queued = revocations.out.find("EDX-3 ") != std::string::npos &&
+             revocations.out.find("1: Revocation Error (server: ") != std::string::npos;
+    if (!queued) std::this_thread::sleep_for(100ms);
+  }
+  CHECK(queued);
 
   Run rebuild = Ledgerctl({"--url", url, "rebuild", "order_status"}, token);
   CHECK(rebuild.exit_code == 0);
