@@ -497,21 +497,44 @@ TEST_CASE("in Chromium, the dashboard retries an order in Fulfillment Error unti
       all_diagnostics);
   save_screenshot("orders");
 
-  // Ops revoke a line of the other order, with a refund reference.
+  // Ops revoke a line of the other order, with a refund reference. The LMS refuses the first
+  // unenrollment (403, not retried by itself): the line is in Revocation Error while the order
+  // still reads Complete, and the list's Revocation Error filter finds it; the second succeeds.
+  (*lms)->SetFaults({.fail_next = 1, .fail_status = 403});
   WaitFor("EDX-300001's link", 5s, click("tr[data-order='EDX-300001'] a.order-link"),
           all_diagnostics);
   WaitFor("EDX-300001 Complete", 10s, text_is("#order-status", "Complete"), all_diagnostics);
-  WaitFor("Revoke", 5s, click("tr[data-line='1'] .revoke-button"), all_diagnostics);
+  auto revoke_line = [&] {
+    WaitFor("Revoke", 5s, click("tr[data-line='1'] .revoke-button"), all_diagnostics);
+    WaitFor(
+        "the refund reference", 5s,
+        [&](std::string& last) {
+          const Reply input = browser.Find("tr[data-line='1'] .refund-input");
+          last = input.error;
+          return input.ok && browser.SendKeys(ElementId(input), "rf-42").ok;
+        },
+        all_diagnostics);
+    WaitFor("Confirm revoke", 5s, click("tr[data-line='1'] .inline-form button[type='submit']"),
+            all_diagnostics);
+  };
+  revoke_line();
+  WaitFor("the line in Revocation Error", 10s,
+          text_contains("tr[data-line='1']", "Revocation Error"), all_diagnostics);
+  WaitFor("the Orders tab", 5s, click("#nav a[data-view='orders']"), all_diagnostics);
+  WaitFor("the Revocation Error filter", 5s,
+          click("#filter-status option[value='Revocation Error']"), all_diagnostics);
+  WaitFor("Apply", 5s, click("#filter-apply"), all_diagnostics);
   WaitFor(
-      "the refund reference", 5s,
+      "only EDX-300001 in the revocation error queue", 10s,
       [&](std::string& last) {
-        const Reply input = browser.Find("tr[data-line='1'] .refund-input");
-        last = input.error;
-        return input.ok && browser.SendKeys(ElementId(input), "rf-42").ok;
+        last = rows_of_orders_table();
+        return last == R"(["EDX-300001"])";
       },
       all_diagnostics);
-  WaitFor("Confirm revoke", 5s, click("tr[data-line='1'] .inline-form button[type='submit']"),
+  WaitFor("EDX-300001's link", 5s, click("tr[data-order='EDX-300001'] a.order-link"),
           all_diagnostics);
+  WaitFor("EDX-300001 still Complete", 10s, text_is("#order-status", "Complete"), all_diagnostics);
+  revoke_line();
   WaitFor("the line Revoked", 10s, text_contains("tr[data-line='1']", "Revoked"), all_diagnostics);
   WaitFor("the refund reference in the line", 5s, text_contains("tr[data-line='1']", "rf-42"),
           all_diagnostics);
