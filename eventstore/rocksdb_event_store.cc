@@ -7,12 +7,15 @@
 // result. Only the leader touches the write state (next position, last hash), so positions are
 // gapless and the hash chain is linear without further locking.
 #include <fmt/format.h>
+#include <linux/futex.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -189,11 +192,13 @@ class RocksDbEventStore final : public EventStore {
 
  private:
   // One queued call (an Append, or an AppendMany with its requests). Lives on its caller's stack
-  // until it is told `kDone`. Each writer waits on a mutex of its own, so that handing results
+  // until it is told `kDone`. Each writer waits on a futex of its own, so that handing results
   // back to a group does not make every woken writer queue again on the queue mutex behind the
-  // others (a convoy of context switches).
+  // others (a convoy of context switches). A bare futex rather than a mutex and condition
+  // variable: those made each hand-off a signal while the leader held the writer's mutex, which
+  // the woken writer then blocked on again (two sleeps and two wakes per event instead of one).
   struct Writer {
-    enum class Turn { kWait, kLead, kDone };
+    enum class Turn : uint32_t { kWait, kLead, kDone };
     // `results` holds, for each request, its answer already (an invalid request) or nullopt.
     Writer(std::span<const AppendRequest> requests_in,
            std::vector<std::optional<StoreResult<AppendResult>>> results_in, size_t events_in)
@@ -201,17 +206,24 @@ class RocksDbEventStore final : public EventStore {
       refused_before.reserve(results.size());
       for (const auto& result : results) refused_before.push_back(result.has_value());
     }
-    // Called by the leader; the writer may return (and this object end) once the lock is
-    // released, so nothing touches it after.
+    // Called by the leader. The writer may return (and this object end) as soon as it sees the
+    // new turn, before the wake-up below: a FUTEX_WAKE on an address that no longer holds this
+    // writer is harmless (it wakes nothing, or a futex waiter there early, and every futex
+    // waiter checks its word again), which is why this is a bare futex and not a condition
+    // variable, whose notify would touch a destroyed object.
     void Tell(Turn next) {
-      std::lock_guard lock(mutex);
-      turn = next;
-      wake.notify_one();
+      turn.store(static_cast<uint32_t>(next), std::memory_order_release);
+      ::syscall(SYS_futex, &turn, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     }
     Turn AwaitTurn() {
-      std::unique_lock lock(mutex);
-      wake.wait(lock, [this] { return turn != Turn::kWait; });
-      return turn;
+      while (true) {
+        const uint32_t now = turn.load(std::memory_order_acquire);
+        if (now != static_cast<uint32_t>(Turn::kWait)) return static_cast<Turn>(now);
+        // Returns at once when the word is no longer kWait (the wake came first), on a wake,
+        // or spuriously (EINTR): each case checks the word again.
+        ::syscall(SYS_futex, &turn, FUTEX_WAIT_PRIVATE, static_cast<uint32_t>(Turn::kWait), nullptr,
+                  nullptr, 0);
+      }
     }
     // Sets every result to `error` but those of requests refused before they were queued: a
     // conflict or a replay decided against the group's unwritten state means nothing now.
@@ -224,9 +236,10 @@ class RocksDbEventStore final : public EventStore {
     std::vector<std::optional<StoreResult<AppendResult>>> results;
     std::vector<bool> refused_before;  // Answered before queueing (invalid requests).
     size_t events = 0;                 // In all requests.
-    std::mutex mutex;
-    std::condition_variable wake;
-    Turn turn = Turn::kWait;
+    // The futex word: a Turn. std::atomic<uint32_t> has the size and alignment of the 32-bit
+    // word the kernel compares.
+    std::atomic<uint32_t> turn{static_cast<uint32_t>(Turn::kWait)};
+    static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
   };
 
   // Where an event of the current group went, for idempotency checks within the group.
