@@ -348,7 +348,11 @@ StoreResult<std::unique_ptr<EventStore>> RocksDbEventStore::Open(const std::stri
   db_options.create_missing_column_families = options.create_if_missing;
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
-  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // A record cut short at the end of a write-ahead log file (the process died inside the write)
+  // was never acknowledged, and is dropped. Any other damage to the log refuses the open, with
+  // the files left as they are: point-in-time recovery would stop at the damaged record and drop
+  // every synced, acknowledged event after it, and then delete the file that held them.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
 
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
@@ -361,6 +365,16 @@ StoreResult<std::unique_ptr<EventStore>> RocksDbEventStore::Open(const std::stri
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::Status status = rocksdb::DB::Open(db_options, path, families, &handles, &db);
+  if (status.IsCorruption()) {
+    // Left for ops to decide (see wal_recovery_mode above): nothing was written or removed.
+    return Unexpected(MakeError(
+        ErrorCode::kCorruption,
+        fmt::format("cannot open {}: its files are damaged ({}); nothing was changed. If the "
+                    "damage is in the write-ahead log (a .log file), opening past it would lose "
+                    "the synced events after it, so the store does not: restore the directory "
+                    "from a backup, and keep this copy for investigation",
+                    path, status.ToString())));
+  }
   if (!status.ok()) return Unexpected(IoError(status, fmt::format("cannot open {}", path)));
 
   std::unique_ptr<RocksDbEventStore> store(new RocksDbEventStore(options, db, std::move(handles)));

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "base/bytes.h"
@@ -320,6 +322,50 @@ TEST_CASE("damage to the last record makes the store refuse to open, naming it",
   auto opened = OpenRocksDbEventStore(fixture.path());
   REQUIRE_FALSE(opened.has_value());
   CheckCorruptionAt(opened.error(), kEvents);
+}
+
+// A byte flipped in the write-ahead log, among synced records not yet in a table file: RocksDB's
+// point-in-time recovery would drop every acknowledged event after it without a word and then
+// delete the file. The store refuses to open instead, and leaves the file as it was.
+TEST_CASE("a damaged write-ahead log refuses the open and is left untouched", "[damage]") {
+  TempDir dir("damaged-wal");
+  const std::string path = dir.Child("store");
+  {
+    auto store = MustOpenRocksDb(path);
+    Fill(*store);
+  }  // Closed: the events stay in the write-ahead log (a close does not flush the memtables).
+  std::filesystem::path wal;  // The largest write-ahead log file.
+  uintmax_t size = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(path)) {
+    if (entry.path().extension() == ".log" && entry.file_size() > size) {
+      wal = entry.path();
+      size = entry.file_size();
+    }
+  }
+  REQUIRE_FALSE(wal.empty());
+  REQUIRE(size > 12 * 200);  // It holds the twelve records.
+  auto flip = [&] {
+    std::fstream file(wal, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(static_cast<std::streamoff>(size / 3));
+    char byte = 0;
+    file.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0xff);
+    file.seekp(static_cast<std::streamoff>(size / 3));
+    file.write(&byte, 1);
+  };
+  flip();
+  auto refused = OpenRocksDbEventStore(path);
+  REQUIRE_FALSE(refused.has_value());
+  INFO(refused.error().ToString());
+  CHECK(refused.error().code == ErrorCode::kCorruption);
+  CHECK(refused.error().message.find("nothing was changed") != std::string::npos);
+  REQUIRE(std::filesystem::exists(wal));
+  CHECK(std::filesystem::file_size(wal) == size);
+
+  flip();  // Repaired: every event is there.
+  auto store = MustOpenRocksDb(path);
+  CHECK(store->HeadPosition() == kEvents);
+  CheckLogInvariants(*store);
 }
 
 // A log whose last record is gone while the indexes still point at it (damage, not a crash:
