@@ -105,10 +105,12 @@ StoreResult<std::unique_ptr<ProcessManager>> ProcessManager::Open(eventstore::Ev
     return Unexpected(Damaged(
         fmt::format("it has handled the log up to position {}, but the log "
                     "ends at position {}: the log is older than the state directory (restored "
-                    "from an older backup?) or another ledger's. Restore the log that goes with "
-                    "this state, or move the state directory aside: the manager then reads the "
-                    "log from the start, and lines already fulfilled are not fulfilled again",
-                    manager->saved_checkpoint_, head)));
+                    "from an older backup, or its end lost by the disk) or another ledger's. "
+                    "Restore the log that goes with this state. Moving the state directory "
+                    "aside makes the manager read the log from the start (lines already "
+                    "fulfilled are not fulfilled again), and accepts that events {}..{} are "
+                    "gone: new events would take their positions",
+                    manager->saved_checkpoint_, head, head + 1, manager->saved_checkpoint_)));
   }
   manager->dispatched_ = manager->saved_checkpoint_;
   if (auto loaded = manager->LoadSchedule(); !loaded) return Unexpected(loaded.error());

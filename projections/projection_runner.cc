@@ -382,9 +382,11 @@ StoreResult<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(eventstore
     return Unexpected(CorruptionError(
         fmt::format("projection {} has applied the log up to position {}, but the log ends at "
                     "position {}: the log is older than the state directory (restored from an "
-                    "older backup?) or another ledger's. Restore the log that goes with this "
-                    "state, or move the state directory aside to rebuild it from this log",
-                    name, generation->checkpoint, head)));
+                    "older backup, or its end lost by the disk) or another ledger's. Restore the "
+                    "log that goes with this state. Moving the state directory aside rebuilds it "
+                    "from this log, and accepts that events {}..{} are gone: new events would "
+                    "take their positions",
+                    name, generation->checkpoint, head, head + 1, generation->checkpoint)));
   }
   runner->active_ = std::move(*generation);
   runner->checkpoint_.store(runner->active_.checkpoint, std::memory_order_release);

@@ -456,9 +456,12 @@ TEST_CASE("a state directory ahead of its log is refused, naming both positions"
   auto refused = ProcessManager::Open(*ledger.store, *ledger.state, ledger.router, ledger.options);
   REQUIRE_FALSE(refused.has_value());
   CHECK(refused.error().code == eventstore::ErrorCode::kCorruption);
-  CHECK_THAT(refused.error().message,
-             Catch::Contains(fmt::format("up to position {}", handled)) &&
-                 Catch::Contains(fmt::format("ends at position {}", ledger.store->HeadPosition())));
+  CHECK_THAT(
+      refused.error().message,
+      Catch::Contains(fmt::format("up to position {}", handled)) &&
+          Catch::Contains(fmt::format("ends at position {}", ledger.store->HeadPosition())) &&
+          Catch::Contains(fmt::format("accepts that events {}..{} are gone",
+                                      ledger.store->HeadPosition() + 1, handled)));
 
   // The remedy it names: a fresh state directory; the manager reads the log from the start.
   ledger.state.reset();

@@ -291,9 +291,11 @@ TEST_CASE("a state directory ahead of its log is refused, naming both positions"
   });
   REQUIRE_FALSE(refused.has_value());
   CHECK(refused.error().code == eventstore::ErrorCode::kCorruption);
-  CHECK_THAT(refused.error().message,
-             Catch::Contains(fmt::format("up to position {}", applied)) &&
-                 Catch::Contains(fmt::format("ends at position {}", head)));
+  CHECK_THAT(
+      refused.error().message,
+      Catch::Contains(fmt::format("up to position {}", applied)) &&
+          Catch::Contains(fmt::format("ends at position {}", head)) &&
+          Catch::Contains(fmt::format("accepts that events {}..{} are gone", head + 1, applied)));
 
   // The remedy it names: a fresh state directory, rebuilt from this log.
   ledger.Close();
