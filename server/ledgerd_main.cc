@@ -23,12 +23,14 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/bytes.h"
 #include "eventstore/digest.h"
 #include "eventstore/event_store.h"
 #include "eventstore/state_store.h"
@@ -305,6 +307,25 @@ std::string UrlHost(const std::string& address) {
   return address.find(':') == std::string::npos ? address : "[" + address + "]";
 }
 
+// The key id of the last digest in the digest file at `path`, or nullopt when there is no file,
+// no digest in it, or its last line names no key.
+std::optional<std::string> LastDigestKeyId(const std::string& path) {
+  std::ifstream file(path);
+  std::string line, last;
+  while (std::getline(file, line)) {
+    if (!line.empty()) last = line;
+  }
+  if (last.empty()) return std::nullopt;
+  boost::system::error_code ec;
+  const boost::json::value digest = boost::json::parse(last, ec);
+  if (ec || !digest.is_object()) return std::nullopt;
+  const boost::json::value* key_id = digest.as_object().if_contains("key_id");
+  if (key_id == nullptr || !key_id->is_string() || key_id->as_string().empty()) {
+    return std::nullopt;
+  }
+  return std::string(key_id->as_string());
+}
+
 int Fail(const std::string& message, int code = 1) {
   std::fprintf(stderr, "ledgerd: %s\n", message.c_str());
   return code;
@@ -428,8 +449,35 @@ int Run(const Flags& flags) {
       settings.audit.signing_key_file.empty()
           ? settings.data_dir + "/" + std::string(eventstore::kDefaultSigningKeyFile)
           : settings.audit.signing_key_file;
+  const std::string digest_file =
+      settings.audit.digest_file.empty()
+          ? settings.data_dir + "/" + std::string(eventstore::kDefaultDigestFile)
+          : settings.audit.digest_file;
+  // A missing key with digests already signed: a new key would sign on under another key id,
+  // and every auditor who pinned the old one would see the ledger's digests stop verifying.
+  std::error_code ignored_error;
+  const bool new_key = !std::filesystem::exists(signing_key_file, ignored_error);
+  if (new_key) {
+    if (auto signer = LastDigestKeyId(digest_file)) {
+      return Fail(fmt::format(
+          "audit: the signing key {} is missing, but {} holds digests signed with key {}. "
+          "Restore that key file; to start signing with a new key instead, move {} aside first "
+          "(auditors who pinned key {} must then be told the new one)",
+          signing_key_file, digest_file, *signer, digest_file, *signer));
+    }
+  }
   auto signing_key = eventstore::SigningKey::LoadOrCreate(signing_key_file);
   if (!signing_key) return Fail("audit: " + signing_key.error());
+  if (new_key && (*store)->HeadPosition() > 0) {
+    // Not an error (a ledger from before audit digests has no key yet), but worth a line.
+    std::fprintf(stderr,
+                 "ledgerd: audit: created a new signing key %s (key id %s) for a log that already "
+                 "holds %llu events; digests handed out under an earlier key will not verify "
+                 "against it\n",
+                 signing_key_file.c_str(),
+                 ToHex(std::span<const uint8_t>(signing_key->key_id())).c_str(),
+                 static_cast<unsigned long long>((*store)->HeadPosition()));
+  }
 
   const fulfillment::FulfillmentConfig& config = settings.fulfillment;
   const fulfillment::Router router =
@@ -516,11 +564,7 @@ int Run(const Flags& flags) {
   std::unique_ptr<server::DigestWriter> digest_writer;
   if (settings.audit.digest_interval_s > 0) {
     digest_writer = std::make_unique<server::DigestWriter>(
-        audit_api,
-        settings.audit.digest_file.empty()
-            ? settings.data_dir + "/" + std::string(eventstore::kDefaultDigestFile)
-            : settings.audit.digest_file,
-        std::chrono::seconds(settings.audit.digest_interval_s));
+        audit_api, digest_file, std::chrono::seconds(settings.audit.digest_interval_s));
     digest_writer->Start();
   }
   server::RegisterDashboard(routes);

@@ -206,6 +206,45 @@ TEST_CASE("a configuration it cannot use stops ledgerd at start with exit 2, nam
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a missing signing key with digests signed by it stops ledgerd; a new key is said") {
+  const std::filesystem::path data_dir = FreshDataDir("ledgerd-lost-key");
+  const Child first = StartLedgerd(data_dir.string());
+  auto paid = Send(first.port, ReadDevToken(data_dir), "POST", "/v1/payments", PaymentBody(3));
+  REQUIRE(paid);
+  REQUIRE(paid->status == 201);
+  CHECK(StopAndWait(first) == 0);
+  const std::filesystem::path key = data_dir / "audit" / "signing.key";
+  const std::filesystem::path digests = data_dir / "audit" / "digests.jsonl";
+  REQUIRE(std::filesystem::exists(key));
+  std::filesystem::remove(key);
+  {
+    std::ofstream file(digests, std::ios::app);
+    file << R"({"digest":"orderledger.digest.v1","position":1,"key_id":"cda1c215a73254ee"})"
+         << "\n";
+  }
+
+  const std::vector<std::string> arguments = {"--data-dir", data_dir.string(), "--listen",
+                                              "127.0.0.1:0"};
+  const ProgramRun refused = RunProgram(LEDGER_LEDGERD, arguments);
+  INFO(refused.err);
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("the signing key " + key.string() + " is missing, but " +
+                         digests.string() + " holds digests signed with key cda1c215a73254ee") !=
+        std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(key));  // No new key made.
+
+  // The digests moved aside: it starts with a new key, and says so (the log is not empty).
+  std::filesystem::rename(digests, data_dir / "audit" / "digests.old.jsonl");
+  const ProgramRun started = RunProgram(
+      LEDGER_LEDGERD, arguments, {}, std::chrono::seconds(20),
+      [](const std::string& out) { return out.find("listening on") != std::string::npos; });
+  INFO(started.err);
+  CHECK(started.out.find("listening on") != std::string::npos);
+  CHECK(started.err.find("created a new signing key") != std::string::npos);
+  CHECK(std::filesystem::exists(key));
+  std::filesystem::remove_all(data_dir);
+}
+
 TEST_CASE("a port another process holds stops ledgerd before it makes its data directory") {
   const int holder = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(holder >= 0);
