@@ -1069,7 +1069,12 @@
       this.events.push(...fresh);
       if (this.events.length > TAIL_KEEP) this.events.splice(0, this.events.length - TAIL_KEEP);
       this.setMode(this.mode);
-      if (!live) return;
+      if (!live) {
+        // The backlog: the tail's drawing shows it (it may have drawn an empty list while the
+        // backlog was on its way); the other pages follow live events only.
+        if (tail.listener) tail.listener(null);
+        return;
+      }
       for (const event of fresh) {
         if (state.onTail) state.onTail(event);
         if (tail.listener) tail.listener(event);

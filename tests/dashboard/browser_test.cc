@@ -589,6 +589,9 @@ TEST_CASE("in Chromium, the dashboard retries an order in Fulfillment Error unti
   REQUIRE(injected.ok);
   REQUIRE(browser.Navigate(base + "/?reloaded#/tail").ok);  // Another URL: a new document.
   WaitFor("the tail polling", 10s, text_contains("#live-text", "live (polling)"), all_diagnostics);
+  // The backlog is drawn on a page opened straight at the tail, before any new event.
+  WaitFor("the backlog in the reloaded tail", 10s, text_contains("#tail-table", "LineFulfilled"),
+          all_diagnostics);
   REQUIRE(CallApi(port, ops_token, "POST", "/v1/payments",
                   PaymentBody("EDX-300004", "5.00", "tx-polled"))
               .status == 201);
