@@ -198,6 +198,17 @@ class Session : public std::enable_shared_from_this<Session> {
       stream_.socket().cancel(ignored);
     }
     CancelStream();
+    if (body_stream_ != nullptr && !stream_ended_) {
+      // A streamed answer ends with its last chunk once its pending write completes, but a
+      // client that stopped reading holds that write until the idle timeout: past kDrainTime
+      // the connection is closed, so that a shutdown does not wait on such a client.
+      auto timer = std::make_shared<asio::steady_timer>(stream_.get_executor(), kDrainTime);
+      timer->async_wait([self = shared_from_this(), timer](beast::error_code) {
+        if (self->stream_ended_) return;
+        beast::error_code ignored;
+        self->stream_.socket().close(ignored);
+      });
+    }
   }
 
   asio::any_io_executor executor() { return stream_.get_executor(); }

@@ -358,6 +358,44 @@ TEST_CASE("a caught-up subscriber gets keep-alive comments, and Stop ends every 
   }
 }
 
+TEST_CASE("Stop does not wait on a subscriber that stopped reading") {
+  ApiFixture ledger;
+  // Eight events of 800 KB each: more than the socket buffers hold.
+  for (int i = 0; i < 8; ++i) {
+    const domain::Event event =
+        domain::PaymentCaptured{.order_number = "EDX-" + std::to_string(i),
+                                .processor = "paypal",
+                                .reference = std::string(800'000, 'r'),
+                                .amount = {.minor_units = 4'900, .currency = "USD"},
+                                .card_type = "visa",
+                                .card_last_digits = "4242",
+                                .captured_at_us = 1'700'000'000'000'000};
+    const eventstore::NewEvent new_event = eventstore::ToNewEvent(event, {.actor = "test"});
+    REQUIRE(ledger.store().Append("order-EDX-" + std::to_string(i),
+                                  eventstore::ExpectedVersion::Any(), {&new_event, 1}));
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  const int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(ledger.port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  const std::string request = "GET /v1/subscribe?from=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  std::this_thread::sleep_for(1s);  // The stream fills the buffers; its write waits on the client.
+  REQUIRE(ledger.server().requests_in_flight() == 1);
+
+  const auto started = std::chrono::steady_clock::now();
+  ledger.server().Stop();  // Before: until the 30 s idle timeout.
+  CHECK(std::chrono::steady_clock::now() - started < 10s);
+  CHECK(ledger.server().requests_in_flight() == 0);
+  ::close(fd);
+}
+
 TEST_CASE("a subscriber that leaves frees its stream") {
   ApiFixture ledger;
   ledger.Pay(0, 2);
