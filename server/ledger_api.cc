@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <cctype>
@@ -648,12 +649,28 @@ HttpServerResponse LedgerApi::Subscribe(const HttpServerRequest& request) {
     first_position = *parsed;
   }
   // An EventSource reconnecting: resume right after the last event it received.
+  size_t last_event_ids = 0;
+  for (const auto& [name, value] : request.headers) {
+    if (boost::beast::iequals(name, "last-event-id")) ++last_event_ids;
+  }
+  if (last_event_ids > 1) {
+    return ErrorResponse(400, "invalid_parameter", "Last-Event-ID is given more than once");
+  }
   if (auto last = request.Header("last-event-id")) {
     auto parsed = ParseDecimal(*last);
     if (!parsed || *parsed == UINT64_MAX) {
       return ErrorResponse(400, "invalid_parameter", "Last-Event-ID must be a position");
     }
     first_position = *parsed + 1;
+  }
+  // Past the next position the log will take, the positions in between would be skipped without
+  // a word: a client resuming against a ledger restored from an older copy must notice.
+  if (const uint64_t head = store_.HeadPosition(); first_position > head + 1) {
+    return ErrorResponse(
+        400, "invalid_parameter",
+        fmt::format("the stream would start at position {}, past the log's head ({}): the log "
+                    "has no events {}..{} to send",
+                    first_position, head, head + 1, first_position - 1));
   }
   EventFilter filter;
   filter.stream_prefix = std::string(request.Query("stream_prefix").value_or(""));

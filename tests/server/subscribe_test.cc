@@ -329,6 +329,18 @@ TEST_CASE("subscribe filters by stream prefix and type; bad parameters are 400")
   }
   SseClient bad_id(ledger.port(), "/v1/subscribe", {"Last-Event-ID: twelve"});
   CHECK(bad_id.status() == 400);
+  SseClient two_ids(ledger.port(), "/v1/subscribe", {"Last-Event-ID: 3", "Last-Event-ID: 9"});
+  CHECK(two_ids.status() == 400);
+
+  // Past the next position (head 25, next 26): the positions between would be skipped.
+  SseClient next(ledger.port(), "/v1/subscribe?from=26");
+  CHECK(next.status() == 200);
+  SseClient caught_up(ledger.port(), "/v1/subscribe", {"Last-Event-ID: 25"});
+  CHECK(caught_up.status() == 200);
+  SseClient beyond(ledger.port(), "/v1/subscribe?from=27");
+  CHECK(beyond.status() == 400);
+  SseClient restored(ledger.port(), "/v1/subscribe", {"Last-Event-ID: 1000"});
+  CHECK(restored.status() == 400);
 }
 
 TEST_CASE("a caught-up subscriber gets keep-alive comments, and Stop ends every stream") {
