@@ -101,6 +101,10 @@ struct Ledger {
 
 // Opens options.data_dir's log (and state store when `with_state`); on failure prints the error,
 // sets exit_code and returns nullopt. Never creates a log: a directory without one is an error.
+// A directory another process holds (ledgerd, another ledgerctl: the fcntl lock on DIR/log/LOCK
+// or DIR/state/LOCK) is refused before RocksDB is called, so that its open does not rotate the
+// running process's info log; a state directory that lost its CURRENT file is refused rather
+// than opened as a new, empty one. Both are kExitData.
 std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& exit_code);
 
 // "49.00 USD"; minor units with the code for an unknown currency.

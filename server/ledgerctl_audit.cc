@@ -210,7 +210,7 @@ std::optional<ExportRange> ParseExportArguments(const std::vector<std::string>& 
     if (auto text = arguments->Get(name)) {
       auto parsed = ParseDecimal(*text);
       if (!parsed || *parsed == 0) {
-        code = Fail(kExitUsage, fmt::format("export: {} needs a position", name));
+        code = Fail(kExitUsage, fmt::format("export: {} needs a position (from 1)", name));
         return std::nullopt;
       }
       (std::string_view(name) == "--from" ? range.from : range.to) = *parsed;
@@ -243,31 +243,10 @@ int ExportSummary(const eventstore::ExportHeader& header, const ExportRange& ran
   return 0;
 }
 
-int Export(const Options& options, const std::vector<std::string>& args) {
-  int code = 0;
-  auto range = ParseExportArguments(args, code);
-  if (!range) return code;
-  auto ledger = OpenLedger(options, false, code);
-  if (!ledger) return code;
-  if (int failed = CheckExportStart(*range, ledger->store->HeadPosition()); failed != 0) {
-    return failed;
-  }
-  std::ofstream file;
-  if (range->out) {
-    file.open(*range->out, std::ios::binary | std::ios::trunc);
-    if (!file) return Fail(kExitData, "cannot write " + *range->out);
-  }
-  std::ostream& out = range->out ? static_cast<std::ostream&>(file) : std::cout;
-  auto header = eventstore::WriteExport(*ledger->store, range->from, range->to, NowUs(), out);
-  if (!header) return DataError(header.error());
-  out.flush();
-  if (!out) return Fail(kExitData, "cannot write the export");
-  return ExportSummary(*header, *range);
-}
-
-// Where a remote export goes, a page at a time so that memory holds one page whatever the range:
-// stdout, or FILE.partial renamed to FILE once the export is complete, so that a failed export
-// leaves no file that looks whole.
+// Where an export goes: stdout, or FILE.partial renamed to FILE once the export is complete, so
+// that a failed export leaves no file that looks whole and any earlier FILE as it was. The
+// remote export writes a page at a time (memory holds one page whatever the range); the offline
+// one streams into stream().
 class ExportWriter {
  public:
   explicit ExportWriter(std::optional<std::string> path) : path_(std::move(path)) {}
@@ -280,6 +259,16 @@ class ExportWriter {
     std::filesystem::remove(Partial(), ec);
   }
 
+  // Where to write: stdout, or FILE.partial (created, or emptied, on the first call). Null after
+  // printing why when FILE.partial cannot be created.
+  std::ostream* Stream() {
+    if (!path_) return &std::cout;
+    if (!file_.is_open()) file_.open(Partial(), std::ios::binary | std::ios::trunc);
+    if (file_) return &file_;
+    Fail(kExitData, "cannot write " + Partial());
+    return nullptr;
+  }
+
   // Writes `text` and flushes it; false after printing why when it cannot.
   bool Write(const std::string& text) {
     if (!path_) {
@@ -288,7 +277,7 @@ class ExportWriter {
       Fail(kExitData, "cannot write the export to stdout");
       return false;
     }
-    if (!file_.is_open()) file_.open(Partial(), std::ios::binary | std::ios::trunc);
+    if (Stream() == nullptr) return false;
     file_ << text;
     file_.flush();
     if (file_) return true;
@@ -296,9 +285,15 @@ class ExportWriter {
     return false;
   }
 
-  // Gives the complete export its name; false after printing why when it cannot.
+  // Gives the complete export its name (replacing an earlier FILE); false after printing why
+  // when it cannot.
   bool Finish() {
-    if (!path_) return true;
+    if (!path_) {
+      if (std::cout.flush()) return true;
+      Fail(kExitData, "cannot write the export to stdout");
+      return false;
+    }
+    if (Stream() == nullptr) return false;
     file_.close();
     std::error_code ec;
     if (file_) std::filesystem::rename(Partial(), *path_, ec);
@@ -316,6 +311,26 @@ class ExportWriter {
   std::optional<std::string> path_;
   std::ofstream file_;
 };
+
+int Export(const Options& options, const std::vector<std::string>& args) {
+  int code = 0;
+  auto range = ParseExportArguments(args, code);
+  if (!range) return code;
+  auto ledger = OpenLedger(options, false, code);
+  if (!ledger) return code;
+  if (int failed = CheckExportStart(*range, ledger->store->HeadPosition()); failed != 0) {
+    return failed;
+  }
+  ExportWriter writer(range->out);
+  std::ostream* out = writer.Stream();
+  if (out == nullptr) return kExitData;
+  auto header = eventstore::WriteExport(*ledger->store, range->from, range->to, NowUs(), *out);
+  // The writer's destructor removes FILE.partial on the way out.
+  if (!header) return DataError(header.error());
+  if (!*out) return Fail(kExitData, "cannot write the export");
+  if (!writer.Finish()) return kExitData;
+  return ExportSummary(*header, *range);
+}
 
 int ExportRemote(const Options& options, const std::vector<std::string>& args) {
   int code = 0;

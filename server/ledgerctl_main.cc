@@ -79,6 +79,8 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) return Fail(kExitUsage, fmt::format("{} needs a value", arg));
       std::string value = argv[++i];
       if (arg == "--data-dir") {
+        // As ledgerd refuses it: "" would name "/log", the root's.
+        if (value.empty()) return Fail(kExitUsage, "--data-dir must not be empty");
         options.data_dir = std::move(value);
         data_dir_given = true;
       } else if (arg == "--url") {

@@ -15,6 +15,7 @@
 #include "eventstore/order_command_service.h"
 #include "eventstore/state_store.h"
 #include "projections/history.h"
+#include "projections/merkle_projection.h"
 #include "projections/projection_runner.h"
 #include "projections/registry.h"
 #include "server/ledgerctl.h"
@@ -25,19 +26,42 @@ namespace {
 using eventstore::EventStore;
 using eventstore::StateStore;
 
+// The projections ledgerd runs: the registry's, and the Merkle tree of the audit endpoints, which
+// ledgerd opens on its own (server/ledgerd_main.cc) and lists with the others.
+std::vector<projections::ProjectionFactory> AllProjections() {
+  std::vector<projections::ProjectionFactory> factories = projections::DefaultProjections();
+  factories.push_back(projections::MerkleProjectionFactory());
+  return factories;
+}
+
+projections::ProjectionFactory FindAnyProjection(std::string_view name) {
+  for (projections::ProjectionFactory& factory : AllProjections()) {
+    if (factory()->name() == name) return factory;
+  }
+  return {};
+}
+
+std::string ProjectionNames() {
+  std::vector<std::string> names;
+  for (projections::ProjectionFactory& factory : AllProjections()) {
+    names.emplace_back(factory()->name());
+  }
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
 int Verify(const Options& options, const std::vector<std::string>& args) {
   if (IsAuditVerify(args)) return AuditVerify(options, args);
   uint64_t from = 1, to = UINT64_MAX;
   for (size_t i = 0; i < args.size(); ++i) {
-    std::optional<uint64_t>* target = nullptr;
-    std::optional<uint64_t> parsed;
     if ((args[i] == "--from" || args[i] == "--to") && i + 1 < args.size()) {
-      parsed = ParseDecimal(args[i + 1]);
-      if (!parsed) return Fail(kExitUsage, fmt::format("{} needs a position", args[i]));
+      // Positions start at 1, as export takes them.
+      const std::optional<uint64_t> parsed = ParseDecimal(args[i + 1]);
+      if (!parsed || *parsed == 0) {
+        return Fail(kExitUsage, fmt::format("verify: {} needs a position (from 1)", args[i]));
+      }
       (args[i] == "--from" ? from : to) = *parsed;
       ++i;
     } else {
-      (void)target;
       return Fail(kExitUsage, fmt::format("verify: unknown argument '{}'", args[i]));
     }
   }
@@ -45,6 +69,12 @@ int Verify(const Options& options, const std::vector<std::string>& args) {
   int exit_code = 0;
   auto ledger = OpenLedger(options, false, exit_code);
   if (!ledger) return exit_code;
+  // As export: one past the head is nothing new since the last run (0 events); further is a
+  // mistake, not "ok" over nothing.
+  const uint64_t head = ledger->store->HeadPosition();
+  if (from > head + 1) {
+    return Fail(kExitNo, fmt::format("verify: --from {} is past the log's head ({})", from, head));
+  }
   ProgressLine progress("verify");
   auto report = ledger->store->Verify(
       from, to, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
@@ -60,6 +90,8 @@ int Verify(const Options& options, const std::vector<std::string>& args) {
         static_cast<unsigned long long>(report->first_bad_position),
         JsonString(report->problem).c_str(),
         ToHex(std::span<const uint8_t>(report->last_hash)).c_str());
+  } else if (report->ok && report->events_checked == 0) {
+    fmt::print("ok: no events from position {} on (the log's head is {})\n", from, head);
   } else if (report->ok) {
     fmt::print("ok: positions {}..{} ({} events) verify; chain head hash {}\n",
                report->from_position, report->to_position, report->events_checked,
@@ -78,7 +110,7 @@ int ListProjections(const Options& options, const std::vector<std::string>& args
   std::vector<std::string> json_rows;
   if (!options.json)
     fmt::print("{:<14} {:>10} {:>12} {:>10}\n", "NAME", "GENERATION", "CHECKPOINT", "LAG");
-  for (auto& factory : projections::DefaultProjections()) {
+  for (auto& factory : AllProjections()) {
     auto runner = projections::ProjectionRunner::Open(*ledger->store, *ledger->state, factory);
     if (!runner) return DataError(runner.error());
     const auto& r = **runner;
@@ -97,8 +129,11 @@ int ListProjections(const Options& options, const std::vector<std::string>& args
 
 int Rebuild(const Options& options, const std::vector<std::string>& args) {
   if (args.size() != 1) return Fail(kExitUsage, "rebuild takes one projection name");
-  auto factory = projections::FindProjection(args[0]);
-  if (!factory) return Fail(kExitUsage, fmt::format("no projection is named '{}'", args[0]));
+  auto factory = FindAnyProjection(args[0]);
+  if (!factory) {
+    return Fail(kExitUsage, fmt::format("no projection is named '{}' (there are {})", args[0],
+                                        ProjectionNames()));
+  }
   int exit_code = 0;
   auto ledger = OpenLedger(options, true, exit_code);
   if (!ledger) return exit_code;
@@ -124,29 +159,65 @@ int Rebuild(const Options& options, const std::vector<std::string>& args) {
   return 0;
 }
 
+// Compares the order status projection, as ledgerd left it, with a fresh fold of the log up to
+// the projection's checkpoint. A checkpoint behind the log's head is a "no" (exit 1) of its own:
+// the events after it were not checked. By default nothing is written, so that what is reported
+// is what ledgerd left (a projection that stopped, or a state directory that was lost, shows as
+// lag); --catch-up first applies the missing events, as ledgerd's next start would.
 int Check(const Options& options, const std::vector<std::string>& args) {
-  if (!args.empty()) return Fail(kExitUsage, "check takes no arguments");
+  bool catch_up = false;
+  for (const std::string& arg : args) {
+    if (arg != "--catch-up") return Fail(kExitUsage, "usage: check [--catch-up]");
+    catch_up = true;
+  }
   int exit_code = 0;
   auto ledger = OpenLedger(options, true, exit_code);
   if (!ledger) return exit_code;
   auto runner = projections::ProjectionRunner::Open(*ledger->store, *ledger->state,
                                                     projections::FindProjection("order_status"));
   if (!runner) return DataError(runner.error());
+  if (catch_up) {
+    const uint64_t before = (*runner)->checkpoint();
+    ProgressLine progress("catch up order_status");
+    auto caught_up =
+        (*runner)->CatchUp([&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+    progress.Finish();
+    if (!caught_up) return DataError(caught_up.error());
+    std::fprintf(stderr, "ledgerctl: caught order_status up from position %llu to %llu\n",
+                 static_cast<unsigned long long>(before),
+                 static_cast<unsigned long long>((*runner)->checkpoint()));
+  }
   auto report = projections::CheckOrderStatus(*ledger->store, (*runner)->View());
   if (!report) return DataError(report.error());
+  // The head after the check: an offline log does not move, so this is the head it ran against.
+  const uint64_t head = ledger->store->HeadPosition();
+  const uint64_t lag = head > report->position ? head - report->position : 0;
+  const bool ok = report->ok() && lag == 0;
   if (options.json) {
     std::vector<std::string> differences;
     for (const auto& difference : report->differences)
       differences.push_back(JsonString(difference));
-    fmt::print("{{\"ok\":{},\"position\":{},\"orders_checked\":{},\"differences\":[{}]}}\n",
-               report->ok(), report->position, report->orders_checked, fmt::join(differences, ","));
-  } else {
-    fmt::print("checked {} orders at position {}: {}\n", report->orders_checked, report->position,
-               report->ok() ? "the projection equals the log"
-                            : fmt::format("{} differences", report->differences.size()));
-    for (const auto& difference : report->differences) fmt::print("  {}\n", difference);
+    fmt::print(
+        "{{\"ok\":{},\"position\":{},\"head\":{},\"lag\":{},\"orders_checked\":{},"
+        "\"differences\":[{}]}}\n",
+        ok, report->position, head, lag, report->orders_checked, fmt::join(differences, ","));
+    return ok ? 0 : kExitNo;
   }
-  return report->ok() ? 0 : kExitNo;
+  const std::string verdict = !report->ok()
+                                  ? fmt::format("{} differences", report->differences.size())
+                              : lag == 0 ? std::string("the projection equals the log")
+                                         : std::string("the projection equals the log up to there");
+  fmt::print("checked {} orders at position {}: {}\n", report->orders_checked, report->position,
+             verdict);
+  for (const auto& difference : report->differences) fmt::print("  {}\n", difference);
+  if (lag != 0) {
+    fmt::print(
+        "BEHIND: the projection is at position {}, the log's head is {}: {} events not checked{}. "
+        "ledgerd catches it up when it starts; or run check --catch-up\n",
+        report->position, head, lag,
+        report->position == 0 ? " (the projection was never built, or its state was lost)" : "");
+  }
+  return ok ? 0 : kExitNo;
 }
 
 int Status(const Options& options, const std::vector<std::string>& args) {
@@ -266,8 +337,10 @@ std::vector<Command> OfflineCommands() {
        &ListProjections, nullptr},
       {"rebuild", "rebuild NAME", "rebuild a projection from position 1, with progress", &Rebuild,
        nullptr},
-      {"check", "check", "compare the order status projection with a fresh fold of the log", &Check,
-       nullptr},
+      {"check", "check [--catch-up]",
+       "compare the order status projection with a fresh fold of the log; a projection behind "
+       "the log's head is a no (--catch-up: apply the missing events first)",
+       &Check, nullptr},
       {"status", "status ORDER [--as-of P|TIME]",
        "an order's status (TIME in RFC 3339, e.g. 2026-11-22T10:00:00Z)", &Status, nullptr},
       {"events", "events ORDER", "an order's history, every event with its position and hash",

@@ -1,4 +1,5 @@
 // ledgerctl's shared helpers (see ledgerctl.h).
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -102,14 +103,79 @@ void ProgressLine::Finish() {
   if (terminal_) std::fputc('\n', stderr);
 }
 
+namespace {
+
+// The process that holds the RocksDB database at `db_path` open, or nullopt when none does (or
+// it was never opened). RocksDB locks DB_PATH/LOCK with fcntl(F_SETLK) for as long as it is
+// open; fcntl locks belong to processes, so F_GETLK here answers for every other process. This
+// process holds no lock on the file to lose by closing it: the probe runs before ledgerctl opens
+// anything.
+std::optional<pid_t> LockHolder(const std::string& db_path) {
+  const std::string lock_path = db_path + "/LOCK";
+  const int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;  // No LOCK file: nobody has it open.
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  probe.l_start = 0;
+  probe.l_len = 0;  // The whole file.
+  const int result = ::fcntl(fd, F_GETLK, &probe);
+  ::close(fd);
+  // A probe that fails answers nothing; RocksDB's own open then reports whatever is wrong.
+  if (result != 0 || probe.l_type == F_UNLCK) return std::nullopt;
+  return probe.l_pid;
+}
+
+std::string InUse(const std::string& data_dir, const std::string& detail) {
+  return fmt::format(
+      "{} is in use by a running ledgerd (or another ledgerctl); stop it, or use --url ({})",
+      data_dir, detail);
+}
+
+// Whether the RocksDB directory `path` has lost its CURRENT file: it holds a MANIFEST but no
+// CURRENT. RocksDB would open it as a new, empty database (create_if_missing), which a later
+// command would read as projections that were never built; ledgerctl leaves it as it is.
+bool LostCurrentFile(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path + "/CURRENT", ec)) return false;
+  for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+    if (entry.path().filename().string().starts_with("MANIFEST-")) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& exit_code) {
   // ledgerd creates a ledger, ledgerctl never does: a mistyped --data-dir must not become an
   // empty ledger that verifies, nor get a signing key of its own.
   const std::string log_path = server::LogPath(options.data_dir);
+  const std::string state_path = server::StatePath(options.data_dir);
   std::error_code ec;
   if (!std::filesystem::is_directory(log_path, ec)) {
     exit_code = Fail(kExitData, fmt::format("no ledger at {} ({} does not exist): check --data-dir",
                                             options.data_dir, log_path));
+    return std::nullopt;
+  }
+  // Before RocksDB is called at all: its open rotates the info log (LOG to LOG.old.*) before it
+  // takes the lock, which would take the running ledgerd's LOG away from it, and its refusal
+  // ("While lock file: ...") does not say what to do.
+  for (const std::string& path : {log_path, state_path}) {
+    if (path == state_path && !with_state) continue;
+    if (auto holder = LockHolder(path)) {
+      exit_code =
+          Fail(kExitData, InUse(options.data_dir, fmt::format("process {} holds {}/LOCK",
+                                                              static_cast<long>(*holder), path)));
+      return std::nullopt;
+    }
+  }
+  if (with_state && LostCurrentFile(state_path)) {
+    exit_code = Fail(
+        kExitData,
+        fmt::format("{} has lost its CURRENT file, so its projections cannot be read; nothing was "
+                    "changed. Everything in it is derived from the log: move it aside, and "
+                    "ledgerd's next start (or ledgerctl rebuild NAME) builds it again",
+                    state_path));
     return std::nullopt;
   }
   eventstore::RocksDbOptions store_options;
@@ -117,12 +183,16 @@ std::optional<Ledger> OpenLedger(const Options& options, bool with_state, int& e
   Ledger ledger;
   auto store = eventstore::OpenRocksDbEventStore(log_path, store_options);
   if (!store) {
-    exit_code = DataError(store.error());
+    // A ledgerd that started after the probe above: RocksDB's words, and ours.
+    const std::string error = store.error().ToString();
+    exit_code =
+        Fail(kExitData,
+             error.find("lock file") != std::string::npos ? InUse(options.data_dir, error) : error);
     return std::nullopt;
   }
   ledger.store = std::move(*store);
   if (with_state) {
-    auto state = eventstore::OpenRocksDbStateStore(server::StatePath(options.data_dir));
+    auto state = eventstore::OpenRocksDbStateStore(state_path);
     if (!state) {
       exit_code = DataError(state.error());
       return std::nullopt;

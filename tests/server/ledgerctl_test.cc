@@ -19,11 +19,15 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/event_id.h"
+#include "eventstore/event_store.h"
+#include "server/data_dir.h"
 #include "tests/server/ledgerd_process.h"
 #include "tests/support/run_program.h"
 
@@ -199,6 +203,45 @@ void PlaceOrder(const Child& child, const std::string& token, const std::string&
 
 size_t CountLines(const std::string& text) {
   return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+std::string ReadText(const std::filesystem::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+// The files of `dir` whose names start with `prefix`.
+size_t CountFiles(const std::filesystem::path& dir, const std::string& prefix) {
+  size_t count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().filename().string().starts_with(prefix)) ++count;
+  }
+  return count;
+}
+
+// A log (DIR/log, no state) of `events` events of one stream, each with 1 KiB of payload that
+// does not compress: enough for several table blocks. Returns the head.
+uint64_t FillLog(const std::filesystem::path& data_dir, size_t events) {
+  auto store =
+      ledger::eventstore::OpenRocksDbEventStore(ledger::server::LogPath(data_dir.string()));
+  REQUIRE(store);
+  std::mt19937 random(7);
+  for (size_t i = 0; i < events; ++i) {
+    std::string payload(1024, ' ');
+    for (char& c : payload) c = static_cast<char>('a' + random() % 26);
+    const ledger::eventstore::NewEvent event{.event_id = ledger::EventId::NewRandom(),
+                                             .event_type = "Note",
+                                             .payload = payload,
+                                             .correlation_id = {},
+                                             .causation_id = {},
+                                             .actor = "test",
+                                             .schema_version = 1};
+    REQUIRE((*store)->Append("note-1", ledger::eventstore::ExpectedVersion::Any(),
+                             std::span<const ledger::eventstore::NewEvent>(&event, 1)));
+  }
+  return (*store)->HeadPosition();
 }
 
 TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, revoke, rebuild") {
@@ -396,6 +439,9 @@ TEST_CASE("ledgerctl: an unreachable server is exit code 3, usage errors 2") {
   CHECK(Ledgerctl({}).exit_code == 2);
   CHECK(Ledgerctl({"frobnicate"}).exit_code == 2);
   CHECK(Ledgerctl({"--url"}).exit_code == 2);
+  Run empty_dir = Ledgerctl({"--data-dir", "", "verify"});
+  CHECK(empty_dir.exit_code == 2);
+  CHECK(empty_dir.err.find("--data-dir must not be empty") != std::string::npos);
   CHECK(Ledgerctl({"--url", "http://127.0.0.1:1", "--data-dir", "x", "status", "A"}).exit_code ==
         2);
   Run help = Ledgerctl({"--help"});
@@ -564,6 +610,144 @@ TEST_CASE("ledgerctl tail bounds what it keeps: an endless event or refusal is e
     CHECK(run.exit_code == 3);
     CHECK(run.err.find("503") != std::string::npos);
   }
+}
+
+TEST_CASE("ledgerctl export --out on a damaged log leaves the earlier file as it was") {
+  const std::filesystem::path data_dir = FreshDataDir("ledgerctl-damaged-export");
+  const uint64_t head = FillLog(data_dir, 300);
+  const std::string dir = data_dir.string();
+  const std::string out = (data_dir / "keep.jsonl").string();
+  Run good = Ledgerctl({"--data-dir", dir, "export", "--from", "1", "--out", out});
+  REQUIRE(good.exit_code == 0);
+  const std::string kept = ReadText(out);
+  REQUIRE(CountLines(kept) == head + 1);
+  CHECK_FALSE(std::filesystem::exists(out + ".partial"));
+
+  // One flipped byte early in the largest table file (the log's records, which opening the log
+  // moved out of the write-ahead log): a block the export reads, not one the open reads.
+  std::filesystem::path largest;
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir / "log")) {
+    if (entry.path().extension() == ".sst" &&
+        (largest.empty() || entry.file_size() > std::filesystem::file_size(largest))) {
+      largest = entry.path();
+    }
+  }
+  REQUIRE_FALSE(largest.empty());
+  {
+    std::fstream table(largest, std::ios::binary | std::ios::in | std::ios::out);
+    table.seekg(100);
+    const char byte = static_cast<char>(table.get());
+    table.seekp(100);
+    table.put(static_cast<char>(byte ^ 0x01));
+  }
+  Run damaged = Ledgerctl({"--data-dir", dir, "export", "--from", "1", "--out", out});
+  INFO("stdout: " << damaged.out << "stderr: " << damaged.err);
+  CHECK(damaged.exit_code == 3);
+  CHECK(ReadText(out) == kept);
+  CHECK_FALSE(std::filesystem::exists(out + ".partial"));
+  // Without --out the failure is the same exit code (what reached stdout is not a whole export).
+  CHECK(Ledgerctl({"--data-dir", dir, "export", "--from", "1"}).exit_code == 3);
+  std::filesystem::remove_all(data_dir);
+}
+
+TEST_CASE("ledgerctl offline: a data directory ledgerd holds is refused before RocksDB opens it") {
+  const std::filesystem::path data_dir = FreshDataDir("ledgerctl-in-use");
+  const Child child = StartLedgerd(data_dir.string());
+  const std::string token = ReadDevToken(data_dir);
+  PlaceOrder(child, token, "EDX-1");
+  const std::string dir = data_dir.string();
+  const size_t old_logs = CountFiles(data_dir / "log", "LOG.old");
+  const size_t old_state_logs = CountFiles(data_dir / "state", "LOG.old");
+  for (const std::vector<std::string>& command : std::vector<std::vector<std::string>>{
+           {"verify"}, {"check"}, {"export"}, {"projections"}, {"status", "EDX-1"}}) {
+    std::vector<std::string> args{"--data-dir", dir};
+    args.insert(args.end(), command.begin(), command.end());
+    Run run = Ledgerctl(args);
+    INFO(command.front() << ": stdout: " << run.out << "stderr: " << run.err);
+    CHECK(run.exit_code == 3);
+    CHECK(run.err.find(dir +
+                       " is in use by a running ledgerd (or another ledgerctl); stop it, or use "
+                       "--url") != std::string::npos);
+    CHECK(run.err.find("While lock file") == std::string::npos);
+  }
+  // ledgerd's RocksDB info logs were not rotated away from it.
+  CHECK(CountFiles(data_dir / "log", "LOG.old") == old_logs);
+  CHECK(CountFiles(data_dir / "state", "LOG.old") == old_state_logs);
+  CHECK(StopAndWait(child) == 0);
+  CHECK(Ledgerctl({"--data-dir", dir, "verify"}).exit_code == 0);
+  std::filesystem::remove_all(data_dir);
+}
+
+TEST_CASE("ledgerctl offline: check reports a projection behind the log, ranges, merkle") {
+  const std::filesystem::path data_dir = FreshDataDir("ledgerctl-offline");
+  const Child child = StartLedgerd(data_dir.string());
+  PlaceOrder(child, ReadDevToken(data_dir), "EDX-1");
+  CHECK(StopAndWait(child) == 0);
+  const std::string dir = data_dir.string();
+  Run verified = Ledgerctl({"--data-dir", dir, "--json", "verify"});
+  REQUIRE(verified.exit_code == 0);
+  const uint64_t head = boost::json::parse(verified.out).at("to").to_number<uint64_t>();
+  REQUIRE(head > 0);
+
+  // verify takes positions as export does: from 1, and up to one past the head.
+  for (const char* command : {"verify", "export"}) {
+    Run zero = Ledgerctl({"--data-dir", dir, command, "--from", "0"});
+    CHECK(zero.exit_code == 2);
+    CHECK(zero.err.find("--from needs a position") != std::string::npos);
+    CHECK(Ledgerctl({"--data-dir", dir, command, "--to", "0"}).exit_code == 2);
+    Run past = Ledgerctl({"--data-dir", dir, command, "--from", std::to_string(head + 2)});
+    CHECK(past.exit_code == 1);
+    CHECK(past.err.find("is past the log's head (" + std::to_string(head) + ")") !=
+          std::string::npos);
+    CHECK(Ledgerctl({"--data-dir", dir, command, "--from", std::to_string(head + 1)}).exit_code ==
+          0);
+  }
+  Run nothing = Ledgerctl({"--data-dir", dir, "verify", "--from", std::to_string(head + 1)});
+  CHECK(nothing.out.find("ok: no events from position " + std::to_string(head + 1)) !=
+        std::string::npos);
+
+  // The Merkle projection is listed and rebuilt offline as ledgerd lists and rebuilds it.
+  Run projections = Ledgerctl({"--data-dir", dir, "projections"});
+  CHECK(projections.exit_code == 0);
+  CHECK(projections.out.find("merkle") != std::string::npos);
+  Run merkle = Ledgerctl({"--data-dir", dir, "rebuild", "merkle"});
+  CHECK(merkle.exit_code == 0);
+  CHECK(merkle.out.find("rebuilt merkle") != std::string::npos);
+  CHECK(Ledgerctl({"--data-dir", dir, "rebuild", "nope"}).exit_code == 2);
+
+  // Caught up (a projection may stop a few events behind when ledgerd stops), check agrees.
+  CHECK(Ledgerctl({"--data-dir", dir, "check", "--catch-up"}).exit_code == 0);
+  Run equal = Ledgerctl({"--data-dir", dir, "check"});
+  CHECK(equal.exit_code == 0);
+  CHECK(equal.out.find("the projection equals the log\n") != std::string::npos);
+
+  // A state directory that was lost: the projection is at 0, the log is not; a no (exit 1).
+  std::filesystem::remove_all(data_dir / "state");
+  Run behind = Ledgerctl({"--data-dir", dir, "check"});
+  INFO("stdout: " << behind.out << "stderr: " << behind.err);
+  CHECK(behind.exit_code == 1);
+  CHECK(behind.out.find("BEHIND: the projection is at position 0, the log's head is " +
+                        std::to_string(head)) != std::string::npos);
+  Run behind_json = Ledgerctl({"--data-dir", dir, "--json", "check"});
+  CHECK(behind_json.exit_code == 1);
+  const boost::json::value report = boost::json::parse(behind_json.out);
+  CHECK_FALSE(report.at("ok").as_bool());
+  CHECK(report.at("lag").to_number<uint64_t>() == head);
+  CHECK(Ledgerctl({"--data-dir", dir, "rebuild", "order_status"}).exit_code == 0);
+  CHECK(Ledgerctl({"--data-dir", dir, "check"}).exit_code == 0);
+
+  // A state directory that lost its CURRENT file is refused, and left as it is: no new, empty
+  // database that a second check would read as equal.
+  std::filesystem::remove(data_dir / "state" / "CURRENT");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Run lost = Ledgerctl({"--data-dir", dir, "check"});
+    CHECK(lost.exit_code == 3);
+    CHECK(lost.err.find("has lost its CURRENT file") != std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists(data_dir / "state" / "CURRENT"));
+  std::filesystem::rename(data_dir / "state", data_dir / "state-aside");
+  CHECK(Ledgerctl({"--data-dir", dir, "check"}).exit_code == 1);
+  std::filesystem::remove_all(data_dir);
 }
 
 }  // namespace
