@@ -596,8 +596,17 @@ int Run(const Flags& flags) {
   if (digest_writer) digest_writer->Stop();
   if (publisher) publisher->Stop();
   (*manager)->Stop();
-  for (auto& runner : runners) runner->Stop();
-  (*merkle)->Stop();
+  // Nothing appends any more: each projection applies what its live thread had not reached yet,
+  // so that the next start (or an offline ledgerctl check) finds them at the head.
+  auto finish = [](projections::ProjectionRunner& runner) {
+    runner.Stop();
+    if (auto caught_up = runner.CatchUp(); !caught_up) {
+      std::fprintf(stderr, "ledgerd: projection %s stopped behind the log: %s\n",
+                   runner.name().c_str(), caught_up.error().ToString().c_str());
+    }
+  };
+  for (auto& runner : runners) finish(*runner);
+  finish(**merkle);
   if (standin) standin->Stop();
   fmt::print("ledgerd: stopped\n");
   return 0;

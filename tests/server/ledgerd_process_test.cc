@@ -47,7 +47,22 @@ TEST_CASE("ledgerd serves, exits 0 on SIGTERM, and a restart keeps what it ackno
   auto paid = Send(first.port, token, "POST", "/v1/payments", PaymentBody(9));
   REQUIRE(paid);
   CHECK(paid->status == 201);
+  // Writes right before SIGTERM: the projections still apply them before ledgerd exits.
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 25; ++i) {
+        (void)Send(first.port, token, "POST", "/v1/payments", PaymentBody(100 + w * 25 + i));
+      }
+    });
+  }
+  for (std::thread& writer : writers) writer.join();
   CHECK(StopAndWait(first) == 0);
+  const ProgramRun check =
+      RunProgram(LEDGER_LEDGERCTL, {"--data-dir", data_dir.string(), "--json", "check"});
+  INFO(check.out << check.err);
+  CHECK(check.exit_code == 0);
+  CHECK(check.out.find("\"lag\":0") != std::string::npos);
 
   const Child second = StartLedgerd(data_dir.string());
   CHECK(ReadDevToken(data_dir) == token);  // The same token after a restart.
