@@ -72,13 +72,20 @@ StoreResult<OrderPage> ListRange(const ProjectionView& view, std::string begin, 
   if (begin >= end) return OrderPage{};
   std::vector<std::string> keys;
   std::vector<std::string> order_numbers;
+  // One key more than the page: a next page exists only when it does (a cursor that leads to an
+  // empty page would make clients ask once more for nothing).
   auto scanned = view.Scan(begin, end, newest_first, [&](std::string_view key, std::string_view) {
-    if (keys.size() == limit) return false;
+    if (keys.size() == limit + 1) return false;
     keys.emplace_back(key);
     order_numbers.emplace_back(key.substr(key.rfind('/') + 1));
     return true;
   });
   if (!scanned) return Unexpected(std::move(scanned).error());
+  const bool more = keys.size() > limit;
+  if (more) {
+    keys.pop_back();
+    order_numbers.pop_back();
+  }
   OrderPage page;
   for (const std::string& order_number : order_numbers) {
     auto row = OrderStatusProjection::Get(view, order_number);
@@ -88,7 +95,7 @@ StoreResult<OrderPage> ListRange(const ProjectionView& view, std::string begin, 
           CorruptionError(fmt::format("an index names order {}, which has no row", order_number)));
     page.rows.push_back(std::move(**row));
   }
-  if (keys.size() == limit) page.next_cursor = keys.back();
+  if (more) page.next_cursor = keys.back();
   return page;
 }
 

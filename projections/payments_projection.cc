@@ -314,9 +314,13 @@ StoreResult<OrphanPage> PaymentsProjection::ListOrphans(const ProjectionView& vi
 
   std::optional<Error> failure;
   std::string last_key;
+  bool more = false;  // A key after the page's last: only then is there a next page.
   auto scanned =
       view.Scan(*begin, end, /*reverse=*/false, [&](std::string_view key, std::string_view value) {
-        if (page.rows.size() == limit) return false;
+        if (page.rows.size() == limit) {
+          more = true;
+          return false;
+        }
         // x/<16 hex>/<order number>/<4 hex>
         const size_t order_begin = kOrphanPrefix.size() + kHexPositionChars + 1;
         const size_t suffix = kHexIndexChars + 1;
@@ -338,7 +342,7 @@ StoreResult<OrphanPage> PaymentsProjection::ListOrphans(const ProjectionView& vi
       });
   if (!scanned) return Unexpected(std::move(scanned).error());
   if (failure) return Unexpected(std::move(*failure));
-  if (page.rows.size() == limit) page.next_cursor = last_key;
+  if (more) page.next_cursor = last_key;
   return page;
 }
 
@@ -351,9 +355,13 @@ StoreResult<ExcessPage> PaymentsProjection::ListExcess(const ProjectionView& vie
 
   std::optional<Error> failure;
   std::vector<std::string> keys;
+  bool more = false;
   auto scanned =
       view.Scan(*begin, end, /*reverse=*/false, [&](std::string_view key, std::string_view) {
-        if (keys.size() == limit) return false;
+        if (keys.size() == limit) {
+          more = true;  // Only then is there a next page.
+          return false;
+        }
         // e/<16 hex>/<order number>
         const size_t order_begin = kExcessPrefix.size() + kHexPositionChars + 1;
         if (key.size() <= order_begin || key[order_begin - 1] != '/') {
@@ -380,7 +388,7 @@ StoreResult<ExcessPage> PaymentsProjection::ListExcess(const ProjectionView& vie
     if (!excess) return Unexpected(std::move(excess).error());
     page.rows.push_back(std::move(*excess));
   }
-  if (keys.size() == limit) page.next_cursor = keys.back();
+  if (more) page.next_cursor = keys.back();
   return page;
 }
 

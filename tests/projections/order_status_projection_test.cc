@@ -148,6 +148,14 @@ TEST_CASE("order lists page through every order in the documented order", "[proj
   const auto all =
       AllPages([&](std::string cursor) { return OrderStatusProjection::ListAll(view, 7, cursor); });
   REQUIRE(all.size() == 120);
+  // A page that holds exactly what is left has no next page (no cursor to an empty one).
+  auto whole = OrderStatusProjection::ListAll(view, 120);
+  REQUIRE(whole.has_value());
+  CHECK(whole->rows.size() == 120);
+  CHECK(whole->next_cursor.empty());
+  auto one_less = OrderStatusProjection::ListAll(view, 119);
+  REQUIRE(one_less.has_value());
+  CHECK_FALSE(one_less->next_cursor.empty());
   for (size_t i = 1; i < all.size(); ++i) {
     CHECK(all[i - 1].state.order_number != all[i].state.order_number);
   }

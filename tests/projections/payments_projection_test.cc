@@ -190,6 +190,16 @@ TEST_CASE("orphan and excess lists page with cursors", "[projections][payments]"
     for (size_t i = 0; i < excess.size(); ++i) CHECK(excess[i].order.order_number == expected[i]);
   }
 
+  // A page that holds exactly what is left has no next page (no cursor to an empty one).
+  auto whole_orphans = PaymentsProjection::ListOrphans(view, kT0 + kHourUs, 0, 2 * kOrders);
+  REQUIRE(whole_orphans.has_value());
+  CHECK(whole_orphans->rows.size() == 2 * kOrders);
+  CHECK(whole_orphans->next_cursor.empty());
+  auto whole_excess = PaymentsProjection::ListExcess(view, kOrders);
+  REQUIRE(whole_excess.has_value());
+  CHECK(whole_excess->rows.size() == kOrders);
+  CHECK(whole_excess->next_cursor.empty());
+
   auto first = PaymentsProjection::ListOrphans(view, kT0 + kHourUs, 0, 5);
   REQUIRE(first.has_value());
   CHECK(first->rows.size() == 5);
