@@ -10,6 +10,7 @@
 
 #include "base/bytes.h"
 #include "domain/money.h"
+#include "domain/status.h"
 #include "eventstore/event_codec.h"
 #include "eventstore/event_store.h"
 #include "eventstore/order_command_service.h"
@@ -288,8 +289,14 @@ int Status(const Options& options, const std::vector<std::string>& args) {
   for (const auto& line : state.lines) {
     std::string status(domain::LineStatusName(line.status));
     if (line.revocation_requested) status += ", revoking";
+    // A Complete or Revoked line's last failure is history, not its state.
+    const bool failing = domain::IsFulfillmentError(line.status) ||
+                         line.status == domain::LineStatus::kRevocationError;
+    const std::string error = line.last_error_message.empty() || failing
+                                  ? line.last_error_message
+                                  : "(earlier) " + line.last_error_message;
     fmt::print("  {:<8} {:<20} {:<34} {:>8}  {}\n", line.line.line_id, line.line.product_type,
-               status, line.attempts, line.last_error_message);
+               status, line.attempts, error);
   }
   return 0;
 }

@@ -113,10 +113,12 @@ int RemoteStatus(const Options& options, const std::vector<std::string>& args) {
              "NEXT RETRY", "LAST ERROR");
   for (const json::value& line : Array(order, "lines")) {
     std::string error;
+    std::string status = Text(line, "status");
     if (const json::value& last = Field(line, "last_error"); last.is_object()) {
       error = Text(last, "kind") + ": " + Text(last, "message");
+      // A Complete or Revoked line's last failure is history, not its state.
+      if (status == "Complete" || status == "Revoked") error = "(earlier) " + error;
     }
-    std::string status = Text(line, "status");
     if (const json::value& pending = Field(line, "revocation_requested");
         pending.is_bool() && pending.get_bool()) {
       status += ", revoking";

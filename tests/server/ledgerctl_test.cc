@@ -347,6 +347,9 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
     if (!complete) std::this_thread::sleep_for(100ms);
   }
   CHECK(complete);
+  // The failure before the retry is history now, and shown as such.
+  Run completed = Ledgerctl({"--url", url, "status", "EDX-2"}, token);
+  CHECK(completed.out.find("(earlier) server: ") != std::string::npos);
   Run again = Ledgerctl({"--url", url, "retry", "EDX-1"}, token);
   CHECK(again.exit_code == 1);  // 409 nothing_to_fulfill: the ledger says no.
   CHECK(again.err.find("nothing_to_fulfill") != std::string::npos);
@@ -418,6 +421,7 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   Run offline_status = Ledgerctl({"--data-dir", dir, "status", "EDX-2"});
   CHECK(offline_status.exit_code == 0);
   CHECK(offline_status.out.find("Complete") != std::string::npos);
+  CHECK(offline_status.out.find("(earlier) ") != std::string::npos);
   CHECK(Ledgerctl({"--data-dir", dir, "status", "EDX-2", "--as-of", "1"}).exit_code == 1);
   CHECK(Ledgerctl({"--data-dir", dir, "status", ""}).exit_code == 2);
   CHECK(Ledgerctl({"--data-dir", dir, "events", "A/B"}).exit_code == 2);
