@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -29,6 +30,13 @@ Prints the events of the ledger's JetStream stream as JSON lines, in position or
   --idle-ms N         stop after N ms without a message (default 2000)
   --follow            never stop: wait for new events
   --help              print this help
+
+Positions below P, and positions at or below the last one printed (a stream the ledger published
+again from position 1 after a purge repeats them), are skipped.
+
+Exit codes: 0 (ok), 1 (the stream no longer holds position P: its first message after P is a
+later position, purged or removed by the stream's limits; nothing is printed), 2 (bad usage),
+3 (the stream could not be read).
 )";
 
 std::optional<uint64_t> ParseNumber(std::string_view text) {
@@ -105,27 +113,56 @@ int main(int argc, char** argv) {
     }
     from_sequence = *sequence;
   }
-  auto consumed = (*reader)->Consume(from_sequence, idle_ms,
-                                     [](const ledger::server::JetStreamMessage& message) {
-                                       boost::json::object line;
-                                       line["sequence"] = message.sequence;
-                                       line["subject"] = message.subject;
-                                       line["position"] = message.position;
-                                       line["stream"] = message.stream;
-                                       line["version"] = message.version;
-                                       line["event_id"] = message.event_id;
-                                       line["event_type"] = message.event_type;
-                                       line["recorded_at_us"] = message.recorded_at_us;
-                                       line["hash"] = message.hash;
-                                       line["previous_hash"] = message.previous_hash;
-                                       line["payload_hex"] = ledger::ToHex(message.payload);
-                                       fmt::print("{}\n", boost::json::serialize(line));
-                                       std::fflush(stdout);
-                                       return true;
-                                     });
+  // The first position printed must be the one asked for: a later one means the positions
+  // between are missing from the stream, and a consumer that went on would skip them silently.
+  // Positions below it are skipped (the binary search lands on the first message at or after
+  // it, but a stream published again from position 1 after a purge holds lower ones after it),
+  // and so is every position at or below the last one printed (such a republish repeats them).
+  const uint64_t wanted = from_position ? std::max<uint64_t>(*from_position, 1) : 0;
+  std::optional<uint64_t> last_printed;
+  std::optional<uint64_t> first_position_found;
+  auto consumed = (*reader)->Consume(
+      from_sequence, idle_ms, [&](const ledger::server::JetStreamMessage& message) {
+        if (from_position && message.position < wanted) return true;
+        if (last_printed && message.position != 0 && message.position <= *last_printed) {
+          return true;
+        }
+        if (!last_printed && from_position && message.position > wanted) {
+          first_position_found = message.position;
+          return false;
+        }
+        last_printed = message.position;
+        boost::json::object line;
+        line["sequence"] = message.sequence;
+        line["subject"] = message.subject;
+        line["position"] = message.position;
+        line["stream"] = message.stream;
+        line["version"] = message.version;
+        line["event_id"] = message.event_id;
+        line["event_type"] = message.event_type;
+        line["recorded_at_us"] = message.recorded_at_us;
+        line["hash"] = message.hash;
+        line["previous_hash"] = message.previous_hash;
+        line["payload_hex"] = ledger::ToHex(message.payload);
+        fmt::print("{}\n", boost::json::serialize(line));
+        std::fflush(stdout);
+        return true;
+      });
   if (!consumed) {
     std::fprintf(stderr, "jetstream_consume: %s\n", consumed.error().c_str());
     return 3;
+  }
+  if (first_position_found) {
+    const uint64_t found = *first_position_found;
+    std::fprintf(stderr,
+                 "jetstream_consume: stream %s does not hold position %llu: its first message "
+                 "from there holds position %llu, so positions %llu to %llu are missing (purged, "
+                 "or removed by the stream's limits); --from-position %llu reads what it holds\n",
+                 stream.c_str(), static_cast<unsigned long long>(wanted),
+                 static_cast<unsigned long long>(found), static_cast<unsigned long long>(wanted),
+                 static_cast<unsigned long long>(found - 1),
+                 static_cast<unsigned long long>(found));
+    return 1;
   }
   return 0;
 }

@@ -35,6 +35,11 @@ constexpr auto kCheckpointInterval = std::chrono::milliseconds(100);
 // How long the publishing thread sleeps when nothing happens (it also wakes on commits and
 // acknowledgements); bounds how stale Stats().connected can be.
 constexpr auto kIdleWait = std::chrono::milliseconds(100);
+// How often the publishing thread asks whether the stream still holds what was acknowledged: a
+// deletion or a purge answers no publish with an error (a purge keeps the last sequence, so the
+// expected-sequence check still passes), and without asking, a stream deleted or emptied while
+// the ledger is quiet would stay so.
+constexpr auto kStreamCheckInterval = std::chrono::milliseconds(1'000);
 
 bool IsTokenByte(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -199,11 +204,20 @@ struct Outcome {
   std::string error;
 };
 
-// A message sent and not yet settled: its position and the stream sequence it must get.
+// A message sent and not yet settled: its position, the stream sequence it must get, and when
+// it was sent (an answer overdue by far says the connection is gone, see Publish).
 struct InFlight {
   uint64_t position = 0;
   uint64_t sequence = 0;
+  Clock::time_point sent_at;
 };
+
+// Whether the stream may drop messages on its own: then it is not expected to hold the whole
+// log, and a missing head is no loss to report. The publisher creates its stream without limits.
+bool HasLimits(const jsStreamConfig& config) {
+  return config.Retention != js_LimitsPolicy || config.MaxMsgs > 0 || config.MaxBytes > 0 ||
+         config.MaxAge > 0 || config.MaxMsgsPerSubject > 0;
+}
 
 // How a publishing session ended.
 struct SessionEnd {
@@ -278,6 +292,14 @@ class NatsPublisher final : public JetStreamPublisher {
     JetStreamStats stats = stats_;
     stats.head_position = std::max(head, stats.acknowledged_position);
     stats.lag = stats.head_position - stats.acknowledged_position;
+    // The last problem, what the stream lacks (while it lacks it) and the connection's state
+    // (while it is lost), each kept apart so that one does not overwrite another.
+    const auto add = [&](const std::string& part) {
+      if (part.empty() || stats.last_error.find(part) != std::string::npos) return;
+      stats.last_error += (stats.last_error.empty() ? "" : "; ") + part;
+    };
+    add(stream_lacks_);
+    add(connection_problem_);
     return stats;
   }
 
@@ -337,8 +359,12 @@ class NatsPublisher final : public JetStreamPublisher {
       {
         std::lock_guard lock(mutex_);
         ++stats_.retries;
-        stats_.last_error = end.error;
         stats_.connected = Connected();
+        stats_.last_error = end.error;
+        // A request that timed out names no cause when the connection is what failed: Stats()
+        // adds it.
+        connection_problem_ =
+            connection_ != nullptr && !stats_.connected ? ConnectionProblem() : std::string();
       }
       if (acked_ > acked_before) backoff_ms = config_.reconnect_backoff_ms_min;
       if (!end.backoff) continue;
@@ -374,6 +400,7 @@ class NatsPublisher final : public JetStreamPublisher {
     {
       std::lock_guard lock(mutex_);
       stats_.connected = Connected();
+      if (stats_.connected) connection_problem_.clear();
     }
     SessionEnd end = Publish();
     Settle();
@@ -476,21 +503,36 @@ class NatsPublisher final : public JetStreamPublisher {
     return problem;
   }
 
-  // Reads where the stream ends and sets where publishing resumes (see the header comment).
+  // Reads where the stream ends and sets where publishing resumes (see the header comment). A
+  // stream deleted (or lost with a server's store) is created again, and an empty one whose
+  // messages were acknowledged gets the log again from position 1. A stream that holds some but
+  // not all of positions 1 to its end is left as it is (publishing goes on at its end): what it
+  // lacks is reported in last_error. Nothing here purges or deletes.
   std::string Resume() {
     jsStreamInfo* info = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
     natsStatus status = js_GetStreamInfo(&info, js_, config_.stream.c_str(), nullptr, &code);
+    std::string loss;  // Why positions are published again; empty when none were lost.
+    if (status == NATS_NOT_FOUND || code == JSStreamNotFoundErr) {
+      // Deleted while we ran, or a server restarted with an empty store.
+      if (std::string error = EnsureStream(); !error.empty()) return error;
+      loss = "the stream was gone (deleted, or its store lost) and is created again";
+      code = static_cast<jsErrCode>(0);
+      status = js_GetStreamInfo(&info, js_, config_.stream.c_str(), nullptr, &code);
+    }
     if (status != NATS_OK)
       return "reading the stream's state: " + NatsErrorText(status, static_cast<int>(code));
-    const uint64_t last_sequence = info->State.LastSeq;
-    const uint64_t messages = info->State.Msgs;
+    // One snapshot of the stream's state: what it lacks is judged from it alone.
+    const StreamState state = ToStreamState(*info);
     jsStreamInfo_Destroy(info);
+    stream_has_limits_ = state.has_limits;
+    first_message_checked_ = {};
     uint64_t position = 0;
-    uint64_t sequence = last_sequence;
-    if (messages == 0 && last_sequence != 0) {
-      // Everything was removed (limits, a purge): trust the checkpoint for where it ended, if
-      // the log reaches it.
+    uint64_t sequence = state.last_sequence;
+    std::string lacks;
+    if (state.messages == 0 && state.last_sequence != 0 && state.has_limits) {
+      // The stream's limits removed everything: trust the checkpoint for where it ended, if the
+      // log reaches it.
       if (acked_ > store_.HeadPosition()) {
         return fmt::format(
             "the checkpoint says position {} was published, beyond the log's head {}: the log "
@@ -498,43 +540,154 @@ class NatsPublisher final : public JetStreamPublisher {
             acked_, store_.HeadPosition());
       }
       position = acked_;
-    } else if (last_sequence != 0) {
-      natsMsg* last = nullptr;
-      status = js_GetLastMsg(&last, js_, config_.stream.c_str(), wildcard_.c_str(), nullptr, &code);
-      if (status != NATS_OK) {
-        return "reading the stream's last message: " +
-               NatsErrorText(status, static_cast<int>(code));
-      }
-      sequence = natsMsg_GetSequence(last);
-      const char* position_text = nullptr;
-      const char* hash_text = nullptr;
-      natsMsgHeader_Get(last, kHeaderPosition, &position_text);
-      natsMsgHeader_Get(last, kHeaderHash, &hash_text);
-      const std::optional<uint64_t> parsed = ParseUnsigned(position_text);
-      const std::string hash = hash_text != nullptr ? hash_text : "";
-      natsMsg_Destroy(last);
-      if (!parsed) {
-        return fmt::format(
-            "the stream's last message (sequence {}) has no {} header: it was not "
-            "published by a ledger",
-            sequence, kHeaderPosition);
-      }
-      position = *parsed;
-      if (std::string error = CheckOurs(position, hash); !error.empty()) return error;
+    } else if (state.messages == 0 && acked_ > 0 && loss.empty()) {
+      loss = state.last_sequence == 0 ? "the stream is new (it was deleted or its store lost)"
+                                      : "the stream is empty (purged)";
+    } else if (state.messages != 0) {
+      if (std::string error = ReadLastPosition(position, sequence); !error.empty()) return error;
+      if (std::string error = DescribeLacks(state, lacks); !error.empty()) return error;
     }
-    if (position < acked_) {
-      // The stream lost its tail (a purge, a re-created stream): publish it again.
+    {
+      std::lock_guard lock(mutex_);
+      stream_lacks_ = lacks;
+    }
+    if (!loss.empty() || position < acked_) {
+      // The stream lost what we (or a predecessor) published: publish it again from its end.
+      // The messages get new stream sequences, hence new Nats-Msg-Ids (see MessageId), which
+      // the duplicate window does not confuse with the removed ones.
       std::lock_guard lock(mutex_);
       stats_.last_error = fmt::format(
-          "the stream ends at position {}, before the checkpoint {}: "
+          "{}the stream ends at position {}, the checkpoint was {}: "
           "publishing again from {}",
-          position, acked_, position + 1);
+          loss.empty() ? "" : loss + "; ", position, acked_, position + 1);
     }
     acked_ = position;
     next_position_ = position + 1;
     expected_last_sequence_ = sequence;
     SetAcknowledged(position);
     SaveCheckpoint();
+    return {};
+  }
+
+  // What Resume and CheckStreamIntact read of a stream's state.
+  struct StreamState {
+    uint64_t first_sequence = 0;
+    uint64_t last_sequence = 0;
+    uint64_t messages = 0;
+    uint64_t deleted = 0;
+    bool has_limits = false;
+  };
+  static StreamState ToStreamState(const jsStreamInfo& info) {
+    return {.first_sequence = info.State.FirstSeq,
+            .last_sequence = info.State.LastSeq,
+            .messages = info.State.Msgs,
+            .deleted = info.State.NumDeleted,
+            .has_limits = HasLimits(*info.Config)};
+  }
+
+  // Sets `lacks` to what a stream without limits lacks of positions 1 to its end, judged from
+  // one snapshot of its state: messages deleted between its first and last sequence, or a first
+  // message that is not position 1 (its head purged). Empty when it lacks nothing, or has
+  // limits (then it is not expected to hold the whole log). Reads the first message only when
+  // the first sequence changed since the last call (a stored message does not change).
+  std::string DescribeLacks(const StreamState& state, std::string& lacks) {
+    lacks.clear();
+    if (state.has_limits || state.messages == 0) return {};
+    if (first_message_checked_.first != state.first_sequence) {
+      natsMsg* first = nullptr;
+      jsErrCode code = static_cast<jsErrCode>(0);
+      const natsStatus status =
+          js_GetMsg(&first, js_, config_.stream.c_str(), state.first_sequence, nullptr, &code);
+      if (status != NATS_OK) {
+        return fmt::format("reading the stream's first message (sequence {}): {}",
+                           state.first_sequence, NatsErrorText(status, static_cast<int>(code)));
+      }
+      const char* position_text = nullptr;
+      natsMsgHeader_Get(first, kHeaderPosition, &position_text);
+      const uint64_t first_position = ParseUnsigned(position_text).value_or(0);
+      natsMsg_Destroy(first);
+      first_message_checked_ = {state.first_sequence, first_position};
+    }
+    const uint64_t first_position = first_message_checked_.second;
+    std::vector<std::string> parts;
+    if (first_position == 0) {
+      parts.push_back(fmt::format("its first message (sequence {}) has no {} header",
+                                  state.first_sequence, kHeaderPosition));
+    } else if (first_position > 1) {
+      parts.push_back(
+          fmt::format("positions 1 to {} (its first message, sequence {}, is "
+                      "position {})",
+                      first_position - 1, state.first_sequence, first_position));
+    }
+    if (state.deleted > 0) {
+      parts.push_back(fmt::format("{} message(s) deleted between sequences {} and {}",
+                                  state.deleted, state.first_sequence, state.last_sequence));
+    }
+    if (parts.empty()) return {};
+    lacks = fmt::format(
+        "stream {} lacks {}: publishing goes on at its end and does not fill the gap; purge the "
+        "stream (all of it) to make the ledger publish the whole log again from position 1",
+        config_.stream, fmt::join(parts, " and "));
+    return {};
+  }
+
+  // Reads the stream's last message: its position (checked against the log) and sequence.
+  std::string ReadLastPosition(uint64_t& position, uint64_t& sequence) {
+    natsMsg* last = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus status =
+        js_GetLastMsg(&last, js_, config_.stream.c_str(), wildcard_.c_str(), nullptr, &code);
+    if (status != NATS_OK) {
+      return "reading the stream's last message: " + NatsErrorText(status, static_cast<int>(code));
+    }
+    sequence = natsMsg_GetSequence(last);
+    const char* position_text = nullptr;
+    const char* hash_text = nullptr;
+    natsMsgHeader_Get(last, kHeaderPosition, &position_text);
+    natsMsgHeader_Get(last, kHeaderHash, &hash_text);
+    const std::optional<uint64_t> parsed = ParseUnsigned(position_text);
+    const std::string hash = hash_text != nullptr ? hash_text : "";
+    natsMsg_Destroy(last);
+    if (!parsed) {
+      return fmt::format(
+          "the stream's last message (sequence {}) has no {} header: it was not "
+          "published by a ledger",
+          sequence, kHeaderPosition);
+    }
+    position = *parsed;
+    return CheckOurs(position, hash);
+  }
+
+  // Asked every kStreamCheckInterval while connected. Returns why Resume must run: the stream
+  // is gone, or it is empty although positions were acknowledged (purged) and has no limits.
+  // What a stream that still holds messages lacks is only reported (stream_lacks_), never
+  // repaired: a Resume would find the same and end in the same place. Other failures to ask are
+  // left to the publishes, which meet them too.
+  std::string CheckStreamIntact() {
+    jsStreamInfo* info = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus status = js_GetStreamInfo(&info, js_, config_.stream.c_str(), nullptr, &code);
+    if (status == NATS_NOT_FOUND || code == JSStreamNotFoundErr) {
+      return fmt::format(
+          "stream {} is gone (deleted, or a server lost its store): creating it "
+          "again",
+          config_.stream);
+    }
+    if (status != NATS_OK) return {};
+    const StreamState state = ToStreamState(*info);
+    jsStreamInfo_Destroy(info);
+    stream_has_limits_ = state.has_limits;
+    if (!state.has_limits && state.messages == 0 && acked_ > 0) {
+      return fmt::format(
+          "stream {} is empty, though positions up to {} were acknowledged (purged): "
+          "publishing the log again from position 1",
+          config_.stream, acked_);
+    }
+    std::string lacks;
+    if (DescribeLacks(state, lacks).empty()) {
+      std::lock_guard lock(mutex_);
+      stream_lacks_ = lacks;
+    }
     return {};
   }
 
@@ -561,12 +714,28 @@ class NatsPublisher final : public JetStreamPublisher {
   // Sends and settles until a failure or Stop.
   SessionEnd Publish() {
     auto last_save = Clock::now();
+    auto last_stream_check = Clock::now();
     for (;;) {
+      const bool connected = Connected();
       {
         std::lock_guard lock(mutex_);
         if (stopping_) return {};
-        stats_.connected = Connected();
+        stats_.connected = connected;
         stats_.in_flight = in_flight_.size();
+        // The client buffers publishes while it reconnects, and their answers come only after
+        // it did: say why nothing is acknowledged meanwhile (Stats() adds it to last_error).
+        connection_problem_ = connected ? std::string() : ConnectionProblem();
+      }
+      if (!in_flight_.empty() && Clock::now() - in_flight_.front().sent_at >
+                                     std::chrono::milliseconds(config_.ack_timeout_ms + 1'000)) {
+        return {fmt::format("no answer for position {} within {} ms: {}",
+                            in_flight_.front().position, config_.ack_timeout_ms,
+                            connected ? "the stream did not answer" : ConnectionProblem()),
+                true};
+      }
+      if (connected && Clock::now() - last_stream_check >= kStreamCheckInterval) {
+        last_stream_check = Clock::now();
+        if (std::string lost = CheckStreamIntact(); !lost.empty()) return {lost, false};
       }
       while (in_flight_.size() < config_.max_in_flight) {
         if (read_ahead_.empty()) {
@@ -622,6 +791,25 @@ class NatsPublisher final : public JetStreamPublisher {
     }
   }
 
+  // Why the connection is not usable, with the client's last error, for last_error.
+  std::string ConnectionProblem() const {
+    if (connection_ == nullptr) return "not connected to NATS";
+    const natsConnStatus status = natsConnection_Status(connection_);
+    const char* text = nullptr;
+    const natsStatus last = natsConnection_GetLastError(connection_, &text);
+    // Copied at once: the client's threads may replace the text it points into.
+    const std::string last_text = text != nullptr ? text : "";
+    return fmt::format("the connection to NATS ({}) is {}{}; messages in flight wait for it",
+                       fmt::join(config_.urls, ","),
+                       status == NATS_CONN_STATUS_RECONNECTING ? "lost, reconnecting"
+                       : status == NATS_CONN_STATUS_CLOSED     ? "closed"
+                                                               : "not connected",
+                       last != NATS_OK
+                           ? fmt::format(" (last error: {}{})", natsStatus_GetText(last),
+                                         last_text.empty() ? "" : ": " + last_text)
+                           : "");
+  }
+
   std::string Send(const RecordedEvent& event) {
     LEDGER_ASSERT(event.position == next_position_, "the publisher reads the log in order");
     const std::string subject = SubjectFor(config_.subject_prefix, event);
@@ -648,7 +836,8 @@ class NatsPublisher final : public JetStreamPublisher {
     }
     jsPubOptions options;
     jsPubOptions_Init(&options);
-    options.MsgId = event_id.c_str();
+    const std::string message_id = MessageId(event_id, event.position);
+    options.MsgId = message_id.c_str();
     options.ExpectLastSeq = expected_last_sequence_;  // 0: an empty stream, no condition.
     options.MaxWait = config_.ack_timeout_ms;
     natsMsg* const identity = message;
@@ -667,9 +856,23 @@ class NatsPublisher final : public JetStreamPublisher {
     }
     published_async_ = true;
     ++expected_last_sequence_;
-    in_flight_.push_back({.position = event.position, .sequence = expected_last_sequence_});
+    in_flight_.push_back(
+        {.position = event.position, .sequence = expected_last_sequence_, .sent_at = Clock::now()});
     ++next_position_;
     return {};
+  }
+
+  // The Nats-Msg-Id of the event at `position` sent now: the event id, and when the message's
+  // stream sequence (expected_last_sequence_ + 1) differs from its position, "@" and the
+  // difference (the stream's base). A predecessor and a successor compute the same id for the
+  // same message at the same place, so a copy a killed publisher left in flight is dropped as a
+  // duplicate; a position published again after a purge gets a new sequence, hence a new id,
+  // which the duplicate window (it remembers purged messages' ids) does not drop.
+  std::string MessageId(const std::string& event_id, uint64_t position) const {
+    const uint64_t sequence = expected_last_sequence_ + 1;
+    if (sequence == position) return event_id;
+    return sequence > position ? fmt::format("{}@{}", event_id, sequence - position)
+                               : fmt::format("{}@-{}", event_id, position - sequence);
   }
 
   // Waits for the answers to the messages in flight (at most ack_timeout_ms and a second), takes
@@ -765,6 +968,15 @@ class NatsPublisher final : public JetStreamPublisher {
   uint64_t expected_last_sequence_ = 0;
   uint64_t acked_ = 0;
   uint64_t saved_checkpoint_ = 0;
+  // Whether the stream has limits or a retention that remove messages (see HasLimits).
+  bool stream_has_limits_ = false;
+  // The first sequence whose message DescribeLacks read last, and that message's position.
+  std::pair<uint64_t, uint64_t> first_message_checked_ = {0, 0};
+  // Guarded by mutex_, added to last_error by Stats(): what the stream lacks (set by each
+  // Resume and stream check, empty when it lacks nothing), and why the connection is not usable
+  // (empty while connected). Kept apart from stats_.last_error so that neither overwrites it.
+  std::string stream_lacks_;
+  std::string connection_problem_;
 };
 
 }  // namespace

@@ -13,7 +13,9 @@
 //             Ledger-Event-Id, Ledger-Event-Type, Ledger-Hash and Ledger-Previous-Hash (64 hex
 //             digits each: a consumer can check that consecutive messages link),
 //             Ledger-Recorded-At-Us, and Nats-Msg-Id = the event id, so that JetStream drops a
-//             copy sent again within its duplicate window.
+//             copy sent again within its duplicate window; when the message's stream sequence
+//             is not its position (the stream was purged before), the id is followed by "@" and
+//             sequence - position (see below).
 //
 // Exactly once, in order. Messages are published asynchronously, up to max_in_flight without an
 // acknowledgement. Each carries Nats-Expected-Last-Sequence = the stream sequence of the message
@@ -30,6 +32,27 @@
 // the hash our log has at that position; otherwise the stream belongs to another ledger and
 // nothing is published (last_error says so).
 //
+// A stream that lost messages. A stream deleted (or gone with a server's store) is created
+// again with the configuration and gets the log from position 1; so does an empty one (purged)
+// after positions were acknowledged, unless it has limits. While connected the publisher asks
+// for the stream's state every second, so a deletion or a purge is noticed while the ledger is
+// quiet too, not at the next event. A stream that holds some but not all of positions 1 to its
+// end (its head purged while publishing went on, messages deleted) is not repaired: publishing
+// goes on at its end, and last_error says which positions it lacks, judged from one snapshot of
+// the stream's state (a message deleted inside it, or a first message that is not position 1),
+// and that an operator who purges the stream (all of it) makes the ledger publish the whole log
+// again. The publisher never purges or deletes anything. A stream with limits or a retention
+// that remove messages (set by an operator; the publisher creates none) is not expected to hold
+// the whole log: there a missing head is no loss.
+//
+// The Nats-Msg-Id of a message is the event id when its stream sequence equals its position,
+// else the event id, "@" and the difference (sequence - position, the same for every message
+// published since the stream's last purge). A predecessor and its successor compute the same id
+// for the same message at the same place, so the duplicate window still drops a killed
+// publisher's copies; and positions published again after a purge (which keeps the last
+// sequence, and the purged messages' ids in the duplicate window) get new sequences, hence new
+// ids, and are not mistaken for copies.
+//
 // Why the expected sequence rather than stopping at the first failure alone: with a window of
 // acknowledgements in flight, the server may already have stored later messages when the
 // failure of an earlier one is known; only a condition checked by the server itself keeps them
@@ -41,7 +64,9 @@
 // default, at least 2 x ack_timeout_ms enforced by the configuration).
 //
 // NATS unreachable: the publisher retries with backoff (reconnect_backoff_ms_min doubling to
-// _max) on its own thread; the ledger keeps serving, and Stats() shows the lag growing.
+// _max) on its own thread; the ledger keeps serving, and Stats() shows the lag growing and, in
+// last_error, why (the connection's state and the client's last error), also while messages
+// sent before the connection broke wait for their answers.
 //
 // Thread safety: every public method may be called from any thread. One thread publishes; the
 // NATS client calls back on its own threads to report acknowledgements.
@@ -115,7 +140,9 @@ struct JetStreamStats {
   uint64_t retries = 0;
   // Acknowledgements that said "duplicate" (each makes the publisher re-read the stream's end).
   uint64_t duplicates = 0;
-  // The last problem met, empty when there was none since the last success.
+  // The last problem met, empty when there was none since the last success; followed by what
+  // the stream lacks of positions 1 to its end (while it lacks it) and by a lost connection's
+  // state (while it lasts), each kept on its own so that neither overwrites the other.
   std::string last_error;
 };
 

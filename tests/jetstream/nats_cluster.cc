@@ -15,6 +15,7 @@
 #include <chrono>
 #include <fstream>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -48,6 +49,9 @@ uint16_t FreePort() {
   static std::mt19937 random(static_cast<uint32_t>(::getpid()) ^
                              static_cast<uint32_t>(std::random_device{}()));
   std::uniform_int_distribution<int> pick(20'000, 32'000);
+  // Nothing binds a port between this check and nats-server's start, so the same port could be
+  // picked twice for one cluster (a node refused its configuration: "Duplicate route entry").
+  static std::set<uint16_t> handed_out;
   for (int attempt = 0; attempt < 200; ++attempt) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
@@ -57,7 +61,7 @@ uint16_t FreePort() {
     address.sin_port = htons(static_cast<uint16_t>(pick(random)));
     const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
     ::close(fd);
-    if (bound) return ntohs(address.sin_port);
+    if (bound && handed_out.insert(ntohs(address.sin_port)).second) return ntohs(address.sin_port);
   }
   FAIL("no free port in 20000-32000 after 200 tries");
   return 0;
