@@ -1,5 +1,7 @@
 #include "base/sha256.h"
 
+#include <algorithm>
+
 #include <openssl/evp.h>
 
 #include "base/assert.h"
@@ -46,6 +48,29 @@ Hash256 Sha256Digest(std::string_view bytes) {
   // costs about as much as hashing a small record.
   thread_local Sha256 hasher;
   hasher.Update(bytes);
+  return hasher.Finish();
+}
+
+Hash256 HmacSha256(std::string_view key, std::string_view message) {
+  constexpr size_t kBlock = 64;
+  std::array<uint8_t, kBlock> block{};
+  if (key.size() > kBlock) {
+    const Hash256 hashed = Sha256Digest(key);
+    std::copy(hashed.begin(), hashed.end(), block.begin());
+  } else {
+    std::copy(key.begin(), key.end(), block.begin());
+  }
+  std::array<uint8_t, kBlock> inner_pad{}, outer_pad{};
+  for (size_t i = 0; i < kBlock; ++i) {
+    inner_pad[i] = static_cast<uint8_t>(block[i] ^ 0x36);
+    outer_pad[i] = static_cast<uint8_t>(block[i] ^ 0x5c);
+  }
+  Sha256 hasher;
+  hasher.Update(inner_pad.data(), inner_pad.size());
+  hasher.Update(message);
+  const Hash256 inner = hasher.Finish();
+  hasher.Update(outer_pad.data(), outer_pad.size());
+  hasher.Update(inner.data(), inner.size());
   return hasher.Finish();
 }
 

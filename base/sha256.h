@@ -30,4 +30,7 @@ class Sha256 {
 
 Hash256 Sha256Digest(std::string_view bytes);
 
+// HMAC-SHA-256 (RFC 2104) of `message` under `key`: a digest only the key's holders can compute.
+Hash256 HmacSha256(std::string_view key, std::string_view message);
+
 }  // namespace ledger

@@ -61,6 +61,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kApiKey = "bench-api-key";
+constexpr std::string_view kCodeSecret = "fulfillment-bench-code-secret";
 constexpr int64_t kT0 = 1'790'000'000'000'000;
 
 struct Settings {
@@ -171,10 +172,10 @@ std::vector<std::vector<eventstore::NewEvent>> OrderAppends(Workload workload, u
   appends.push_back(decide(PlacementFor(order_number, lines)));
   std::vector<eventstore::NewEvent> fulfilled;
   for (const domain::Line& line : lines) {
-    const auto codes =
-        line.product_type == "Enrollment Code"
-            ? fulfillment::MintEnrollmentCodes(order_number, line.line_id, line.quantity)
-            : std::vector<std::string>{};
+    const auto codes = line.product_type == "Enrollment Code"
+                           ? fulfillment::MintEnrollmentCodes(kCodeSecret, order_number,
+                                                              line.line_id, line.quantity)
+                           : std::vector<std::string>{};
     for (auto& event : decide(domain::RecordLineFulfilled{.order_number = order_number,
                        .line_id = line.line_id,
                        .module = "coupon",
@@ -255,7 +256,7 @@ fulfillment::Router MakeRouter(Workload workload, const std::string& lms_url) {
                                        .connect_timeout_ms = 7'000};
     modules.push_back(fulfillment::MakeEnrollmentModule(lms, client));
   }
-  modules.push_back(fulfillment::MakeEnrollmentCodeModule());
+  modules.push_back(fulfillment::MakeEnrollmentCodeModule(std::string(kCodeSecret)));
   modules.push_back(fulfillment::MakeCouponModule());
   modules.push_back(fulfillment::MakeDonationModule());
   return fulfillment::Router(std::move(modules));

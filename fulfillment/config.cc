@@ -307,7 +307,7 @@ std::vector<std::unique_ptr<Module>> BuildModules(const FulfillmentConfig& confi
     } else if (module.name == kCourseEntitlementModule) {
       modules.push_back(MakeCourseEntitlementModule(module.lms, http_client));
     } else if (module.name == kEnrollmentCodeModule) {
-      modules.push_back(MakeEnrollmentCodeModule());
+      modules.push_back(MakeEnrollmentCodeModule(config.enrollment_code_secret));
     } else if (module.name == kCouponModule) {
       modules.push_back(MakeCouponModule());
     } else if (module.name == kDonationModule) {

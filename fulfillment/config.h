@@ -78,6 +78,10 @@ struct FulfillmentConfig {
   int64_t sync_timeout_ms = 10'000;
   int64_t workers = 32;
   int64_t orders_per_run_max = 64;
+  // Keys the enrollment codes (MintEnrollmentCodes). Not in the configuration file: ledgerd
+  // keeps it in DIR/enrollment-codes.key. Empty: enrollment code lines fail as a configuration
+  // error.
+  std::string enrollment_code_secret{};
 
   friend bool operator==(const FulfillmentConfig&, const FulfillmentConfig&) = default;
 };

@@ -53,10 +53,11 @@ class LocalModule : public Module {
 
 class EnrollmentCodeModule final : public LocalModule {
  public:
-  EnrollmentCodeModule()
+  explicit EnrollmentCodeModule(std::string secret)
       : LocalModule(kEnrollmentCodeModule, domain::ProductKind::kEnrollmentCode,
                     "the line's enrollment codes are void from now on (nothing outside the "
-                    "ledger to undo)") {}
+                    "ledger to undo)"),
+        secret_(std::move(secret)) {}
 
  protected:
   LineOutcome FulfillLine(const domain::OrderCreated& order, const domain::Line& line) override {
@@ -70,16 +71,27 @@ class EnrollmentCodeModule final : public LocalModule {
                                                    line.line_id, line.quantity, quantity_max),
                             .retryable = false});
     }
-    return Succeeded(
-        line, name(),
-        Fulfillment{.external_reference = "",
-                    .codes = MintEnrollmentCodes(order.order_number, line.line_id, line.quantity)});
+    if (secret_.empty()) {
+      // Codes anyone could compute from the order number are no codes at all.
+      return Failed(line, name(),
+                    Failure{.kind = domain::FailureKind::kConfiguration,
+                            .message = "no secret to mint enrollment codes with (ledgerd keeps "
+                                       "it in DIR/enrollment-codes.key)",
+                            .retryable = false});
+    }
+    return Succeeded(line, name(),
+                     Fulfillment{.external_reference = "",
+                                 .codes = MintEnrollmentCodes(secret_, order.order_number,
+                                                              line.line_id, line.quantity)});
   }
+
+ private:
+  const std::string secret_;
 };
 
 }  // namespace
 
-std::vector<std::string> MintEnrollmentCodes(std::string_view order_number,
+std::vector<std::string> MintEnrollmentCodes(std::string_view secret, std::string_view order_number,
                                              std::string_view line_id, int64_t quantity) {
   std::vector<std::string> codes;
   if (quantity <= 0) return codes;
@@ -88,7 +100,7 @@ std::vector<std::string> MintEnrollmentCodes(std::string_view order_number,
   AppendKeyField(prefix, order_number);
   AppendKeyField(prefix, line_id);
   for (int64_t index = 0; index < quantity; ++index) {
-    const Hash256 digest = Sha256Digest(prefix + std::to_string(index));
+    const Hash256 digest = HmacSha256(secret, prefix + std::to_string(index));
     // 16 characters x 5 bits = the digest's first 80 bits.
     std::string code;
     code.reserve(kEnrollmentCodeLength);
@@ -108,8 +120,8 @@ std::vector<std::string> MintEnrollmentCodes(std::string_view order_number,
   return codes;
 }
 
-std::unique_ptr<Module> MakeEnrollmentCodeModule() {
-  return std::make_unique<EnrollmentCodeModule>();
+std::unique_ptr<Module> MakeEnrollmentCodeModule(std::string secret) {
+  return std::make_unique<EnrollmentCodeModule>(std::move(secret));
 }
 
 std::unique_ptr<Module> MakeCouponModule() {

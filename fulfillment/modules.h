@@ -69,7 +69,9 @@ std::unique_ptr<Module> MakeEnrollmentModule(LmsSettings settings,
                                              std::shared_ptr<HttpClient> http_client);
 std::unique_ptr<Module> MakeCourseEntitlementModule(LmsSettings settings,
                                                     std::shared_ptr<HttpClient> http_client);
-std::unique_ptr<Module> MakeEnrollmentCodeModule();
+// `secret` keys the codes (see MintEnrollmentCodes); with none, each line fails as a
+// configuration error.
+std::unique_ptr<Module> MakeEnrollmentCodeModule(std::string secret);
 std::unique_ptr<Module> MakeCouponModule();
 std::unique_ptr<Module> MakeDonationModule();
 
@@ -78,9 +80,11 @@ std::string_view ModeForLine(const domain::Line& line);
 
 // The enrollment codes of a line: `quantity` codes of kEnrollmentCodeLength characters of
 // Crockford's base32 alphabet (0-9, A-Z without I, L, O, U), code i taken from
-// SHA-256(order number, line id, i). The same arguments always give the same codes.
+// HMAC-SHA-256(secret; order number, line id, i). The same arguments always give the same codes
+// (a retry never mints a second batch), and without the ledger's secret nobody can compute them
+// from an order number.
 inline constexpr size_t kEnrollmentCodeLength = 16;
-std::vector<std::string> MintEnrollmentCodes(std::string_view order_number,
+std::vector<std::string> MintEnrollmentCodes(std::string_view secret, std::string_view order_number,
                                              std::string_view line_id, int64_t quantity);
 
 }  // namespace ledger::fulfillment

@@ -333,8 +333,9 @@ int Fail(const std::string& message, int code = 1) {
 
 // With no [auth] tokens configured, a development token with every role, kept in
 // <data-dir>/dev-token (mode 0600) so that it survives restarts.
-Result<std::string, std::string> DevelopmentToken(const std::string& data_dir) {
-  const std::filesystem::path path = std::filesystem::path(data_dir) / "dev-token";
+// A random secret kept in `path` (mode 0600): read when the file holds one, else created. For
+// the development token and the key of the enrollment codes.
+Result<std::string, std::string> KeptSecret(const std::filesystem::path& path) {
   if (std::ifstream existing(path); existing) {
     std::string token;
     std::getline(existing, token);
@@ -351,6 +352,10 @@ Result<std::string, std::string> DevelopmentToken(const std::string& data_dir) {
     return Unexpected("cannot write " + path.string() + ": " + std::strerror(errno));
   }
   return token;
+}
+
+Result<std::string, std::string> DevelopmentToken(const std::string& data_dir) {
+  return KeptSecret(std::filesystem::path(data_dir) / "dev-token");
 }
 
 int Run(const Flags& flags) {
@@ -479,6 +484,10 @@ int Run(const Flags& flags) {
                  static_cast<unsigned long long>((*store)->HeadPosition()));
   }
 
+  // The enrollment codes' key: without it, codes would follow from the order number alone.
+  auto code_secret = KeptSecret(std::filesystem::path(settings.data_dir) / "enrollment-codes.key");
+  if (!code_secret) return Fail("enrollment codes: " + code_secret.error());
+  settings.fulfillment.enrollment_code_secret = *code_secret;
   const fulfillment::FulfillmentConfig& config = settings.fulfillment;
   const fulfillment::Router router =
       fulfillment::BuildRouter(config, std::make_shared<fulfillment::HttpClient>());

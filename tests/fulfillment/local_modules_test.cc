@@ -11,8 +11,10 @@ namespace {
 
 using namespace testing;
 
+constexpr std::string_view kSecret = "test-enrollment-code-secret";
+
 TEST_CASE("enrollment codes: quantity codes of 16 Crockford base32 characters", "[codes]") {
-  const auto codes = MintEnrollmentCodes("EDX-100001", "1", 500);
+  const auto codes = MintEnrollmentCodes(kSecret, "EDX-100001", "1", 500);
   REQUIRE(codes.size() == 500);
   std::set<std::string> distinct(codes.begin(), codes.end());
   CHECK(distinct.size() == 500);
@@ -23,25 +25,29 @@ TEST_CASE("enrollment codes: quantity codes of 16 Crockford base32 characters", 
 }
 
 TEST_CASE("enrollment codes: the same order and line always give the same codes", "[codes]") {
-  CHECK(MintEnrollmentCodes("EDX-100001", "1", 20) == MintEnrollmentCodes("EDX-100001", "1", 20));
+  CHECK(MintEnrollmentCodes(kSecret, "EDX-100001", "1", 20) ==
+        MintEnrollmentCodes(kSecret, "EDX-100001", "1", 20));
   // A larger quantity extends the batch: its first codes are the smaller batch's.
-  const auto more = MintEnrollmentCodes("EDX-100001", "1", 30);
-  const auto fewer = MintEnrollmentCodes("EDX-100001", "1", 20);
+  const auto more = MintEnrollmentCodes(kSecret, "EDX-100001", "1", 30);
+  const auto fewer = MintEnrollmentCodes(kSecret, "EDX-100001", "1", 20);
   CHECK(std::equal(fewer.begin(), fewer.end(), more.begin()));
   // Another line, another order: other codes.
-  CHECK(MintEnrollmentCodes("EDX-100001", "2", 20) != fewer);
-  CHECK(MintEnrollmentCodes("EDX-100002", "1", 20) != fewer);
-  CHECK(MintEnrollmentCodes("EDX-10000", "11", 20) != fewer);
-  CHECK(MintEnrollmentCodes("EDX-1", "1", 0).empty());
-  // Pinned: codes minted once are in customers' hands; the derivation must never change.
-  // (An independent computation: SHA-256 of "orderledger-enrollment-code\n10:EDX-1000011:10",
-  // first 80 bits in Crockford base32.)
-  CHECK(MintEnrollmentCodes("EDX-100001", "1", 1) == std::vector<std::string>{"6Q7NH901YBA1CDRQ"});
+  CHECK(MintEnrollmentCodes(kSecret, "EDX-100001", "2", 20) != fewer);
+  CHECK(MintEnrollmentCodes(kSecret, "EDX-100002", "1", 20) != fewer);
+  CHECK(MintEnrollmentCodes(kSecret, "EDX-10000", "11", 20) != fewer);
+  CHECK(MintEnrollmentCodes(kSecret, "EDX-1", "1", 0).empty());
+  // Pinned: a line's codes must not change between its attempts. (An independent computation:
+  // HMAC-SHA-256 under the secret of "orderledger-enrollment-code\n10:EDX-1000011:10", first 80
+  // bits in Crockford base32; Python's hmac module.)
+  CHECK(MintEnrollmentCodes(kSecret, "EDX-100001", "1", 1) ==
+        std::vector<std::string>{"TYZ2XF319DS6V97S"});
+  // Without the secret, nobody computes them: another secret, other codes.
+  CHECK(MintEnrollmentCodes("another-ledger", "EDX-100001", "1", 20) != fewer);
 }
 
 TEST_CASE("enrollment code module: a retry yields the same batch; bad quantity is config",
           "[codes]") {
-  auto module = MakeEnrollmentCodeModule();
+  auto module = MakeEnrollmentCodeModule(std::string(kSecret));
   const auto order = Order("EDX-100030", {LineOfType("1", "Enrollment Code", 5)});
   CHECK(module->name() == "enrollment_code");
   REQUIRE(module->Supports(order.lines[0]));
@@ -51,7 +57,7 @@ TEST_CASE("enrollment code module: a retry yields the same batch; bad quantity i
   REQUIRE(first[0].succeeded());
   CHECK(first[0].result->codes.size() == 5);
   CHECK(first[0].result->codes == second[0].result->codes);
-  CHECK(first[0].result->codes == MintEnrollmentCodes("EDX-100030", "1", 5));
+  CHECK(first[0].result->codes == MintEnrollmentCodes(kSecret, "EDX-100030", "1", 5));
 
   const auto none = Order("EDX-100031", {LineOfType("1", "Enrollment Code", 0)});
   const auto outcomes = module->Fulfill(none, none.lines);
@@ -62,6 +68,12 @@ TEST_CASE("enrollment code module: a retry yields the same batch; bad quantity i
   const RevokeOutcome revoked = module->Revoke(order, FulfilledLine(order.lines[0], "x"));
   REQUIRE(revoked.succeeded());
   CHECK_THAT(revoked.result->note, Catch::Contains("void"));
+
+  // Without a secret the module mints nothing: such codes would follow from the order number.
+  const auto unkeyed = MakeEnrollmentCodeModule("")->Fulfill(order, order.lines);
+  REQUIRE_FALSE(unkeyed[0].succeeded());
+  CHECK(unkeyed[0].result.error().kind == domain::FailureKind::kConfiguration);
+  CHECK_THAT(unkeyed[0].result.error().message, Catch::Contains("no secret"));
 }
 
 TEST_CASE("coupon and donation complete at once and revoke trivially", "[local]") {

@@ -44,6 +44,7 @@
 #include "test_support.h"
 #include "tests/eventstore/store_test_support.h"
 #include "tests/support/child_process.h"
+#include "tests/support/sample_orders.h"
 
 namespace ledger::fulfillment {
 namespace {
@@ -280,7 +281,8 @@ void CheckEveryLineOnce(LedgerStores& ledger, const server::LmsStandin& standin)
       if (line.product_type == "Enrollment Code") {
         ++code_lines;
         CHECK(state->codes.size() == static_cast<size_t>(line.quantity));
-        CHECK(state->codes == MintEnrollmentCodes(order.order_number, line.line_id, line.quantity));
+        CHECK(state->codes == MintEnrollmentCodes(ledger::testing::kTestCodeSecret,
+                                                  order.order_number, line.line_id, line.quantity));
       }
     }
   }

@@ -39,7 +39,7 @@ Router MakeRouter(const std::string& lms_url, const std::string& api_key, int64_
   std::vector<std::unique_ptr<Module>> modules;
   modules.push_back(MakeEnrollmentModule(settings, client));
   modules.push_back(MakeCourseEntitlementModule(settings, client));
-  modules.push_back(MakeEnrollmentCodeModule());
+  modules.push_back(MakeEnrollmentCodeModule(std::string(ledger::testing::kTestCodeSecret)));
   modules.push_back(MakeCouponModule());
   modules.push_back(MakeDonationModule());
   return Router(std::move(modules));

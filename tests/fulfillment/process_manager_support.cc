@@ -15,7 +15,7 @@ Router DefaultRouter(const std::string& lms_url, std::string api_key, int64_t ti
   std::vector<std::unique_ptr<Module>> modules;
   modules.push_back(MakeEnrollmentModule(settings, client));
   modules.push_back(MakeCourseEntitlementModule(settings, client));
-  modules.push_back(MakeEnrollmentCodeModule());
+  modules.push_back(MakeEnrollmentCodeModule(std::string(ledger::testing::kTestCodeSecret)));
   modules.push_back(MakeCouponModule());
   modules.push_back(MakeDonationModule());
   return Router(std::move(modules));

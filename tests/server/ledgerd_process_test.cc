@@ -64,8 +64,20 @@ TEST_CASE("ledgerd serves, exits 0 on SIGTERM, and a restart keeps what it ackno
   CHECK(check.exit_code == 0);
   CHECK(check.out.find("\"lag\":0") != std::string::npos);
 
+  // The key of the enrollment codes: made at the first start, readable by its owner only.
+  const std::filesystem::path code_key = data_dir / "enrollment-codes.key";
+  REQUIRE(std::filesystem::exists(code_key));
+  CHECK((std::filesystem::status(code_key).permissions() & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+  std::string first_key;
+  std::getline(std::ifstream(code_key) >> std::ws, first_key);
+  CHECK(first_key.size() >= 32);
+
   const Child second = StartLedgerd(data_dir.string());
   CHECK(ReadDevToken(data_dir) == token);  // The same token after a restart.
+  std::string second_key;
+  std::getline(std::ifstream(code_key) >> std::ws, second_key);
+  CHECK(second_key == first_key);  // The same codes for a line retried after a restart.
   auto events = Send(second.port, token, "GET", "/v1/orders/EDX-9/events");
   REQUIRE(events);
   CHECK(events->status == 200);

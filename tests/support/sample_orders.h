@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -13,6 +14,9 @@
 #include "domain/events.h"
 
 namespace ledger::testing {
+
+// The enrollment code secret of the tests' routers (ledgerd keeps a random one per ledger).
+inline constexpr std::string_view kTestCodeSecret = "test-enrollment-code-secret";
 
 inline domain::Address SampleBillingAddress() {
   return {.first_name = "Ada",
