@@ -3,9 +3,12 @@
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
+#include <algorithm>
 #include <array>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
+
+#include "base/text.h"
 
 namespace ledger::fulfillment {
 namespace {
@@ -97,6 +100,14 @@ Problem CheckLmsUrl(const toml::node& node, std::string_view path, std::string_v
   }
   if (view.encoded_host().empty()) {
     return ErrorAt(path, node, fmt::format("\"{}\" has no host", url));
+  }
+  if (view.has_port()) {
+    // Found out now rather than as a network error on every line, retried for nothing.
+    const std::optional<uint64_t> port = ParseDecimal(view.port());
+    if (!port || *port == 0 || *port > 65535) {
+      return ErrorAt(path, node,
+                     fmt::format("\"{}\" has port \"{}\"; a port is 1 to 65535", url, view.port()));
+    }
   }
   const bool plain = (view.encoded_path().empty() || view.encoded_path() == "/") &&
                      !view.has_query() && !view.has_fragment() && !view.has_userinfo();
@@ -235,6 +246,15 @@ Problem ReadFulfillment(const toml::table& fulfillment, FulfillmentConfig& confi
   }
   if (config.retry.delay_ms_max < config.retry.first_delay_ms) {
     return ConfigError{"fulfillment.retry: delay_ms_max must be at least first_delay_ms"};
+  }
+  // Settings for a module that does not run are a typo or a leftover: said, not ignored.
+  for (const auto& [override_name, table] : overrides) {
+    if (std::find(names.begin(), names.end(), override_name) == names.end()) {
+      return ErrorAt(fmt::format("fulfillment.{}", override_name), *table,
+                     fmt::format("settings for module {}, which is not in fulfillment.modules "
+                                 "({})",
+                                 override_name, fmt::join(names, ", ")));
+    }
   }
   config.modules.clear();
   for (const std::string& name : names) {

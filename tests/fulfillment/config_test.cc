@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include "fulfillment/config.h"
+
+#include <fmt/format.h>
 #include "fulfillment/process_manager.h"
 
 namespace ledger::fulfillment {
@@ -122,6 +124,17 @@ TEST_CASE("config: mistakes are errors naming the key and its line", "[config]")
              Contains("must start with http://"));
   CHECK_THAT(ErrorOf("[fulfillment.lms]\nlms_url = \"http://lms/api\"\n"), Contains("no path"));
   CHECK_THAT(ErrorOf("[fulfillment.lms]\nlms_url = \"not a url\"\n"), Contains("not a URL"));
+  // A port no connection can use: refused here, not a network error on every line.
+  for (const char* port : {"0", "99999", "65536"}) {
+    CHECK_THAT(ErrorOf(fmt::format("[fulfillment.lms]\nlms_url = \"http://127.0.0.1:{}\"\n", port)),
+               Contains("a port is 1 to 65535"));
+  }
+  CHECK(ParseFulfillmentConfig("[fulfillment.lms]\nlms_url = \"http://127.0.0.1:65535\"\n"));
+  // Settings for a module that is not listed: a typo or a leftover.
+  CHECK_THAT(ErrorOf("[fulfillment]\nmodules = [\"donation\"]\n[fulfillment.enrollment]\n"
+                     "lms_url = \"http://127.0.0.1:1\"\n"),
+             Contains("fulfillment.enrollment (line 3): settings for module enrollment, which is "
+                      "not in fulfillment.modules (donation)"));
   CHECK_THAT(ErrorOf("[fulfillment]\nmode = \"eventually\"\n"),
              Contains("must be \"async\" or \"sync\""));
   CHECK_THAT(ErrorOf("[fulfillment]\nworkers = 0\n"),
