@@ -1045,8 +1045,8 @@ HttpServerResponse LedgerApi::ListOrders(const HttpServerRequest& request) {
     page = OrderStatusProjection::ListByStatus(view, *parsed, *limit, cursor);
   } else if (user) {
     auto id = ParseDecimal(*user);
-    if (!id || *id > static_cast<uint64_t>(INT64_MAX)) {
-      return ErrorResponse(400, "invalid_parameter", "user must be a user id");
+    if (!id || *id == 0 || *id > static_cast<uint64_t>(INT64_MAX)) {
+      return ErrorResponse(400, "invalid_parameter", "user must be a user id (a positive integer)");
     }
     page = OrderStatusProjection::ListByUser(view, static_cast<int64_t>(*id), *limit, cursor);
   } else {

@@ -254,10 +254,15 @@ int RemoteOrders(const Options& options, const std::vector<std::string>& args) {
   uint64_t limit = 100;
   int lists = 0;
   bool placed = false;
+  std::vector<std::string> seen;
   for (size_t i = 0; i < args.size(); ++i) {
     const bool has_value = i + 1 < args.size();
     const std::string& flag = args[i];
     if (!has_value) return Fail(kExitUsage, std::string(kUsage));
+    if (std::find(seen.begin(), seen.end(), flag) != seen.end()) {
+      return Fail(kExitUsage, flag + " is given more than once");
+    }
+    seen.push_back(flag);
     const std::string& value = args[++i];
     if (flag == "--status" || flag == "--user" || flag == "--line-status") {
       ++lists;
@@ -265,10 +270,6 @@ int RemoteOrders(const Options& options, const std::vector<std::string>& args) {
       std::replace(name.begin(), name.end(), '-', '_');
       query += "&" + name + "=" + UrlEncode(value);
     } else if (flag == "--placed-from" || flag == "--placed-to") {
-      if (query.find(flag == "--placed-from" ? "placed_from=" : "placed_to=") !=
-          std::string::npos) {
-        return Fail(kExitUsage, flag + " is given more than once");
-      }
       placed = true;
       query +=
           std::string(flag == "--placed-from" ? "&placed_from=" : "&placed_to=") + UrlEncode(value);

@@ -302,6 +302,12 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   CHECK(Ledgerctl({"--url", url, "orders", "--status", "open", "--user", "7"}, token).exit_code ==
         2);
   CHECK(Ledgerctl({"--url", url, "orders", "--limit", "0"}, token).exit_code == 2);
+  for (const char* flag : {"--limit", "--status", "--user"}) {
+    Run twice = Ledgerctl({"--url", url, "orders", flag, "1", flag, "2"}, token);
+    CHECK(twice.exit_code == 2);
+    CHECK(twice.err.find(std::string(flag) + " is given more than once") != std::string::npos);
+  }
+  CHECK(Ledgerctl({"--url", url, "orders", "--user", "0"}, token).exit_code == 2);  // 400.
   CHECK(Ledgerctl({"--url", url, "orders", "--status"}, token).exit_code == 2);
   CHECK(Ledgerctl({"--data-dir", data_dir.string(), "orders"}).exit_code == 2);  // Remote only.
 
