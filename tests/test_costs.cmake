@@ -41,3 +41,15 @@ set_tests_properties(
 set_tests_properties(
   [=[server_tests:a restart after SIGKILL keeps every acknowledged write]=]
   PROPERTIES COST 10)
+set_tests_properties(
+  [=[jetstream_tests:a purged stream gets the purged positions again, in order and once]=]
+  PROPERTIES COST 15)
+set_tests_properties(
+  [=[jetstream_tests:with NATS gone, the last error says why nothing is acknowledged]=]
+  PROPERTIES COST 15)
+set_tests_properties(
+  [=[jetstream_tests:a stream deleted or lost is created again and gets the whole log, without a restart]=]
+  PROPERTIES COST 10)
+set_tests_properties(
+  [=[server_tests:ledgerctl offline: check reports a projection behind the log, ranges, merkle]=]
+  PROPERTIES COST 10)
