@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace ledger::fulfillment {
 namespace {
@@ -94,12 +96,16 @@ bool MayResend(const HttpRequest& request) {
 }
 
 // One kept-alive TCP connection with the io_context that drives it. Used by one thread at a time:
-// each call runs the context until its own operation completes.
+// each call runs the context until its own operation completes. Shutdown, from another thread,
+// sets `cancelled` and posts a cancel of the pending operation into the context; the caller
+// looks at `cancelled` after each Run, so an operation that had not started yet (the cancel ran
+// in an earlier Run) is never started.
 struct Connection {
   asio::io_context io{1};
   beast::tcp_stream stream{io};
   beast::flat_buffer buffer{};
   Clock::time_point idle_since{};
+  std::atomic<bool> cancelled{false};
 
   void Run() {
     io.restart();
@@ -145,6 +151,8 @@ std::string_view HttpErrorKindName(HttpError::Kind kind) {
       return "closed";
     case HttpError::Kind::kProtocol:
       return "protocol";
+    case HttpError::Kind::kCancelled:
+      return "cancelled";
   }
   return "invalid";
 }
@@ -169,23 +177,25 @@ class HttpClient::Impl {
     for (int attempt = 0;; ++attempt) {
       std::unique_ptr<Connection> connection = Acquire(target->pool_key);
       const bool reused = connection != nullptr;
-      if (reused) {
-        connections_reused_.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        auto connected = Connect(*target, request.connect_timeout_ms);
-        if (!connected) return Unexpected(std::move(connected).error());
-        connection = std::move(*connected);
-      }
-      bool keep_alive = false;
-      auto exchanged = Exchange(*connection, *target, request, keep_alive);
+      if (!reused) connection = std::make_unique<Connection>();
+      if (!Track(*connection)) return Unexpected(CancelledError(request, false));
+      auto exchanged = [&]() -> Result<Exchanged, ExchangeError> {
+        if (reused) {
+          connections_reused_.fetch_add(1, std::memory_order_relaxed);
+        } else if (auto refused = Connect(*connection, *target, request.connect_timeout_ms)) {
+          return Unexpected(ExchangeError{.error = std::move(*refused), .nothing_received = true});
+        }
+        return Exchange(*connection, *target, request);
+      }();
+      const bool keep_alive = Untrack(*connection) && exchanged && exchanged->keep_alive;
       if (exchanged) {
         if (keep_alive) Release(target->pool_key, std::move(connection));
-        return std::move(*exchanged);
+        return std::move(exchanged->response);
       }
       ExchangeError failure = std::move(exchanged).error();
       const bool stale =
           reused && failure.nothing_received && failure.error.kind == HttpError::Kind::kClosed;
-      if (attempt == 0 && stale && MayResend(request)) {
+      if (attempt == 0 && stale && MayResend(request) && !shut_down_.load()) {
         stale_resends_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
@@ -208,6 +218,22 @@ class HttpClient::Impl {
     }
   }
 
+  void Shutdown() {
+    std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> closing;
+    {
+      std::lock_guard lock(mutex_);
+      shut_down_.store(true);
+      closing.swap(idle_);
+      for (Connection* connection : active_) {
+        connection->cancelled.store(true);
+        // Runs on the caller's thread inside its Run, which ends once the operation completes.
+        // The connection outlives the posted cancel: Untrack takes this mutex, and the caller's
+        // context runs (or drops) it before the connection is destroyed.
+        asio::post(connection->io, [connection] { connection->stream.cancel(); });
+      }
+    }
+  }
+
  private:
   static std::optional<HttpError> Validate(const HttpRequest& request) {
     auto invalid = [](std::string message) {
@@ -226,6 +252,28 @@ class HttpClient::Impl {
       }
     }
     return std::nullopt;
+  }
+
+  // Registers a connection whose calls Shutdown must cut short; false once Shutdown has run.
+  bool Track(Connection& connection) {
+    std::lock_guard lock(mutex_);
+    if (shut_down_.load()) return false;
+    active_.insert(&connection);
+    return true;
+  }
+
+  // Unregisters it; false when Shutdown cut it short (it is then not reused).
+  bool Untrack(Connection& connection) {
+    std::lock_guard lock(mutex_);
+    active_.erase(&connection);
+    return !connection.cancelled.load();
+  }
+
+  static HttpError CancelledError(const HttpRequest& request, bool written) {
+    return HttpError{
+        HttpError::Kind::kCancelled,
+        fmt::format("{} {}: cut short, the ledger is shutting down{}", request.method, request.url,
+                    written ? " (the request was sent: the partner may have acted)" : "")};
   }
 
   std::unique_ptr<Connection> Acquire(const std::string& pool_key) {
@@ -255,14 +303,19 @@ class HttpClient::Impl {
     }
   }
 
-  Result<std::unique_ptr<Connection>, HttpError> Connect(const Target& target,
-                                                         int64_t connect_timeout_ms) {
-    auto connection = std::make_unique<Connection>();
+  // Connects `connection`; the error when it could not.
+  std::optional<HttpError> Connect(Connection& connection, const Target& target,
+                                   int64_t connect_timeout_ms) {
     const auto timeout = std::chrono::milliseconds(connect_timeout_ms);
     const auto deadline = Clock::now() + timeout;
     auto failed = [&](const std::string& reason) {
-      return Unexpected(HttpError{HttpError::Kind::kConnect, fmt::format("connect to {} failed: {}",
-                                                                         target.pool_key, reason)});
+      return HttpError{HttpError::Kind::kConnect,
+                       fmt::format("connect to {} failed: {}", target.pool_key, reason)};
+    };
+    auto cancelled = [&] {
+      return HttpError{
+          HttpError::Kind::kCancelled,
+          fmt::format("connect to {}: cut short, the ledger is shutting down", target.pool_key)};
     };
     std::vector<tcp::endpoint> endpoints;
     boost::system::error_code error;
@@ -280,8 +333,8 @@ class HttpClient::Impl {
     } else {
       // A name: resolve it, bounded by the connect timeout (a cancelled lookup that the system
       // library has already started still finishes in the background).
-      tcp::resolver resolver(connection->io);
-      asio::steady_timer timer(connection->io, deadline);
+      tcp::resolver resolver(connection.io);
+      asio::steady_timer timer(connection.io, deadline);
       bool resolved = false;
       boost::system::error_code resolve_error;
       resolver.async_resolve(
@@ -295,7 +348,8 @@ class HttpClient::Impl {
       timer.async_wait([&](const boost::system::error_code& done) {
         if (!done && !resolved) resolver.cancel();
       });
-      connection->Run();
+      connection.Run();
+      if (connection.cancelled.load()) return cancelled();
       if (!resolved || resolve_error == asio::error::operation_aborted) {
         return failed(
             fmt::format("resolving {} timed out after {} ms", target.host, connect_timeout_ms));
@@ -304,22 +358,27 @@ class HttpClient::Impl {
       if (endpoints.empty()) return failed("no address for " + target.host);
     }
     boost::system::error_code connect_error;
-    connection->stream.expires_at(deadline);
-    connection->stream.async_connect(
-        endpoints,
-        [&](const boost::system::error_code& done, const tcp::endpoint&) { connect_error = done; });
-    connection->Run();
+    connection.stream.expires_at(deadline);
+    connection.stream.async_connect(endpoints, [&](const boost::system::error_code& done,
+                                                   const tcp::endpoint&) { connect_error = done; });
+    connection.Run();
+    if (connection.cancelled.load()) return cancelled();
     if (connect_error == beast::error::timeout) {
       return failed(fmt::format("timed out after {} ms", connect_timeout_ms));
     }
     if (connect_error) return failed(connect_error.message());
-    connection->stream.socket().set_option(tcp::no_delay(true), error);
+    connection.stream.socket().set_option(tcp::no_delay(true), error);
     connections_opened_.fetch_add(1, std::memory_order_relaxed);
-    return connection;
+    return std::nullopt;
   }
 
-  Result<HttpResponse, ExchangeError> Exchange(Connection& connection, const Target& target,
-                                               const HttpRequest& request, bool& keep_alive) {
+  struct Exchanged {
+    HttpResponse response;
+    bool keep_alive = false;  // The connection may carry another request.
+  };
+
+  Result<Exchanged, ExchangeError> Exchange(Connection& connection, const Target& target,
+                                            const HttpRequest& request) {
     http::request<http::string_body> message;
     message.method(http::string_to_verb(request.method));
     message.target(target.resource);
@@ -342,6 +401,10 @@ class HttpClient::Impl {
     http::async_write(connection.stream, message,
                       [&](const beast::error_code& done, size_t) { write_error = done; });
     connection.Run();
+    if (connection.cancelled.load()) {
+      return Unexpected(
+          ExchangeError{.error = CancelledError(request, !write_error), .nothing_received = true});
+    }
     if (write_error == beast::error::timeout) {
       return failed(HttpError::Kind::kTimeout,
                     fmt::format("no answer within {} ms (request not written)", request.timeout_ms),
@@ -359,6 +422,10 @@ class HttpClient::Impl {
     http::async_read(connection.stream, connection.buffer, parser,
                      [&](const beast::error_code& done, size_t) { read_error = done; });
     connection.Run();
+    if (connection.cancelled.load()) {
+      return Unexpected(
+          ExchangeError{.error = CancelledError(request, true), .nothing_received = false});
+    }
     if (read_error == beast::error::timeout) {
       return failed(HttpError::Kind::kTimeout,
                     fmt::format("no answer within {} ms", request.timeout_ms), false);
@@ -375,20 +442,23 @@ class HttpClient::Impl {
       return failed(HttpError::Kind::kProtocol, "malformed answer: " + read_error.message(), false);
     }
     http::response<http::string_body> response = parser.release();
-    keep_alive = response.keep_alive() && connection.buffer.size() == 0;
+    Exchanged result;
+    result.keep_alive = response.keep_alive() && connection.buffer.size() == 0;
     connection.stream.expires_never();
-    HttpResponse result;
-    result.status = static_cast<int>(response.result_int());
+    result.response.status = static_cast<int>(response.result_int());
     for (const auto& field : response) {
-      result.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      result.response.headers.emplace_back(std::string(field.name_string()),
+                                           std::string(field.value()));
     }
-    result.body = std::move(response.body());
+    result.response.body = std::move(response.body());
     return result;
   }
 
   const HttpClientOptions options_;
   std::mutex mutex_;
   std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;
+  std::unordered_set<Connection*> active_;  // Connections with a call in flight.
+  std::atomic<bool> shut_down_{false};
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> connections_opened_{0};
   std::atomic<uint64_t> connections_reused_{0};
@@ -405,5 +475,7 @@ Result<HttpResponse, HttpError> HttpClient::Send(const HttpRequest& request) {
 HttpClientStats HttpClient::stats() const { return impl_->Stats(); }
 
 void HttpClient::CloseIdleConnections() { impl_->CloseIdleConnections(); }
+
+void HttpClient::Shutdown() { impl_->Shutdown(); }
 
 }  // namespace ledger::fulfillment

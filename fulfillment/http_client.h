@@ -7,6 +7,9 @@
 // came back) is sent once more on a fresh connection, but only when that is safe: when it carries
 // an Idempotency-Key header or its method is idempotent (as Go's net/http does).
 //
+// Shutdown cuts short the calls in flight, for a program that is stopping and will make them again
+// (with the same Idempotency-Key) when it next starts, rather than wait out a partner's timeout.
+//
 // Thread safety: an HttpClient is safe to use from several threads at once; each call uses a
 // connection of its own (from the pool or new) and blocks only its caller.
 #pragma once
@@ -51,6 +54,7 @@ struct HttpError {
     kTimeout = 3,         // Connected, but the answer did not come within timeout_ms.
     kClosed = 4,          // The peer closed or reset the connection before a whole answer.
     kProtocol = 5,        // The peer answered something that is not acceptable HTTP/1.1.
+    kCancelled = 6,       // Cut short (or refused) by Shutdown; the peer may have acted on it.
   };
   Kind kind = Kind::kConnect;
   // For humans: what failed, with the system's reason, e.g. "connect to 127.0.0.1:9 failed:
@@ -94,6 +98,11 @@ class HttpClient {
 
   // Closes every idle pooled connection.
   void CloseIdleConnections();
+
+  // Ends every call in flight with kCancelled within milliseconds (one resolving a host name:
+  // once the lookup ends, within its connect timeout), and refuses every later call the same
+  // way, for good. A request already written may have been acted on by the peer. Idempotent.
+  void Shutdown();
 
  private:
   class Impl;

@@ -15,6 +15,8 @@ domain::FailureKind KindFor(HttpError::Kind kind) {
       return domain::FailureKind::kConfiguration;
     case HttpError::Kind::kConnect:
     case HttpError::Kind::kClosed:
+    // Only while the ledger stops, and the process manager does not record failures then.
+    case HttpError::Kind::kCancelled:
       return domain::FailureKind::kNetwork;
     case HttpError::Kind::kTimeout:
       return domain::FailureKind::kTimeout;

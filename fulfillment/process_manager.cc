@@ -165,6 +165,9 @@ void ProcessManager::Stop() {
     if (subscription_) subscription_->Close();
   }
   work_ready_.notify_all();
+  order_done_.notify_all();
+  // After stopping_ is set: a worker whose call this cuts short sees it, and records no failure.
+  if (options_.interrupt_calls) options_.interrupt_calls();
   if (dispatcher_.joinable()) dispatcher_.join();
   for (auto& worker : workers_) worker.join();
   workers_.clear();
@@ -584,11 +587,17 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
     if (lines.empty()) continue;
     const domain::OrderCreated order = *domain::PlacedOrder(loaded->state);
     const std::vector<LineOutcome> outcomes = router_.Fulfill(order, lines);
+    // A failure that came back while the manager stops may be a call Stop cut short, which says
+    // nothing about the partner: not recorded, and the order stays in flight, so that the next
+    // start attempts the line again. What succeeded is recorded.
+    const bool stopped = stopping_.load();
 
-    std::vector<domain::Command>& recorded = commands.emplace_back();
+    std::vector<domain::Command> recorded;
     const int64_t now = Now();
     for (const LineOutcome& outcome : outcomes) {
-      if (outcome.succeeded()) {
+      if (!outcome.succeeded() && stopped) {
+        done[i] = false;
+      } else if (outcome.succeeded()) {
         ++fulfilled;
         recorded.push_back(
             domain::RecordLineFulfilled{.order_number = order_number,
@@ -611,6 +620,8 @@ std::vector<bool> ProcessManager::FulfillOrders(const std::vector<std::string>& 
       }
     }
     attempts += outcomes.size();
+    if (recorded.empty()) continue;
+    commands.push_back(std::move(recorded));
     recording.push_back(i);
     states.push_back(std::move(*loaded));
   }
@@ -720,6 +731,8 @@ bool ProcessManager::CarryOutRevocations(const std::string& order_number, uint64
     // After a crash between this call and its record, the next start makes it again, with the
     // same Idempotency-Key, and the partner answers it without a second effect.
     const RevokeOutcome outcome = router_.Revoke(*order, line);
+    // Cut short by Stop, perhaps (see FulfillOrders): the next start makes the call again.
+    if (!outcome.succeeded() && stopping_.load()) return false;
     const std::string module = !outcome.module.empty() ? outcome.module
                                : !line.module.empty()  ? line.module
                                                        : "router";
@@ -764,7 +777,8 @@ StoreResult<ProcessManager::Outcome> ProcessManager::WaitForOutcome(
     auto loaded = service_.Load(order_number);
     if (!loaded) return Unexpected(std::move(loaded).error());
     const bool settled = IsSettled(loaded->state);
-    if (settled || std::chrono::steady_clock::now() >= deadline) {
+    // A stopping manager records nothing more: what the log says now is the answer.
+    if (settled || stopping_.load() || std::chrono::steady_clock::now() >= deadline) {
       return Outcome{.order = std::move(*loaded), .settled = settled};
     }
     // Woken when any order's work ends; bounded so that work done by another process counts.
@@ -817,7 +831,7 @@ eventstore::CommandResult ProcessManager::Revoke(std::string_view order_number,
   // Then its outcome, as the log says it, for as long as the caller waits.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   eventstore::LoadedOrder order = requested->order;
-  while (pending(order.state) && std::chrono::steady_clock::now() < deadline) {
+  while (pending(order.state) && !stopping_.load() && std::chrono::steady_clock::now() < deadline) {
     {
       // Woken when any order's work ends; bounded so that work done elsewhere counts too.
       std::unique_lock lock(mutex_);

@@ -82,6 +82,12 @@ struct ProcessManagerOptions {
   domain::RetrySchedule retry{};
   // Recorded as the actor of the events the manager writes.
   std::string actor = "process-manager";
+  // Called by Stop once the manager takes no more work, to cut short the module calls in flight
+  // (ledgerd passes HttpClient::Shutdown) instead of waiting out a partner's timeout. A failure
+  // a call reports after Stop began is not recorded: its line is attempted again at the next
+  // start, with the same Idempotency-Key. A manager whose calls it cut for good (as Shutdown
+  // does) is not started again.
+  std::function<void()> interrupt_calls{};
 };
 
 struct ProcessManagerStats {
@@ -115,8 +121,10 @@ class ProcessManager {
   ProcessManager& operator=(const ProcessManager&) = delete;
 
   void Start();
-  // Stops taking work, lets the workers finish the orders whose module calls have started, and
-  // persists the checkpoint; the rest of a worker's run is redone on the next start.
+  // Stops taking work, cuts short the module calls in flight (options.interrupt_calls), records
+  // what the workers' calls achieved, and persists the checkpoint; the rest of a worker's run,
+  // and every line whose call failed or was cut short, is redone on the next start. Callers
+  // waiting for an outcome (WaitForOutcome, Revoke) get what the log says at once.
   void Stop();
 
   ProcessManagerStats stats() const;

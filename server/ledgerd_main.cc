@@ -489,9 +489,12 @@ int Run(const Flags& flags) {
   if (!code_secret) return Fail("enrollment codes: " + code_secret.error());
   settings.fulfillment.enrollment_code_secret = *code_secret;
   const fulfillment::FulfillmentConfig& config = settings.fulfillment;
-  const fulfillment::Router router =
-      fulfillment::BuildRouter(config, std::make_shared<fulfillment::HttpClient>());
+  const auto partner_client = std::make_shared<fulfillment::HttpClient>();
+  const fulfillment::Router router = fulfillment::BuildRouter(config, partner_client);
   fulfillment::ProcessManagerOptions manager_options;
+  // At SIGTERM the LMS calls in flight are cut short, not waited for (timeout_ms may be long):
+  // their lines are attempted again at the next start, with the same Idempotency-Key.
+  manager_options.interrupt_calls = [partner_client] { partner_client->Shutdown(); };
   manager_options.workers = static_cast<size_t>(config.workers);
   manager_options.orders_per_run_max = static_cast<size_t>(config.orders_per_run_max);
   manager_options.retry = {.first_delay_us = config.retry.first_delay_ms * 1000,
@@ -601,10 +604,12 @@ int Run(const Flags& flags) {
   sigwait(&signals, &signal_number);
   fmt::print("ledgerd: {} received, finishing requests in flight\n",
              signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  // The manager first: requests waiting for an outcome (synchronous placement, revoke) then
+  // answer with what the log says instead of waiting for calls that will not be recorded.
+  (*manager)->Stop();
   (*http)->Stop();
   if (digest_writer) digest_writer->Stop();
   if (publisher) publisher->Stop();
-  (*manager)->Stop();
   // Nothing appends any more: each projection applies what its live thread had not reached yet,
   // so that the next start (or an offline ledgerctl check) finds them at the head.
   auto finish = [](projections::ProjectionRunner& runner) {

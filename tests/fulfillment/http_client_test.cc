@@ -7,7 +7,9 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "fulfillment/http_client.h"
 #include "tests/fulfillment/test_support.h"
@@ -95,6 +97,47 @@ TEST_CASE("http client: a slow answer is a timeout, bounded by timeout_ms", "[ht
   auto next = client.Send(Get(standin->url() + "/control/stats"));
   REQUIRE(next.has_value());
   CHECK(client.stats().connections_opened == 2);
+}
+
+TEST_CASE("http client: Shutdown cuts calls in flight short at once and refuses later ones",
+          "[http]") {
+  auto standin = StartStandin();
+  HttpClient client;
+  // Both calls are performed by the stand-in but answered only after 20 s.
+  standin->SetFaults({.delay_next = 2, .delay_ms = 20'000});
+  std::vector<std::optional<Result<HttpResponse, HttpError>>> results(2);
+  std::vector<std::thread> callers;
+  for (size_t i = 0; i < results.size(); ++i) {
+    callers.emplace_back([&, i] {
+      HttpRequest request = Enroll(*standin, "shutdown-" + std::to_string(i));
+      request.timeout_ms = 30'000;
+      results[i] = client.Send(request);
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (standin->Stats().requests < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(standin->Stats().requests == 2);
+  const auto started = std::chrono::steady_clock::now();
+  client.Shutdown();
+  for (auto& caller : callers) caller.join();
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+  for (const auto& result : results) {
+    REQUIRE(result.has_value());
+    REQUIRE_FALSE(result->has_value());
+    CHECK(result->error().kind == Kind::kCancelled);
+    CHECK_THAT(result->error().message,
+               Catch::Contains("shutting down") && Catch::Contains("the partner may have acted"));
+  }
+  // Later calls fail at once, without a connection.
+  const uint64_t opened = client.stats().connections_opened;
+  auto later = client.Send(Get(standin->url() + "/control/stats"));
+  REQUIRE_FALSE(later.has_value());
+  CHECK(later.error().kind == Kind::kCancelled);
+  CHECK(client.stats().connections_opened == opened);
+  CHECK(HttpErrorKindName(Kind::kCancelled) == "cancelled");
+  client.Shutdown();  // Idempotent.
 }
 
 TEST_CASE("http client: a connection that is never accepted is a connect timeout",

@@ -6,8 +6,9 @@
 
 namespace ledger::fulfillment::testing {
 
-Router DefaultRouter(const std::string& lms_url, std::string api_key, int64_t timeout_ms) {
-  auto client = std::make_shared<HttpClient>();
+Router DefaultRouter(const std::string& lms_url, std::string api_key, int64_t timeout_ms,
+                     std::shared_ptr<HttpClient> client) {
+  if (client == nullptr) client = std::make_shared<HttpClient>();
   const LmsSettings settings{.lms_url = lms_url,
                              .api_key = std::move(api_key),
                              .timeout_ms = timeout_ms,

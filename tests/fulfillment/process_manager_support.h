@@ -20,9 +20,10 @@
 
 namespace ledger::fulfillment::testing {
 
-// Enrollment and course entitlement against `lms_url`, then enrollment codes, coupons and
-// donations.
-Router DefaultRouter(const std::string& lms_url, std::string api_key, int64_t timeout_ms);
+// Enrollment and course entitlement against `lms_url` (through `client`, a new one when null),
+// then enrollment codes, coupons and donations.
+Router DefaultRouter(const std::string& lms_url, std::string api_key, int64_t timeout_ms,
+                     std::shared_ptr<HttpClient> client = nullptr);
 
 // A capture and a placement of `lines` (totals computed), through `service`.
 void PlaceOrder(eventstore::OrderCommandService& service, const std::string& order_number,

@@ -987,5 +987,59 @@ TEST_CASE("Stop during a run of several orders finishes the order in hand and le
   CHECK(module->calls() == kOrders);
 }
 
+TEST_CASE(
+    "Stop cuts short a slow LMS call and records no failure for it, and the next start enrolls the "
+    "line, with one effect at the LMS",
+    "[process_manager]") {
+  SharedLog log;
+  auto standin = testing::StartStandin();
+  auto state = log.OpenState("state");
+  const std::string order_number = "EDX-1300";
+  // The seat's enrollment is made, but its answer would come 30 s later (the call waits 60 s).
+  standin->SetFaults({.delay_next = 1, .delay_ms = 30'000});
+  testing::PlaceOrder(*log.service, order_number,
+                      {Seat("1", "course-v1:edX+Stop+1"), Local("2", "Coupon")}, kT0);
+  {
+    auto client = std::make_shared<HttpClient>();
+    const Router router =
+        testing::DefaultRouter(standin->url(), std::string(testing::kApiKey), 60'000, client);
+    auto manager =
+        log.OpenManager(*state, router, {.interrupt_calls = [client] { client->Shutdown(); }});
+    manager->Start();
+    REQUIRE(Eventually([&] { return standin->Stats().requests == 1; }));
+    // A synchronous caller waiting for the order gets the log's word when Stop begins.
+    std::optional<eventstore::StoreResult<ProcessManager::Outcome>> waited;
+    std::thread waiter([&] { waited = manager->WaitForOutcome(order_number, 60s); });
+    std::this_thread::sleep_for(50ms);
+    const auto started = std::chrono::steady_clock::now();
+    manager->Stop();
+    waiter.join();
+    CHECK(std::chrono::steady_clock::now() - started < 3s);
+    REQUIRE(waited.has_value());
+    REQUIRE(waited->has_value());
+    CHECK_FALSE((*waited)->settled);
+    // The cut call is not a failure of the line; the coupon, which succeeded, is recorded.
+    auto counts = EventCounts(*log.store, order_number);
+    CHECK(counts["FulfillmentFailed"] == 0);
+    CHECK(counts["LineFulfilled"] == 1);
+    CHECK(standin->Stats().Effects("enrollment") == 1);
+  }
+  // The next start (a new client) attempts the seat again with the same Idempotency-Key.
+  const Router router =
+      testing::DefaultRouter(standin->url(), std::string(testing::kApiKey), 5'000);
+  auto manager = log.OpenManager(*state, router);
+  manager->Start();
+  auto outcome = manager->WaitForOutcome(order_number, 20s);
+  REQUIRE(outcome.has_value());
+  CHECK(outcome->settled);
+  CHECK(outcome->order.state.status == domain::OrderStatus::kComplete);
+  auto counts = EventCounts(*log.store, order_number);
+  CHECK(counts["FulfillmentFailed"] == 0);
+  CHECK(counts["LineFulfilled"] == 2);
+  const auto stats = standin->Stats();
+  CHECK(stats.Effects("enrollment") == 1);
+  CHECK(stats.replays == 1);
+}
+
 }  // namespace
 }  // namespace ledger::fulfillment

@@ -176,24 +176,8 @@ std::string ExportEventJson(uint64_t position) {
          zeros + R"(","hash":")" + zeros + R"("})";
 }
 
-std::string OrderBody(const std::string& number) {
-  return R"({"order_number": ")" + number + R"(",
-    "user": {"id": 7, "username": "ada", "email": "ada@example.com"},
-    "lines": [{"line_id": "1", "product_type": "Seat", "sku": "S1", "title": "Seat",
-               "quantity": 1, "unit_price": "49.00",
-               "attributes": {"course_key": "course-v1:edX+DemoX+Demo",
-                              "certificate_type": "verified"}}],
-    "shipping_method": "No shipping required", "shipping_charge": "0.00",
-    "billing_address": {"first_name": "Ada", "last_name": "Lovelace", "line1": "1 Main",
-                        "city": "Cambridge", "postcode": "02139", "country": "US"},
-    "order_total": "49.00", "currency": "USD", "partner": "EDX"})";
-}
-
 void PlaceOrder(const Child& child, const std::string& token, const std::string& number) {
-  auto paid =
-      Send(child.port, token, "POST", "/v1/payments",
-           R"({"order_number": ")" + number + R"(", "processor": "paypal", "reference": "p-)" +
-               number + R"(", "amount": "49.00", "currency": "USD"})");
+  auto paid = Send(child.port, token, "POST", "/v1/payments", PaymentFor(number));
   REQUIRE(paid);
   REQUIRE(paid->status == 201);
   auto placed = Send(child.port, token, "POST", "/v1/orders?fulfillment=sync", OrderBody(number));

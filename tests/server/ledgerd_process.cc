@@ -105,6 +105,24 @@ Result<fulfillment::HttpResponse, fulfillment::HttpError> Send(uint16_t port,
                       .timeout_ms = 10'000});
 }
 
+std::string OrderBody(const std::string& number) {
+  return R"({"order_number": ")" + number + R"(",
+    "user": {"id": 7, "username": "ada", "email": "ada@example.com"},
+    "lines": [{"line_id": "1", "product_type": "Seat", "sku": "S1", "title": "Seat",
+               "quantity": 1, "unit_price": "49.00",
+               "attributes": {"course_key": "course-v1:edX+DemoX+Demo",
+                              "certificate_type": "verified"}}],
+    "shipping_method": "No shipping required", "shipping_charge": "0.00",
+    "billing_address": {"first_name": "Ada", "last_name": "Lovelace", "line1": "1 Main",
+                        "city": "Cambridge", "postcode": "02139", "country": "US"},
+    "order_total": "49.00", "currency": "USD", "partner": "EDX"})";
+}
+
+std::string PaymentFor(const std::string& number) {
+  return R"({"order_number": ")" + number + R"(", "processor": "paypal", "reference": "p-)" +
+         number + R"(", "amount": "49.00", "currency": "USD"})";
+}
+
 std::filesystem::path FreshDataDir(const std::string& name) {
   const char* root = std::getenv("LEDGER_TEST_TMP");
   const std::filesystem::path data_dir = std::filesystem::path(root != nullptr ? root : "/tmp") /

@@ -31,6 +31,11 @@ Result<fulfillment::HttpResponse, fulfillment::HttpError> Send(uint16_t port,
                                                                const std::string& path,
                                                                const std::string& body = "");
 
+// The body of an order of one Seat line (49.00 USD) for user 7, as POST /v1/orders takes it.
+std::string OrderBody(const std::string& number);
+// The body of its payment, as POST /v1/payments takes it.
+std::string PaymentFor(const std::string& number);
+
 // An empty directory under $LEDGER_TEST_TMP named after `name` and this process.
 std::filesystem::path FreshDataDir(const std::string& name);
 // The development token ledgerd keeps in the data directory.

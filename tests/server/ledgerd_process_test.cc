@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -293,6 +295,79 @@ TEST_CASE("a port another process holds stops ledgerd before it makes its data d
   CHECK(run.err.find("cannot listen on " + listen) != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(data));
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE(
+    "SIGTERM cuts short LMS calls in flight: a waiting placement is answered, no failure is "
+    "recorded, and the next start enrolls the lines") {
+  const std::filesystem::path data_dir = FreshDataDir("slow-lms");
+  const Child first = StartLedgerd(data_dir.string());
+  const std::string token = ReadDevToken(data_dir);
+  // Both enrollments are made, but answered only after 30 s, past the LMS timeout (7 s): before,
+  // SIGTERM waited for that timeout and recorded a Timeout failure for each line.
+  ledger::fulfillment::HttpClient lms;
+  auto lms_call = [&](const std::string& method, const std::string& path, const std::string& body) {
+    auto answer = lms.Send({.method = method,
+                            .url = first.standin_url + path,
+                            .headers = {},
+                            .body = body,
+                            .connect_timeout_ms = 2'000,
+                            .timeout_ms = 5'000});
+    REQUIRE(answer);
+    REQUIRE(answer->status == 200);
+    return boost::json::parse(answer->body);
+  };
+  lms_call("POST", "/control/faults", R"({"delay_next": 2, "delay_ms": 30000})");
+  for (const std::string number : {"EDX-1", "EDX-2"}) {
+    auto paid = Send(first.port, token, "POST", "/v1/payments", PaymentFor(number));
+    REQUIRE(paid);
+    REQUIRE(paid->status == 201);
+  }
+  auto placed = Send(first.port, token, "POST", "/v1/orders", OrderBody("EDX-1"));
+  REQUIRE(placed);
+  REQUIRE(placed->status == 201);
+  std::optional<ledger::Result<ledger::fulfillment::HttpResponse, ledger::fulfillment::HttpError>>
+      waiting;
+  std::thread synchronous([&] {
+    waiting = Send(first.port, token, "POST", "/v1/orders?fulfillment=sync", OrderBody("EDX-2"));
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (lms_call("GET", "/control/stats", "").at("requests").as_int64() < 2 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(lms_call("GET", "/control/stats", "").at("requests").as_int64() == 2);
+
+  const auto stopping = std::chrono::steady_clock::now();
+  CHECK(StopAndWait(first) == 0);
+  CHECK(std::chrono::steady_clock::now() - stopping < 4s);
+  synchronous.join();
+  REQUIRE(waiting.has_value());
+  REQUIRE(*waiting);
+  CHECK((*waiting)->status == 201);
+  CHECK((*waiting)->body.find(R"("fulfillment":"pending")") != std::string::npos);
+
+  // The next start's stand-in is a new one, which enrolls at once.
+  const Child second = StartLedgerd(data_dir.string());
+  for (const std::string number : {"EDX-1", "EDX-2"}) {
+    INFO(number);
+    std::string body;
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (body.find(R"("status":"Complete")") == std::string::npos &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(20ms);
+      auto order = Send(second.port, token, "GET", "/v1/orders/" + number);
+      REQUIRE(order);
+      body = order->body;
+    }
+    CHECK(body.find(R"("status":"Complete")") != std::string::npos);
+    auto events = Send(second.port, token, "GET", "/v1/orders/" + number + "/events");
+    REQUIRE(events);
+    CHECK(events->body.find("FulfillmentFailed") == std::string::npos);
+    CHECK(events->body.find("LineFulfilled") != std::string::npos);
+  }
+  CHECK(StopAndWait(second) == 0);
+  std::filesystem::remove_all(data_dir);
 }
 
 }  // namespace
