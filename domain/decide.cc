@@ -610,8 +610,10 @@ Decision Decide(const OrderState& state, const RequestRevocation& command) {
   if (!found) return Unexpected(found.error());
   const LineState& line = **found;
 
-  if (line.revocation_requested && command.refund_reference != line.refund_reference) {
-    // Not the same request again: the pending one would drop this refund reference unsaid.
+  if (line.revocation_requested && !command.refund_reference.empty() &&
+      command.refund_reference != line.refund_reference) {
+    // Not the same request again: the pending one would drop this refund reference unsaid. (One
+    // without a reference is the pending one asked again.)
     return Reject(RejectionCode::kRevocationPending, "line " + line.line.line_id +
                                                          " is being revoked for refund \"" +
                                                          line.refund_reference + "\"");
@@ -622,10 +624,17 @@ Decision Decide(const OrderState& state, const RequestRevocation& command) {
   if (!IsRevocable(line.status)) {
     return Reject(RejectionCode::kLineNotFulfilled, LineDetail(line));
   }
+  // Asking again for a line whose revocation failed, without a reference, is the same refund
+  // asked again: it keeps the one it failed with (an empty one would unlink the refund). Another
+  // reference is ops' word and replaces it.
+  const std::string& refund_reference =
+      command.refund_reference.empty() && line.status == LineStatus::kRevocationError
+          ? line.refund_reference
+          : command.refund_reference;
   return std::vector<Event>{RevocationRequested{
       .order_number = command.order_number,
       .line_id = command.line_id,
-      .refund_reference = command.refund_reference,
+      .refund_reference = refund_reference,
       .requested_by = command.requested_by,
       .requested_at_us = command.requested_at_us,
   }};

@@ -108,6 +108,29 @@ SCENARIO("a failed revocation can be revoked later", "[revocation]") {
           CHECK(history.Rejected(Fulfilled("1")).code == RejectionCode::kLineRevoked);
         }
       }
+      AND_WHEN("ops ask again without a refund reference") {
+        RequestRevocation again = testing::RevocationRequest("1");
+        again.refund_reference = "";
+        Decision asked = history.When(again);
+        THEN("the request keeps the reference it failed with, and so does the line") {
+          CHECK(Only<RevocationRequested>(asked).refund_reference == "refund-1");
+          CHECK(history.line("1").refund_reference == "refund-1");
+          CHECK(history.line("1").revocation_requested);
+        }
+        AND_WHEN("they ask once more, again without one, while it is pending") {
+          THEN("a repeat: nothing new, not revocation_pending") {
+            Decision repeat = history.When(again);
+            REQUIRE(repeat.has_value());
+            CHECK(repeat->empty());
+          }
+        }
+      }
+      AND_WHEN("ops ask again with another refund reference") {
+        RequestRevocation again = testing::RevocationRequest("1");
+        again.refund_reference = "refund-2";
+        REQUIRE(history.When(again).has_value());
+        THEN("theirs replaces it") { CHECK(history.line("1").refund_reference == "refund-2"); }
+      }
     }
   }
 }
