@@ -790,31 +790,33 @@ StoreResult<ProcessManager::Outcome> ProcessManager::WaitForOutcome(
 
 eventstore::CommandResult ProcessManager::RequestRetry(std::string_view order_number,
                                                        std::string_view requested_by,
-                                                       std::string_view reason) {
-  return service_.Handle(
-      domain::RequestFulfillmentRetry{.order_number = std::string(order_number),
-                                      .requested_by = std::string(requested_by),
-                                      .reason = std::string(reason),
-                                      .line_ids = {},
-                                      .automatic = false,
-                                      .requested_at_us = Now()},
-      {.correlation_id = {}, .causation_id = {}, .actor = std::string(requested_by)});
+                                                       std::string_view reason,
+                                                       std::string_view actor) {
+  return service_.Handle(domain::RequestFulfillmentRetry{.order_number = std::string(order_number),
+                                                         .requested_by = std::string(requested_by),
+                                                         .reason = std::string(reason),
+                                                         .line_ids = {},
+                                                         .automatic = false,
+                                                         .requested_at_us = Now()},
+                         {.correlation_id = {},
+                          .causation_id = {},
+                          .actor = std::string(actor.empty() ? requested_by : actor)});
 }
 
-eventstore::CommandResult ProcessManager::Revoke(std::string_view order_number,
-                                                 std::string_view line_id,
-                                                 std::string_view refund_reference,
-                                                 std::string_view requested_by,
-                                                 std::chrono::milliseconds timeout) {
+eventstore::CommandResult ProcessManager::Revoke(
+    std::string_view order_number, std::string_view line_id, std::string_view refund_reference,
+    std::string_view requested_by, std::chrono::milliseconds timeout, std::string_view actor) {
   // The request first, durably: the call is made by a worker, so a revocation the ledger stops
   // in the middle of is finished after the next start instead of being forgotten.
-  auto requested = service_.Handle(
-      domain::RequestRevocation{.order_number = std::string(order_number),
-                                .line_id = std::string(line_id),
-                                .refund_reference = std::string(refund_reference),
-                                .requested_by = std::string(requested_by),
-                                .requested_at_us = Now()},
-      {.correlation_id = {}, .causation_id = {}, .actor = std::string(requested_by)});
+  auto requested =
+      service_.Handle(domain::RequestRevocation{.order_number = std::string(order_number),
+                                                .line_id = std::string(line_id),
+                                                .refund_reference = std::string(refund_reference),
+                                                .requested_by = std::string(requested_by),
+                                                .requested_at_us = Now()},
+                      {.correlation_id = {},
+                       .causation_id = {},
+                       .actor = std::string(actor.empty() ? requested_by : actor)});
   if (!requested) return requested;
   const auto pending = [&](const domain::OrderState& state) {
     const domain::LineState* line = state.FindLine(line_id);

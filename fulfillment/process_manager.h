@@ -142,8 +142,10 @@ class ProcessManager {
   // Ops' manual retry: asks to fulfill again every fulfillable line (failed or not yet done);
   // Complete, Revoked and Revocation Error lines are never touched. Rejected with
   // kNothingToFulfill when there is none, kOrderNotFound for an unknown order.
+  // `actor` is recorded in the event's metadata (who called; requested_by when empty).
   eventstore::CommandResult RequestRetry(std::string_view order_number,
-                                         std::string_view requested_by, std::string_view reason);
+                                         std::string_view requested_by, std::string_view reason,
+                                         std::string_view actor = {});
 
   // Ops' revocation of a fulfilled line (on refund): records RevocationRequested, which a
   // worker carries out (the module's revoke, then LineRevoked or RevocationFailed), and waits up
@@ -155,7 +157,8 @@ class ProcessManager {
   eventstore::CommandResult Revoke(std::string_view order_number, std::string_view line_id,
                                    std::string_view refund_reference,
                                    std::string_view requested_by = "ops",
-                                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                                   std::string_view actor = {});
 
   // Whether the order has no line awaiting an attempt.
   static bool IsSettled(const domain::OrderState& state);

@@ -538,6 +538,25 @@ void LedgerApi::Register(Router& router) {
   add("GET", "/v1/whoami", kAllRoles, &LedgerApi::GetWhoami);
 }
 
+std::string LedgerApi::Actor(const HttpServerRequest& request) const {
+  if (options_.auth == nullptr) return "api";
+  const std::optional<TokenGrant> grant = options_.auth->Authenticate(request);
+  return grant ? "api:" + grant->name : "api";
+}
+
+std::optional<HttpServerResponse> LedgerApi::CheckRequestedBy(std::string& requested_by,
+                                                              const std::string& actor) {
+  // The process manager's own requests (its automatic retries) say so in requested_by; a
+  // caller's request must not pass for one in the log.
+  if (boost::beast::iequals(requested_by, "process-manager")) {
+    return ErrorResponse(400, "invalid_field",
+                         "requested_by \"" + requested_by +
+                             "\" is the process manager's: automatic retries are its own");
+  }
+  if (requested_by.empty()) requested_by = actor;
+  return std::nullopt;
+}
+
 HttpServerResponse LedgerApi::GetWhoami(const HttpServerRequest& request) {
   std::optional<TokenGrant> grant;
   if (options_.auth != nullptr) grant = options_.auth->Authenticate(request);
@@ -720,7 +739,7 @@ HttpServerResponse LedgerApi::PostPayment(const HttpServerRequest& request) {
   command.captured_at_us = NowUs();
 
   auto handled =
-      service_.Handle(command, {.correlation_id = {}, .causation_id = {}, .actor = "api"});
+      service_.Handle(command, {.correlation_id = {}, .causation_id = {}, .actor = Actor(request)});
   if (!handled) return FailureResponse(handled.error());
   // A repeat appended nothing: the original capture's position comes from its event id.
   uint64_t position = handled->first_position;
@@ -760,8 +779,8 @@ HttpServerResponse LedgerApi::PostOrder(const HttpServerRequest& request) {
   command->placed_at_us = NowUs();
   command->synchronous = synchronous;
 
-  auto handled =
-      service_.Handle(*command, {.correlation_id = {}, .causation_id = {}, .actor = "api"});
+  auto handled = service_.Handle(
+      *command, {.correlation_id = {}, .causation_id = {}, .actor = Actor(request)});
   if (!handled) return FailureResponse(handled.error());
   const int status = handled->events.empty() ? 200 : 201;
   eventstore::LoadedOrder order = handled->order;
@@ -887,9 +906,10 @@ HttpServerResponse LedgerApi::PostFulfill(const HttpServerRequest& request) {
   std::string requested_by = reader.String("requested_by", false);
   const std::string reason = reader.String("reason", false);
   if (error) return ToResponse(*error);
-  if (requested_by.empty()) requested_by = "api";
+  const std::string actor = Actor(request);
+  if (auto refused = CheckRequestedBy(requested_by, actor)) return std::move(*refused);
   const std::string_view number = request.PathParam("number");
-  auto handled = process_manager_->RequestRetry(number, requested_by, reason);
+  auto handled = process_manager_->RequestRetry(number, requested_by, reason, actor);
   if (!handled) return FailureResponse(handled.error());
   json::array line_ids;
   for (const domain::Event& event : handled->events) {
@@ -914,11 +934,13 @@ HttpServerResponse LedgerApi::PostRevoke(const HttpServerRequest& request) {
   const std::string refund_reference = reader.String("refund_reference", false);
   std::string requested_by = reader.String("requested_by", false);
   if (error) return ToResponse(*error);
-  if (requested_by.empty()) requested_by = "api";
+  const std::string actor = Actor(request);
+  if (auto refused = CheckRequestedBy(requested_by, actor)) return std::move(*refused);
   const std::string_view number = request.PathParam("number");
   const std::string_view line_id = request.PathParam("line_id");
-  auto handled = process_manager_->Revoke(number, line_id, refund_reference, requested_by,
-                                          std::chrono::milliseconds(options_.sync_timeout_ms));
+  auto handled =
+      process_manager_->Revoke(number, line_id, refund_reference, requested_by,
+                               std::chrono::milliseconds(options_.sync_timeout_ms), actor);
   if (!handled) return FailureResponse(handled.error());
   const domain::OrderState& state = handled->order.state;
   const domain::LineState* line = state.FindLine(line_id);

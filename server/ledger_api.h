@@ -141,6 +141,13 @@ class LedgerApi {
   HttpServerResponse Subscribe(const HttpServerRequest& request);
   HttpServerResponse GetMetrics(const HttpServerRequest& request);
   HttpServerResponse GetWhoami(const HttpServerRequest& request);
+  // Who writes: "api:<token name>" (the authenticated token), "api" without access control.
+  // Recorded as the actor of the events a request appends.
+  std::string Actor(const HttpServerRequest& request) const;
+  // A retry's or revocation's requested_by: the body's, or the actor when it gave none; 400 for
+  // the process manager's name.
+  static std::optional<HttpServerResponse> CheckRequestedBy(std::string& requested_by,
+                                                            const std::string& actor);
   projections::ProjectionRunner* FindRunner(std::string_view name) const;
   int64_t NowUs() const;
 

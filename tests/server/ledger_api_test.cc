@@ -525,6 +525,40 @@ TEST_CASE("a line whose revocation failed is in ops' queue until it is revoked")
       400);
 }
 
+TEST_CASE("requested_by is the caller's word or its actor's, never the process manager's") {
+  Ledger ledger;
+  REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-33"))).status == 201);
+  ledger.standin().SetFaults({.fail_next = 1, .fail_status = 403});
+  REQUIRE(ledger.Send("POST", "/v1/orders?fulfillment=sync", Text(Order("EDX-33"))).status == 201);
+  const uint64_t head = ledger.store().HeadPosition();
+  // A request may not pass for one of the manager's automatic retries in the log.
+  for (const char* name : {"process-manager", "Process-Manager"}) {
+    Answer retry = ledger.Send("POST", "/v1/orders/EDX-33/fulfill",
+                               Text(json::object{{"requested_by", name}}));
+    CHECK(retry.status == 400);
+    CHECK(retry.body.at("error").at("code").as_string() == "invalid_field");
+    Answer revoke = ledger.Send("POST", "/v1/orders/EDX-33/lines/1/revoke",
+                                Text(json::object{{"requested_by", name}}));
+    CHECK(revoke.status == 400);
+  }
+  CHECK(ledger.store().HeadPosition() == head);
+  // Left out, it is the caller's actor: "api" here, without access control ("api:<token name>"
+  // with it, see ledgerd_process_test).
+  REQUIRE(ledger.Send("POST", "/v1/orders/EDX-33/fulfill", "{}").status == 202);
+  Answer events = ledger.Send("GET", "/v1/orders/EDX-33/events");
+  REQUIRE(events.status == 200);
+  const json::value& last_retry = [&]() -> const json::value& {
+    const json::array& all = events.body.at("events").as_array();
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      if (it->at("type").as_string() == "FulfillmentRetryRequested") return *it;
+    }
+    FAIL("no FulfillmentRetryRequested");
+    return all.front();
+  }();
+  CHECK(last_retry.at("data").at("requested_by").as_string() == "api");
+  CHECK(last_retry.at("actor").as_string() == "api");
+}
+
 TEST_CASE("malformed requests get the documented 400 and write nothing") {
   Ledger ledger;
   REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-4"))).status == 201);

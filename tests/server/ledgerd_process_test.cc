@@ -84,6 +84,8 @@ TEST_CASE("ledgerd serves, exits 0 on SIGTERM, and a restart keeps what it ackno
   REQUIRE(events);
   CHECK(events->status == 200);
   CHECK(events->body.find("\"p-9\"") != std::string::npos);
+  // The log says who wrote it: the token's name.
+  CHECK(events->body.find("\"actor\":\"api:development\"") != std::string::npos);
   auto health = Send(second.port, "", "GET", "/healthz");
   REQUIRE(health);
   CHECK(health->status == 200);
