@@ -53,20 +53,22 @@ int64_t AuditApi::NowUs() const {
 }
 
 void AuditApi::Register(Router& router) {
+  // `query`: the parameters the endpoint takes; any other is 400, not ignored.
   auto add = [&](std::string_view pattern, Roles roles,
-                 HttpServerResponse (AuditApi::*handler)(const HttpServerRequest&)) {
-    HttpHandler bound = [this, handler](const HttpServerRequest& request) {
-      return (this->*handler)(request);
-    };
+                 HttpServerResponse (AuditApi::*handler)(const HttpServerRequest&),
+                 std::vector<std::string> query = {}) {
+    HttpHandler bound = AcceptingQuery(
+        std::move(query),
+        [this, handler](const HttpServerRequest& request) { return (this->*handler)(request); });
     if (options_.auth != nullptr) bound = options_.auth->Guard(roles, std::move(bound));
     router.Add("GET", pattern, std::move(bound));
   };
   const Roles audit = Role::kOps | Role::kAuditor;
   add("/v1/audit/public-key", audit | Role::kReader, &AuditApi::GetPublicKey);
-  add("/v1/audit/digest", audit, &AuditApi::GetDigest);
-  add("/v1/audit/proof", audit, &AuditApi::GetProof);
-  add("/v1/audit/consistency", audit, &AuditApi::GetConsistency);
-  add("/v1/audit/export", audit, &AuditApi::GetExport);
+  add("/v1/audit/digest", audit, &AuditApi::GetDigest, {"position"});
+  add("/v1/audit/proof", audit, &AuditApi::GetProof, {"position", "tree_size", "digest"});
+  add("/v1/audit/consistency", audit, &AuditApi::GetConsistency, {"from_size", "to_size"});
+  add("/v1/audit/export", audit, &AuditApi::GetExport, {"from", "limit"});
 }
 
 eventstore::StoreResult<eventstore::Digest> AuditApi::SignDigest(std::optional<uint64_t> position,
@@ -206,12 +208,20 @@ HttpServerResponse AuditApi::GetExport(const HttpServerRequest& request) {
   auto from = ParseDecimal(request.Query("from").value_or("1"));
   std::optional<uint64_t> limit = options_.export_events_max;
   if (auto text = request.Query("limit")) limit = ParseDecimal(*text);
-  if (!from || !limit || *limit == 0 || *limit > options_.export_events_max) {
-    return ErrorResponse(
-        400, "invalid_parameter",
-        fmt::format("from must be a position, limit 1..{}", options_.export_events_max));
+  if (!from || *from == 0 || !limit || *limit == 0 || *limit > options_.export_events_max) {
+    return ErrorResponse(400, "invalid_parameter",
+                         fmt::format("from must be a position (1 or more), limit 1..{}",
+                                     options_.export_events_max));
   }
-  auto page = store_.ReadAll(std::max<uint64_t>(*from, 1), static_cast<size_t>(*limit));
+  // The next position is an empty page (caught up); past it, positions the log does not have
+  // (as ledgerctl export says).
+  const uint64_t head = store_.HeadPosition();
+  if (*from > head + 1) {
+    return ErrorResponse(400, "invalid_parameter",
+                         fmt::format("from {} is past the log's head {}: the next position is {}",
+                                     *from, head, head + 1));
+  }
+  auto page = store_.ReadAll(*from, static_cast<size_t>(*limit));
   if (!page) return StoreError(page.error());
   std::string body = "{\"events\":[";
   for (size_t i = 0; i < page->events.size(); ++i) {

@@ -1,5 +1,6 @@
 #include "server/http_server.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
@@ -72,6 +73,27 @@ HttpServerResponse ErrorResponse(int status, std::string_view code, std::string_
   body["error"] = std::move(error);
   return {
       .status = status, .content_type = "application/json", .body = boost::json::serialize(body)};
+}
+
+HttpHandler AcceptingQuery(std::vector<std::string> parameters, HttpHandler handler) {
+  return [parameters = std::move(parameters),
+          handler = std::move(handler)](const HttpServerRequest& request) {
+    for (const auto& [name, value] : request.query) {
+      if (name == "access_token" ||
+          std::find(parameters.begin(), parameters.end(), name) != parameters.end()) {
+        continue;
+      }
+      std::string taken;
+      for (const std::string& parameter : parameters) {
+        taken += (taken.empty() ? "" : ", ") + parameter;
+      }
+      return ErrorResponse(
+          400, "invalid_parameter",
+          "unknown query parameter \"" + name + "\": " +
+              (taken.empty() ? request.route + " takes none" : request.route + " takes " + taken));
+    }
+    return handler(request);
+  };
 }
 
 void Router::Add(std::string method, std::string_view pattern, HttpHandler handler) {

@@ -95,6 +95,11 @@ HttpServerResponse ErrorResponse(int status, std::string_view code, std::string_
 
 using HttpHandler = std::function<HttpServerResponse(const HttpServerRequest&)>;
 
+// `handler`, answering 400 invalid_parameter instead when the query holds a parameter not in
+// `parameters` (a misspelt filter would otherwise widen the answer without a word), naming the
+// ones it takes. access_token (see server/auth.h) is always taken.
+HttpHandler AcceptingQuery(std::vector<std::string> parameters, HttpHandler handler);
+
 // Maps (method, pattern) to handlers. A pattern is a path whose segments are literal or
 // `{name}`, which matches any one non-empty segment: "/v1/orders/{number}/events".
 class Router {

@@ -508,32 +508,36 @@ void LedgerApi::Register(Router& router) {
   constexpr Roles kWriter = static_cast<Roles>(Role::kWriter);
   constexpr Roles kOps = static_cast<Roles>(Role::kOps);
   constexpr Roles kQueries = Role::kReader | Role::kOps | Role::kAuditor;
+  // `query`: the parameters the endpoint takes; any other is 400, not ignored.
   auto add = [this, &router](std::string method, std::string_view pattern,
                              std::optional<Roles> allowed,
-                             HttpServerResponse (LedgerApi::*member)(const HttpServerRequest&)) {
-    HttpHandler handler = [this, member](const HttpServerRequest& request) {
-      return (this->*member)(request);
-    };
+                             HttpServerResponse (LedgerApi::*member)(const HttpServerRequest&),
+                             std::vector<std::string> query = {}) {
+    HttpHandler handler = AcceptingQuery(
+        std::move(query),
+        [this, member](const HttpServerRequest& request) { return (this->*member)(request); });
     if (allowed && options_.auth != nullptr) {
       handler = options_.auth->Guard(*allowed, std::move(handler));
     }
     router.Add(std::move(method), pattern, std::move(handler));
   };
   add("POST", "/v1/payments", kWriter, &LedgerApi::PostPayment);
-  add("POST", "/v1/orders", kWriter, &LedgerApi::PostOrder);
-  add("GET", "/v1/orders/{number}", kQueries, &LedgerApi::GetOrder);
+  add("POST", "/v1/orders", kWriter, &LedgerApi::PostOrder, {"fulfillment"});
+  add("GET", "/v1/orders/{number}", kQueries, &LedgerApi::GetOrder, {"as_of", "min_position"});
   add("GET", "/v1/orders/{number}/events", kQueries, &LedgerApi::GetOrderEvents);
   add("POST", "/v1/orders/{number}/fulfill", kOps, &LedgerApi::PostFulfill);
   add("POST", "/v1/orders/{number}/lines/{line_id}/revoke", kOps, &LedgerApi::PostRevoke);
   add("GET", "/healthz", std::nullopt, &LedgerApi::GetHealth);
-  add("GET", "/v1/orders", kQueries, &LedgerApi::ListOrders);
-  add("GET", "/v1/events", kQueries, &LedgerApi::GetEvents);
+  add("GET", "/v1/orders", kQueries, &LedgerApi::ListOrders,
+      {"status", "user", "line_status", "placed_from", "placed_to", "limit", "cursor"});
+  add("GET", "/v1/events", kQueries, &LedgerApi::GetEvents, {"from", "limit"});
   add("GET", "/v1/projections", kQueries, &LedgerApi::GetProjections);
   add("POST", "/v1/projections/{name}/rebuild", kOps, &LedgerApi::PostRebuild);
-  add("GET", "/v1/payments/orphans", kQueries, &LedgerApi::ListOrphans);
-  add("GET", "/v1/payments/excess", kQueries, &LedgerApi::ListExcess);
-  add("GET", "/v1/revenue", kQueries, &LedgerApi::GetRevenue);
-  add("GET", "/v1/subscribe", kQueries, &LedgerApi::Subscribe);
+  add("GET", "/v1/payments/orphans", kQueries, &LedgerApi::ListOrphans,
+      {"min_age_s", "limit", "cursor"});
+  add("GET", "/v1/payments/excess", kQueries, &LedgerApi::ListExcess, {"limit", "cursor"});
+  add("GET", "/v1/revenue", kQueries, &LedgerApi::GetRevenue, {"from", "to"});
+  add("GET", "/v1/subscribe", kQueries, &LedgerApi::Subscribe, {"from", "stream_prefix", "types"});
   add("GET", "/metrics", std::nullopt, &LedgerApi::GetMetrics);
   add("GET", "/v1/whoami", kAllRoles, &LedgerApi::GetWhoami);
 }
@@ -801,7 +805,14 @@ HttpServerResponse LedgerApi::PostOrder(const HttpServerRequest& request) {
 HttpServerResponse LedgerApi::GetOrder(const HttpServerRequest& request) {
   const std::string_view number = request.PathParam("number");
   if (auto invalid = InvalidOrderNumber(number)) return std::move(*invalid);
-  if (auto as_of = request.Query("as_of")) return GetOrderAsOf(request, *as_of);
+  if (auto as_of = request.Query("as_of")) {
+    if (request.Query("min_position")) {
+      return ErrorResponse(400, "invalid_parameter",
+                           "as_of and min_position do not go together: as_of answers from the "
+                           "log up to a point, min_position waits for the projection");
+    }
+    return GetOrderAsOf(request, *as_of);
+  }
   if (auto min_position = request.Query("min_position")) {
     auto position = ParseDecimal(*min_position);
     if (!position) {

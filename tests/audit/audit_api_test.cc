@@ -157,6 +157,22 @@ TEST_CASE("audit api: bad parameters, positions beyond the head", "[audit_api]")
   CHECK(server.Get("/v1/audit/export", {{"limit", "100000"}}).status == 400);
   const auto error = server.Get("/v1/audit/export", {{"from", "x"}});
   CHECK(error.body.find("\"code\":\"invalid_parameter\"") != std::string::npos);
+  // Positions start at 1; the next one is an empty page, past it the log has none (as for
+  // ledgerctl export).
+  CHECK(server.Get("/v1/audit/export", {{"from", "0"}}).status == 400);
+  const auto next = server.Get("/v1/audit/export", {{"from", beyond}});
+  CHECK(next.status == 200);
+  CHECK(next.body.find("\"events\":[]") != std::string::npos);
+  const auto past =
+      server.Get("/v1/audit/export", {{"from", std::to_string(server.store().HeadPosition() + 2)}});
+  CHECK(past.status == 400);
+  CHECK(past.body.find("past the log's head") != std::string::npos);
+  // A parameter an endpoint does not take is refused, not ignored.
+  const auto unknown = server.Get("/v1/audit/digest", {{"postion", "3"}});
+  CHECK(unknown.status == 400);
+  CHECK(unknown.body.find("unknown query parameter \\\"postion\\\": /v1/audit/digest takes "
+                          "position") != std::string::npos);
+  CHECK(server.Get("/v1/audit/public-key", {{"x", "1"}}).status == 400);
 }
 
 TEST_CASE("audit api: the digest writer appends a digest when the head moved", "[audit_api]") {

@@ -559,6 +559,32 @@ TEST_CASE("requested_by is the caller's word or its actor's, never the process m
   CHECK(last_retry.at("actor").as_string() == "api");
 }
 
+TEST_CASE("a query parameter the endpoint does not take is 400, naming the ones it takes") {
+  Ledger ledger;
+  REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-34"))).status == 201);
+  REQUIRE(ledger.Send("POST", "/v1/orders", Text(Order("EDX-34"))).status == 201);
+  // A misspelt filter listed every order before.
+  Answer misspelt = ledger.Send("GET", "/v1/orders?stauts=fulfillment_error");
+  CHECK(misspelt.status == 400);
+  CHECK(misspelt.body.at("error").at("code").as_string() == "invalid_parameter");
+  CHECK(misspelt.body.at("error").at("message").as_string() ==
+        "unknown query parameter \"stauts\": /v1/orders takes status, user, line_status, "
+        "placed_from, placed_to, limit, cursor");
+  CHECK(ledger.Send("GET", "/v1/orders?user_id=7").status == 400);
+  CHECK(ledger.Send("GET", "/v1/orders/EDX-34/events?limit=5").status == 400);
+  CHECK(ledger.Send("GET", "/healthz?verbose=1").status == 400);
+  const uint64_t head = ledger.store().HeadPosition();
+  CHECK(ledger.Send("POST", "/v1/payments?dry_run=1", Text(Payment("EDX-35"))).status == 400);
+  CHECK(ledger.store().HeadPosition() == head);  // Refused before anything is written.
+  // as_of answers from the log; min_position waits for the projection: not both.
+  const std::string both = "/v1/orders/EDX-34?as_of=1&min_position=1";
+  CHECK(ledger.Send("GET", both).status == 400);
+  // What the endpoints take still works, access_token included (EventSource's way).
+  CHECK(ledger.Send("GET", "/v1/orders?status=open&limit=1").status == 200);
+  CHECK(ledger.Send("GET", "/v1/orders/EDX-34?as_of=1").status == 200);
+  CHECK(ledger.Send("GET", "/v1/events?from=1&limit=2&access_token=x").status == 200);
+}
+
 TEST_CASE("malformed requests get the documented 400 and write nothing") {
   Ledger ledger;
   REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-4"))).status == 201);
