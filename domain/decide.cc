@@ -16,19 +16,31 @@ Unexpected<Rejection> Reject(RejectionCode code, std::string detail) {
 }
 
 // A text field of a command, named as the API names it ("lines[2].sku"). The required ones are
-// the names and identifiers (ids, types, codes, references, modules); the others are free text.
+// the names and identifiers (ids, types, codes, references, modules); `identifier` marks an
+// optional one (a refund reference); the others are free text.
 struct TextField {
   std::string name;
   std::string_view value;
   bool required = false;
+  bool identifier = false;
 };
 
-// A C0 control character or DEL: a NUL, a newline, an escape.
+// A character that moves or hides what is printed around it (in valid UTF-8): a C0 control or
+// DEL (NUL, newline, escape), a C1 control (U+0080..U+009F: NEL), the line and paragraph
+// separators (U+2028, U+2029), and the bidirectional embeddings, overrides and isolates
+// (U+202A..U+202E, U+2066..U+2069), which make a name read otherwise than it is.
 bool HasControlCharacter(std::string_view text) {
-  return std::any_of(text.begin(), text.end(), [](char c) {
-    const auto byte = static_cast<unsigned char>(c);
-    return byte < 0x20 || byte == 0x7f;
-  });
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    const auto next = [&](size_t k) {
+      return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0;
+    };
+    if (byte < 0x20 || byte == 0x7f) return true;
+    if (byte == 0xc2 && next(1) >= 0x80 && next(1) <= 0x9f) return true;
+    if (byte == 0xe2 && next(1) == 0x80 && next(2) >= 0xa8 && next(2) <= 0xae) return true;
+    if (byte == 0xe2 && next(1) == 0x81 && next(2) >= 0xa6 && next(2) <= 0xa9) return true;
+  }
+  return false;
 }
 
 // Over all fields: first any required one empty, then any not UTF-8 (or, for an identifier,
@@ -45,7 +57,7 @@ std::optional<Rejection> CheckTexts(const std::vector<TextField>& fields) {
     if (!IsValidUtf8(field.value)) {
       return Rejection{RejectionCode::kInvalidText, field.name + " is not valid UTF-8"};
     }
-    if (field.required && HasControlCharacter(field.value)) {
+    if ((field.required || field.identifier) && HasControlCharacter(field.value)) {
       return Rejection{RejectionCode::kInvalidText, field.name + " holds a control character"};
     }
   }
@@ -545,7 +557,7 @@ Decision Decide(const OrderState& state, const RecordLineRevoked& command) {
       CheckLineCommand(state, command.order_number, command.line_id,
                        {.texts = {{"line_id", command.line_id, true},
                                   {"module", command.module, true},
-                                  {"refund_reference", command.refund_reference}},
+                                  {"refund_reference", command.refund_reference, false, true}},
                         .time_name = "revoked_at_us",
                         .time_us = command.revoked_at_us});
   if (!found) return Unexpected(found.error());
@@ -570,7 +582,7 @@ Decision Decide(const OrderState& state, const RecordRevocationFailed& command) 
                        {.texts = {{"line_id", command.line_id, true},
                                   {"module", command.module, true},
                                   {"message", command.message},
-                                  {"refund_reference", command.refund_reference}},
+                                  {"refund_reference", command.refund_reference, false, true}},
                         .time_name = "failed_at_us",
                         .time_us = command.failed_at_us,
                         .kind = command.kind});
@@ -603,7 +615,7 @@ Decision Decide(const OrderState& state, const RequestRevocation& command) {
   Result<const LineState*, Rejection> found =
       CheckLineCommand(state, command.order_number, command.line_id,
                        {.texts = {{"line_id", command.line_id, true},
-                                  {"refund_reference", command.refund_reference},
+                                  {"refund_reference", command.refund_reference, false, true},
                                   {"requested_by", command.requested_by, true}},
                         .time_name = "requested_at_us",
                         .time_us = command.requested_at_us});

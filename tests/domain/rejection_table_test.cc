@@ -397,8 +397,12 @@ TEST_CASE("an identifier with a control character is invalid text; free text may
       "L\0"
       "1",
       3);
-  for (const std::string& bad : {nul, std::string("ada\n"), std::string("a\tb"),
-                                 std::string("x\x1b[31m"), std::string("del\x7f")}) {
+  // C0, DEL, then C1 (NEL), the line separator, a right-to-left override and a first-strong
+  // isolate: each prints otherwise than it reads.
+  for (const std::string& bad :
+       {nul, std::string("ada\n"), std::string("a\tb"), std::string("x\x1b[31m"),
+        std::string("del\x7f"), std::string("nel\xc2\x85"), std::string("ls\xe2\x80\xa8"),
+        std::string("admin\xe2\x80\xae"), std::string("\xe2\x81\xa8x")}) {
     INFO(bad);
     PlaceOrder username = StandardPlacement();
     username.user.username = bad;
@@ -415,10 +419,21 @@ TEST_CASE("an identifier with a control character is invalid text; free text may
     CHECK(History().Rejected(attribute).code == RejectionCode::kInvalidText);
 
     CHECK(History().Rejected(testing::Capture(bad, 100)).code == RejectionCode::kInvalidText);
+
+    // A refund reference is optional but an identifier all the same.
+    History complete = History::Given(
+        {testing::Capture("txn-1", 14900), StandardPlacement(), testing::Fulfilled("1")});
+    RequestRevocation revocation = testing::RevocationRequest("1");
+    revocation.refund_reference = bad;
+    const Rejection reference = complete.Rejected(revocation);
+    CHECK(reference.code == RejectionCode::kInvalidText);
+    CHECK(reference.detail == "refund_reference holds a control character");
   }
   PlaceOrder free_text = StandardPlacement();
   free_text.lines.at(0).title = "Seat\nsecond line\tand a tab";
   free_text.billing_address.line2 = "Flat 2\n";
+  // Other characters beyond ASCII are names like any other (é, a non-breaking space, U+2027).
+  free_text.user.username = "jos\xc3\xa9\xc2\xa0\xe2\x80\xa7";
   History::Given({testing::Capture("txn-1", 14900), free_text});
 }
 
