@@ -309,6 +309,28 @@ int64_t CapturedMinor(const OrderState& state, std::string_view currency) {
   return *captured_minor;
 }
 
+std::vector<Money> CapturedInOtherCurrencies(const OrderState& state) {
+  std::vector<Money> amounts;
+  if (!state.placed()) return amounts;
+  for (const CaptureRecord& capture : state.captures) {
+    if (capture.amount.currency == state.placement->currency) continue;
+    // The last entry of the currency: a sum that would overflow int64 (only in a damaged
+    // snapshot, since TryEvolve refuses such a capture) starts another entry, not a crash.
+    auto it = std::find_if(amounts.rbegin(), amounts.rend(), [&](const Money& amount) {
+      return amount.currency == capture.amount.currency;
+    });
+    const std::optional<int64_t> sum =
+        it == amounts.rend() ? std::nullopt
+                             : CheckedAdd(it->minor_units, capture.amount.minor_units);
+    if (sum) {
+      it->minor_units = *sum;
+    } else {
+      amounts.push_back(capture.amount);
+    }
+  }
+  return amounts;
+}
+
 std::vector<std::string> FulfillableLines(const OrderState& state) {
   std::vector<std::string> line_ids;
   for (const LineState& line : state.lines) {

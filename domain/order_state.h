@@ -147,6 +147,14 @@ std::optional<OrderCreated> PlacedOrder(const OrderState& state);
 // such sum within int64 for the states it returns.
 int64_t CapturedMinor(const OrderState& state, std::string_view currency);
 
+// The captures of a placed order in currencies other than its own, summed per currency, in the
+// order each currency was first captured; empty before placement. OrderAmounts counts the
+// order's currency only, and placement never counts these towards the total, so all of it is
+// money to hand back. Computed from the captures rather than kept in OrderAmounts, so that
+// snapshots written before it existed give the same answer. A currency appears twice only in a
+// state whose sum in it would overflow int64, which TryEvolve never returns.
+std::vector<Money> CapturedInOtherCurrencies(const OrderState& state);
+
 // The ids of the lines a fulfillment run may touch: Open or in a fulfillment error, in basket
 // order. Never Complete, Revoked or Revocation Error lines. Empty before placement.
 std::vector<std::string> FulfillableLines(const OrderState& state);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -190,6 +191,16 @@ Result<ParsedDigest, std::string> ParseDigestJson(std::string_view text) {
   if (!format || *format != kDigestFormat) {
     return Unexpected(fmt::format("digest: \"digest\" is not \"{}\"", kDigestFormat));
   }
+  // Every key is a signed field, a view of one ("time") or the key that signed it: a key that is
+  // none of these would be read by people and checked by nothing.
+  static constexpr std::string_view kKeys[] = {"digest",     "position", "tree_size", "root",
+                                               "chain_head", "time",     "time_us",   "key_id",
+                                               "public_key", "signature"};
+  for (const auto& field : object) {
+    if (std::find(std::begin(kKeys), std::end(kKeys), field.key()) == std::end(kKeys)) {
+      return Unexpected(fmt::format("digest: unknown field \"{}\"", std::string_view(field.key())));
+    }
+  }
   ParsedDigest out;
   Digest& digest = out.digest;
   auto position = Unsigned(object, "position");
@@ -213,6 +224,17 @@ Result<ParsedDigest, std::string> ParseDigestJson(std::string_view text) {
   digest.time_us = *time_us;
   digest.key_id = *key_id;
   digest.signature = *signature;
+  // The signature covers time_us; "time" is its text for people, which may be left out. Unchecked,
+  // a changed "time" passed verification while the signed time stayed as it was.
+  if (object.contains("time")) {
+    auto time = Text(object, "time");
+    if (!time) return Unexpected("digest: " + time.error());
+    if (*time != FormatRfc3339Us(digest.time_us)) {
+      return Unexpected(
+          fmt::format("digest: \"time\" {} is not \"time_us\" {} ({}), the signed time", *time,
+                      digest.time_us, FormatRfc3339Us(digest.time_us)));
+    }
+  }
   if (digest.tree_size != digest.position) {
     return Unexpected(fmt::format("digest: tree_size {} differs from position {}", digest.tree_size,
                                   digest.position));

@@ -93,7 +93,9 @@ struct ParsedDigest {
   // that has its own copy of the ledger's key should use that instead.
   std::optional<PublicKey> public_key;
 };
-// Parses DigestToJson's form; an error text naming what is wrong. The signature is not checked.
+// Parses DigestToJson's form; an error text naming what is wrong: a field missing or mistyped, a
+// key DigestToJson does not write, a "time" (optional) that is not the text of the signed
+// "time_us". The signature is not checked.
 Result<ParsedDigest, std::string> ParseDigestJson(std::string_view text);
 // Parses a public key: 64 hex digits, or a JSON object with "public_key" (as GET
 // /v1/audit/public-key answers), surrounding white space ignored.

@@ -97,8 +97,48 @@ StoreResult<ExcessPayment> MakeExcess(OrderPayments order) {
           fmt::format("order {}: captured minus total overflows", order.order_number)));
     }
   }
+  for (const PaymentCapture& capture : order.captures) {
+    const std::string& currency = capture.amount.currency;
+    if (currency == excess.currency) continue;
+    auto other = std::find_if(excess.other_currencies.begin(), excess.other_currencies.end(),
+                              [&](const CurrencyExcess& sum) { return sum.currency == currency; });
+    if (other != excess.other_currencies.end()) continue;
+    const std::optional<int64_t> other_minor = CapturedMinor(order, currency);
+    if (!other_minor) {
+      return Unexpected(CorruptionError(
+          fmt::format("the captures of order {} in {} overflow", order.order_number, currency)));
+    }
+    // The order cannot use a currency other than its own: once placed, all of it is excess.
+    excess.other_currencies.push_back(
+        CurrencyExcess{.currency = currency,
+                       .captured_minor = *other_minor,
+                       .excess_minor = order.placed ? other_minor : std::nullopt});
+  }
   excess.order = std::move(order);
   return excess;
+}
+
+// Whether the order belongs in the excess list (see the header): paid more than once or after
+// placement, or, once placed, beyond its total or in a currency it does not use. A single
+// capture beyond the total is there too: the list is where ops find all money to hand back.
+bool HoldsExcess(const OrderPayments& order) {
+  if (order.captures.size() > 1) return true;
+  for (const PaymentCapture& capture : order.captures) {
+    if (capture.excess) return true;
+    if (order.placed && capture.amount.currency != order.currency) return true;
+  }
+  if (!order.placed) return false;
+  // A sum that overflows (only in a damaged row: ApplyCapture refuses it) is listed too.
+  const std::optional<int64_t> captured_minor = CapturedMinor(order, order.currency);
+  return !captured_minor || *captured_minor > order.total_minor;
+}
+
+// Enters the order in the excess list when the event at `position` made it excess. It never
+// leaves: captures are never taken back and the total never changes.
+void IndexIfExcess(OrderPayments& order, uint64_t position, RowBatch& rows) {
+  if (order.excess_since_position != 0 || !HoldsExcess(order)) return;
+  order.excess_since_position = position;
+  rows.Put(ExcessKey(position, order.order_number), "");
 }
 
 // The scan bounds of a paged list: [begin, end), resuming strictly after `cursor` (the last key
@@ -230,10 +270,7 @@ StoreResult<void> PaymentsProjection::ApplyCapture(const RecordedEvent& record,
   if (!order.placed) {
     rows.Put(OrphanKey(capture.captured_at_us, order.order_number, index), EncodeCapture(capture));
   }
-  if (order.excess_since_position == 0 && (order.captures.size() > 1 || capture.excess)) {
-    order.excess_since_position = record.position;
-    rows.Put(ExcessKey(record.position, order.order_number), "");
-  }
+  IndexIfExcess(order, record.position, rows);
   return {};
 }
 
@@ -256,6 +293,8 @@ StoreResult<void> PaymentsProjection::ApplyCreated(const RecordedEvent& record,
   for (size_t index = 0; index < order.captures.size(); ++index) {
     rows.Delete(OrphanKey(order.captures[index].captured_at_us, order.order_number, index));
   }
+  // Captures that only now show as beyond the total or in a currency the order does not use.
+  IndexIfExcess(order, record.position, rows);
   return {};
 }
 

@@ -4,8 +4,10 @@
 //     oldest capture first. This is the original's "customer charged, no order placed" state,
 //     made visible so that someone can place the order or refund the capture. A capture leaves
 //     the list in the batch that applies its order's OrderCreated.
-//   - excess payments: orders with more than one capture, or with a capture flagged `excess`
-//     (it arrived after placement), in the order they became excess, with what is to hand back.
+//   - excess payments: every order that holds money to look at, in the order it came to: more
+//     than one capture, a capture flagged `excess` (it arrived after placement), or, once placed,
+//     captures beyond the total in its currency or any capture in another currency (which the
+//     order cannot use). Each row has what is to hand back, per currency.
 //
 // Rows (relative to the generation; numbers in fixed-width lowercase hex so they sort):
 //   o/<order number>                                     the order's payments (OrderPayments)
@@ -60,8 +62,10 @@ struct OrderPayments {
   uint64_t placed_position = 0;
   std::string currency;
   int64_t total_minor = 0;
-  // The position of the event that made the order excess (a second capture or an excess
-  // capture); 0 while it is not.
+  // The position of the event that made the order excess (a second capture, an excess capture,
+  // or the capture or placement that left money beyond the total or in another currency); 0
+  // while it is not. Rows written before the last two counted keep 0 for such an order until
+  // the projection is rebuilt.
   uint64_t excess_since_position = 0;
   std::vector<PaymentCapture> captures;  // In log order; at most domain::kCapturesMax.
 
@@ -75,15 +79,28 @@ struct OrphanPayment {
   friend bool operator==(const OrphanPayment&, const OrphanPayment&) = default;
 };
 
+// The captures of an order in one currency other than ExcessPayment::currency.
+struct CurrencyExcess {
+  std::string currency;
+  int64_t captured_minor = 0;
+  // All of it once placed (the order uses another currency); nullopt before placement.
+  std::optional<int64_t> excess_minor;
+
+  friend bool operator==(const CurrencyExcess&, const CurrencyExcess&) = default;
+};
+
 struct ExcessPayment {
   OrderPayments order;
   // The sum of the captures in `currency`: the order's currency once placed, else the first
-  // capture's. Captures in another currency are listed in order.captures and counted nowhere.
+  // capture's.
   std::string currency;
   int64_t captured_minor = 0;
   // captured_minor - order.total_minor once placed (0 for a split payment that adds up to the
   // total exactly); nullopt before placement, when the total is not known.
   std::optional<int64_t> excess_minor;
+  // The captures in every other currency, one entry per currency in the order each was first
+  // captured: without them, money paid in a currency the order does not use showed nowhere.
+  std::vector<CurrencyExcess> other_currencies;
 
   friend bool operator==(const ExcessPayment&, const ExcessPayment&) = default;
 };
@@ -123,7 +140,7 @@ class PaymentsProjection final : public Projection {
                                              int64_t min_age_us, size_t limit,
                                              std::string_view cursor = {});
 
-  // Orders with more than one capture or an excess capture, in the order they became so.
+  // The excess payments (see the top of this file), in the order the orders became excess.
   // Paging as ListOrphans.
   static StoreResult<ExcessPage> ListExcess(const ProjectionView& view, size_t limit,
                                             std::string_view cursor = {});

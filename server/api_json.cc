@@ -195,12 +195,21 @@ json::object OrderJson(const domain::OrderState& state, uint64_t position) {
     order["shipping_charge"] = AmountValue(placed.shipping_charge_minor, currency);
     order["billing_address"] = AddressJson(placed.billing_address);
     order["placed_at"] = TimeValue(placed.placed_at_us);
-    order["amounts"] =
-        json::object{{"total", AmountValue(state.amounts.total_minor, currency)},
-                     {"captured", AmountValue(state.amounts.captured_minor, currency)},
-                     {"due", AmountValue(state.amounts.due_minor, currency)},
-                     {"overpaid", AmountValue(state.amounts.overpaid_minor, currency)},
-                     {"refunded", AmountValue(state.amounts.refunded_minor, currency)}};
+    json::object amounts{{"total", AmountValue(state.amounts.total_minor, currency)},
+                         {"captured", AmountValue(state.amounts.captured_minor, currency)},
+                         {"due", AmountValue(state.amounts.due_minor, currency)},
+                         {"overpaid", AmountValue(state.amounts.overpaid_minor, currency)},
+                         {"refunded", AmountValue(state.amounts.refunded_minor, currency)}};
+    // Captures in a currency the order does not use count in none of the amounts above, and
+    // all of them are to hand back: listed here, not left for a reader to find in `captures`.
+    json::array other_currencies;
+    for (const domain::Money& captured : domain::CapturedInOtherCurrencies(state)) {
+      other_currencies.emplace_back(
+          json::object{{"currency", captured.currency},
+                       {"captured", AmountValue(captured.minor_units, captured.currency)}});
+    }
+    amounts["other_currencies"] = std::move(other_currencies);
+    order["amounts"] = std::move(amounts);
     json::array lines;
     for (const domain::LineState& line : state.lines) {
       lines.emplace_back(LineStateJson(line, currency));

@@ -1208,6 +1208,16 @@ HttpServerResponse LedgerApi::ListExcess(const HttpServerRequest& request) {
                                : json::value(nullptr);
     order["excess"] = excess.excess_minor ? AmountValue(*excess.excess_minor, excess.currency)
                                           : json::value(nullptr);
+    // Money in currencies the order does not use: all of it to hand back once placed.
+    json::array other_currencies;
+    for (const projections::CurrencyExcess& other : excess.other_currencies) {
+      other_currencies.emplace_back(json::object{
+          {"currency", other.currency},
+          {"captured", AmountValue(other.captured_minor, other.currency)},
+          {"excess", other.excess_minor ? AmountValue(*other.excess_minor, other.currency)
+                                        : json::value(nullptr)}});
+    }
+    order["other_currencies"] = std::move(other_currencies);
     orders.emplace_back(std::move(order));
   }
   return JsonResponse(

@@ -188,6 +188,54 @@ TEST_CASE("audit: digests sign and verify; a wrong key or a changed field fails"
   CHECK_FALSE(eventstore::ParseDigestJson(other_key));
 }
 
+TEST_CASE("audit: a digest's JSON holds the signed fields only, and the time they sign",
+          "[audit]") {
+  // A digest as DigestToJson writes it, and has since digests exist (TestKey(), fixed fields):
+  // it still reads and verifies.
+  const std::string written =
+      "{\"digest\":\"orderledger.digest.v1\",\"position\":3,\"tree_size\":3,\"root\":"
+      "\"1111111111111111111111111111111111111111111111111111111111111111\",\"chain_head\":"
+      "\"2222222222222222222222222222222222222222222222222222222222222222\",\"time\":"
+      "\"2026-09-21T14:13:20.123456Z\",\"time_us\":1790000000123456,\"key_id\":"
+      "\"34750f98bd59fcfc\",\"public_key\":"
+      "\"8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c\",\"signature\":"
+      "\"7aa32e8d66f76b1588bd7d810a0fe717b6b571c3db6cbe3f4087852f24a25ee495e57cac699f83dd6801fa47"
+      "f6d720fd7c9dca95d59fc71e6482a4d2162a210f\"}";
+  auto parsed = eventstore::ParseDigestJson(written);
+  REQUIRE(parsed);
+  CHECK(parsed->digest.time_us == 1'790'000'000'123'456);
+  CHECK(eventstore::VerifyDigestSignature(parsed->digest, TestKey().public_key()));
+  // Without the key it names, as a proof embeds a digest it has no key for.
+  std::string keyless = written;
+  const size_t key_at = keyless.find(",\"public_key\"");
+  keyless.erase(key_at, keyless.find(",\"signature\"") - key_at);
+  CHECK(eventstore::ParseDigestJson(keyless));
+
+  // The signature covers time_us, of which "time" is the text: a "time" changed alone left the
+  // signed time as it was, and verified. It is refused, naming both.
+  for (const char* year : {"2020", "2030"}) {
+    INFO("year " << year);
+    std::string forged = written;
+    forged.replace(forged.find("2026-09-21"), 4, year);
+    auto refused = eventstore::ParseDigestJson(forged);
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error(), Catch::Contains("\"time\" " + std::string(year)) &&
+                                    Catch::Contains("\"time_us\" 1790000000123456"));
+  }
+  // Without "time" (people's text only), as digests written by hand may be, it still reads.
+  std::string timeless = written;
+  timeless.erase(timeless.find("\"time\":"),
+                 std::string_view("\"time\":\"2026-09-21T14:13:20.123456Z\",").size());
+  CHECK(eventstore::ParseDigestJson(timeless));
+
+  // A key the digest does not define would be read by people and checked by nothing.
+  std::string extended = written;
+  extended.insert(extended.size() - 1, ",\"extra\":\"x\"");
+  auto unknown = eventstore::ParseDigestJson(extended);
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error() == "digest: unknown field \"extra\"");
+}
+
 TEST_CASE("audit: the signing key file is created once, mode 0600, and reloaded", "[audit]") {
   TempDir dir("audit-key");
   const std::string path = dir.Child("audit/signing.key");

@@ -193,14 +193,30 @@ TEST_CASE("ledgerctl: digests against an export and the data directory", "[ledge
       fmt::format("verify --file '{}' --digest '{}' --public-key {}", exported, digest, other_key));
   CHECK(run.exit_code == 1);
 
-  // A digest with a changed field (the time): the signature fails.
-  std::string text = ReadFile(digest);
-  const size_t at = text.find("\"time_us\":") + 10;
-  text[at] = text[at] == '1' ? '2' : '1';
-  WriteFile(data.File("changed.json"), text);
+  // A digest with a changed field (the time, both its forms): the signature fails.
+  const std::string text = ReadFile(digest);
+  eventstore::Digest later = parsed->digest;
+  later.time_us += 365LL * 24 * 3600 * 1'000'000;
+  WriteFile(data.File("changed.json"), eventstore::DigestToJson(later, *parsed->public_key));
   CHECK(data.Offline(fmt::format("verify --file '{}' --digest '{}'", exported,
                                  data.File("changed.json")))
             .exit_code == 1);
+  // Only "time" changed (time_us is what is signed), or a key added: such a digest verified, with
+  // and without an export. It is refused as a digest ledgerctl cannot read, naming the field.
+  std::string forged_time = text;
+  const size_t time_at = forged_time.find("\"time\":\"") + 8;
+  forged_time.replace(time_at, 4, "2030");
+  std::string extended = text;
+  extended.insert(extended.rfind('}'), ",\"extra\":\"x\"");
+  for (const auto& [forged, named] :
+       {std::pair{forged_time, "\"time\" 2030"}, std::pair{extended, "unknown field \"extra\""}}) {
+    WriteFile(data.File("forged.json"), forged);
+    run = data.Offline(
+        fmt::format("verify --file '{}' --digest '{}'", exported, data.File("forged.json")));
+    CHECK(run.exit_code == 3);
+    CHECK(ReadFile(data.File("stderr")).find(named) != std::string::npos);
+    CHECK(data.Ctl(fmt::format("verify --digest '{}'", data.File("forged.json"))).exit_code == 3);
+  }
 
   // The ledger grows: the old digest still verifies against the longer log and export.
   {

@@ -208,6 +208,38 @@ SCENARIO("several captures together cover the total", "[placement]") {
   }
 }
 
+SCENARIO("captures in a currency the order does not use are money to hand back",
+         "[placement][capture]") {
+  GIVEN("captures in the order's currency, in EUR twice and in GBP") {
+    History history = History::Given({Capture("txn-1", 14900), Capture("txn-2", 500, "EUR"),
+                                      Capture("txn-3", 300, "GBP"), Capture("txn-4", 700, "EUR")});
+    THEN("before placement no currency is the order's, so none is other") {
+      CHECK(CapturedInOtherCurrencies(history.state()).empty());
+    }
+    WHEN("the order is placed in USD and another EUR capture arrives after") {
+      REQUIRE(history.When(StandardPlacement()).has_value());
+      REQUIRE(history.When(Capture("txn-5", 1000, "EUR")).has_value());
+      THEN("each other currency is summed, in the order first captured, none counted in USD") {
+        CHECK(CapturedInOtherCurrencies(history.state()) ==
+              std::vector<Money>{{2200, "EUR"}, {300, "GBP"}});
+        CHECK(history.state().amounts.captured_minor == 14900);
+        CHECK(history.state().amounts.overpaid_minor == 0);
+      }
+    }
+  }
+  GIVEN("a damaged state whose EUR captures overflow int64 (TryEvolve never returns one)") {
+    OrderState state = PlacedHistory().state();
+    state.captures.push_back(
+        CaptureRecord{.reference = "a", .amount = {INT64_MAX, "EUR"}, .captured_at_us = 1});
+    state.captures.push_back(
+        CaptureRecord{.reference = "b", .amount = {INT64_MAX, "EUR"}, .captured_at_us = 1});
+    THEN("each sum stays in int64: no crash, and nothing is dropped") {
+      CHECK(CapturedInOtherCurrencies(state) ==
+            std::vector<Money>{{INT64_MAX, "EUR"}, {INT64_MAX, "EUR"}});
+    }
+  }
+}
+
 SCENARIO("payment must cover the total in the order's currency", "[placement]") {
   WHEN("no payment was captured") {
     History history;

@@ -265,6 +265,73 @@ TEST_CASE("excess payments list every capture and what is to hand back",
         std::vector<std::string>{"EDX-NONE", "EDX-NONE"});
 }
 
+TEST_CASE("money beyond the total or in another currency is excess, per currency",
+          "[projections][payments]") {
+  LedgerFixture ledger;
+  // Paid in EUR only, placed as a free USD order: 5.00 EUR the order cannot use.
+  ledger.MustHandle(Capture("EDX-EUR", 500, kT0, "tx-1", "EUR"));
+  ledger.MustHandle(Place("EDX-EUR", 0));
+  // A split USD payment that adds up to the total, and 5.00 EUR beside it.
+  ledger.MustHandle(Capture("EDX-MIXED", 500, kT0, "tx-1", "EUR"));
+  ledger.MustHandle(Capture("EDX-MIXED", 500, kT0 + 1, "tx-2"));
+  ledger.MustHandle(Capture("EDX-MIXED", 500, kT0 + 2, "tx-3"));
+  ledger.MustHandle(Place("EDX-MIXED", 1000));
+  // One capture of 15.00 for a total of 10.00.
+  ledger.MustHandle(Capture("EDX-OVER", 1500, kT0));
+  ledger.MustHandle(Place("EDX-OVER", 1000));
+  // One capture that covers the total exactly: nothing to look at.
+  ledger.MustHandle(Capture("EDX-EXACT", 1000, kT0));
+  ledger.MustHandle(Place("EDX-EXACT", 1000));
+  // Not placed yet, in two currencies: what is excess is not known.
+  ledger.MustHandle(Capture("EDX-NONE", 700, kT0, "tx-1", "JPY"));
+  ledger.MustHandle(Capture("EDX-NONE", 800, kT0 + 3, "tx-2", "EUR"));
+
+  auto runner = ledger.Runner<PaymentsProjection>({.batch_events_max = 3, .idle_wait = 5ms});
+  MustCatchUp(*runner);
+  const std::vector<ExcessPayment> excess = AllExcess(runner->View(), 2);
+  REQUIRE(excess.size() == 4);
+
+  CHECK(excess[0].order.order_number == "EDX-EUR");
+  CHECK(excess[0].currency == "USD");
+  CHECK(excess[0].captured_minor == 0);
+  CHECK(excess[0].excess_minor == std::optional<int64_t>(0));
+  CHECK(
+      excess[0].other_currencies ==
+      std::vector<CurrencyExcess>{{.currency = "EUR", .captured_minor = 500, .excess_minor = 500}});
+
+  CHECK(excess[1].order.order_number == "EDX-MIXED");
+  CHECK(excess[1].captured_minor == 1000);
+  CHECK(excess[1].excess_minor == std::optional<int64_t>(0));
+  CHECK(
+      excess[1].other_currencies ==
+      std::vector<CurrencyExcess>{{.currency = "EUR", .captured_minor = 500, .excess_minor = 500}});
+
+  CHECK(excess[2].order.order_number == "EDX-OVER");
+  CHECK(excess[2].captured_minor == 1500);
+  CHECK(excess[2].excess_minor == std::optional<int64_t>(500));
+  CHECK(excess[2].other_currencies.empty());
+
+  CHECK(excess[3].order.order_number == "EDX-NONE");
+  CHECK(excess[3].currency == "JPY");
+  CHECK_FALSE(excess[3].excess_minor.has_value());
+  CHECK(excess[3].other_currencies ==
+        std::vector<CurrencyExcess>{
+            {.currency = "EUR", .captured_minor = 800, .excess_minor = std::nullopt}});
+
+  // A rebuild, in one walk or split by stream, lists the same.
+  const auto caught_up_rows = testing::AllRows(*runner);
+  runner.reset();
+  for (const size_t partitions : {size_t{1}, size_t{3}}) {
+    CAPTURE(partitions);
+    auto rebuilding = ledger.Runner<PaymentsProjection>(
+        {.batch_events_max = 3, .idle_wait = 5ms, .rebuild_partitions = partitions});
+    auto rebuilt = rebuilding->RebuildNow();
+    if (!rebuilt) FAIL(rebuilt.error().ToString());
+    CHECK(AllExcess(rebuilding->View(), 2) == excess);
+    CHECK(testing::AllRows(*rebuilding) == caught_up_rows);
+  }
+}
+
 TEST_CASE("the live payments runner answers read-your-writes waits", "[projections][payments]") {
   LedgerFixture ledger;
   auto runner = ledger.Runner<PaymentsProjection>({.batch_events_max = 100, .idle_wait = 5ms});

@@ -559,6 +559,42 @@ TEST_CASE("requested_by is the caller's word or its actor's, never the process m
   CHECK(last_retry.at("actor").as_string() == "api");
 }
 
+TEST_CASE("money paid in a currency the order does not use is in its amounts and the excess list") {
+  Ledger ledger;
+  REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-36"))).status == 201);
+  REQUIRE(
+      ledger.Send("POST", "/v1/payments", Text(Payment("EDX-36", "5.00", "EUR", "r-eur"))).status ==
+      201);
+  REQUIRE(ledger.Send("POST", "/v1/orders", Text(Order("EDX-36"))).status == 201);
+  // The projection may not have applied the placement yet.
+  Answer order = ledger.Send("GET", "/v1/orders/EDX-36");
+  for (int i = 0; i < 500 && order.status == 404; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    order = ledger.Send("GET", "/v1/orders/EDX-36");
+  }
+  REQUIRE(order.status == 200);
+  CHECK(order.body.at("amounts").at("captured").as_string() == "49.00");
+  const json::array& other = order.body.at("amounts").at("other_currencies").as_array();
+  REQUIRE(other.size() == 1);
+  CHECK(other[0].at("currency").as_string() == "EUR");
+  CHECK(other[0].at("captured").as_string() == "5.00");
+  // Before, no list showed the 5 EUR: not an orphan (the order exists), not excess.
+  json::array listed;
+  for (int i = 0; i < 500 && listed.empty(); ++i) {
+    Answer excess = ledger.Send("GET", "/v1/payments/excess");
+    REQUIRE(excess.status == 200);
+    listed = excess.body.at("orders").as_array();
+    if (listed.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].at("order_number").as_string() == "EDX-36");
+  CHECK(listed[0].at("excess").as_string() == "0.00");
+  const json::array& excess_other = listed[0].at("other_currencies").as_array();
+  REQUIRE(excess_other.size() == 1);
+  CHECK(excess_other[0].at("currency").as_string() == "EUR");
+  CHECK(excess_other[0].at("excess").as_string() == "5.00");
+}
+
 TEST_CASE("a query parameter the endpoint does not take is 400, naming the ones it takes") {
   Ledger ledger;
   REQUIRE(ledger.Send("POST", "/v1/payments", Text(Payment("EDX-34"))).status == 201);
