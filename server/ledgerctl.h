@@ -6,8 +6,10 @@
 // run against a ledgerd over HTTP; `--url` picks the remote form.
 //
 // Exit codes: 0 success; 1 the ledger answered "no" (a broken chain, a projection that differs
-// from the log, an unknown order); 2 bad usage; 3 the data could not be read or the server could
-// not be reached (remote commands: see RemoteFail for how HTTP statuses map).
+// from the log, an unknown order, a revocation that ended in Revocation Error); 2 bad usage; 3
+// the data could not be read or the server could not be reached, or what was given cannot answer
+// the question (an export that does not reach a digest's position); remote commands: see
+// RemoteFail for how HTTP statuses map. 4 (revoke only): recorded, but not carried out yet.
 #pragma once
 
 #include <chrono>
@@ -30,6 +32,9 @@ namespace ledger::ctl {
 inline constexpr int kExitNo = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitData = 3;
+// A request the ledger recorded but whose outcome is not known yet (a revocation still pending
+// when ledgerd answered 202): neither success nor a "no", and worth asking about again later.
+inline constexpr int kExitPending = 4;
 
 struct Options {
   std::string data_dir = "data";

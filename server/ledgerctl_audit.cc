@@ -391,16 +391,31 @@ int ExportRemote(const Options& options, const std::vector<std::string>& args) {
 
 // --- verify --file / --digest ---
 
+// `cannot_check`: why the digest could not be checked against the export (DigestOutsideExport);
+// the export was then verified on its own. That is neither ok nor BROKEN: kExitData, as for data
+// that cannot answer the question, unless the export is broken anyway.
 int PrintExportReport(const Options& options, const std::string& file,
-                      const eventstore::ExportReport& report, const std::string& digest_note) {
+                      const eventstore::ExportReport& report, const std::string& digest_note,
+                      const std::optional<std::string>& cannot_check) {
+  const bool ok = report.ok && !cannot_check;
   if (options.json) {
     fmt::print(
         "{{\"ok\":{},\"file\":{},\"events\":{},\"from\":{},\"to\":{},\"last_hash\":\"{}\","
-        "\"digest_checked\":{},\"root_checked\":{},\"line\":{},\"position\":{},\"problem\":{}}}\n",
-        report.ok, JsonString(file), report.events, report.header.from_position,
-        report.last_position, Hex(report.last_hash), report.digest_checked, report.root_checked,
-        report.line, report.position, JsonString(report.problem));
-  } else if (report.ok) {
+        "\"digest_checked\":{},\"root_checked\":{},\"line\":{},\"position\":{},\"problem\":{},"
+        "\"cannot_check\":{}}}\n",
+        ok, JsonString(file), report.events, report.header.from_position, report.last_position,
+        Hex(report.last_hash), report.digest_checked, report.root_checked, report.line,
+        report.position, JsonString(report.problem),
+        cannot_check ? JsonString(*cannot_check) : "null");
+  } else if (!report.ok) {
+    fmt::print("BROKEN at line {} (position {}): {}\n", report.line, report.position,
+               report.problem);
+  } else if (cannot_check) {
+    fmt::print(
+        "cannot check: {} (the export itself verifies: positions {}..{}, {} events, every hash "
+        "and link)\n",
+        *cannot_check, report.header.from_position, report.last_position, report.events);
+  } else {
     fmt::print(
         "ok: {} holds positions {}..{} ({} events), every hash and link verifies; chain "
         "head {}\n",
@@ -410,11 +425,9 @@ int PrintExportReport(const Options& options, const std::string& file,
       fmt::print("ok: the history up to the digest's position is the signed one ({}{})\n",
                  report.root_checked ? "chain head and Merkle root" : "chain head", digest_note);
     }
-  } else {
-    fmt::print("BROKEN at line {} (position {}): {}\n", report.line, report.position,
-               report.problem);
   }
-  return report.ok ? 0 : kExitNo;
+  if (!report.ok) return kExitNo;
+  return cannot_check ? kExitData : 0;
 }
 
 int PrintDigestCheck(const Options& options, const eventstore::DigestCheck& check,
@@ -496,6 +509,27 @@ int VerifyRemoteDigest(const Options& options, const ParsedDigest& old_digest,
       note + fmt::format("; the ledger's tree of {} events extends it", fresh->digest.tree_size));
 }
 
+// Why `digest` cannot be checked against the export in `file`, or nullopt when it can: the
+// export's header names a range without the digest's position (the digest of the empty log,
+// position 0, every export extends). The export may well be intact: it is not broken, it just
+// cannot answer the question. A header that cannot be read is VerifyExport's to name.
+std::optional<std::string> DigestOutsideExport(const std::string& file, const Digest& digest) {
+  if (digest.position == 0) return std::nullopt;
+  std::ifstream input(file, std::ios::binary);
+  std::string first;
+  if (!std::getline(input, first)) return std::nullopt;
+  if (!first.empty() && first.back() == '\r') first.pop_back();
+  auto header = eventstore::ParseExportHeader(first);
+  if (!header) return std::nullopt;
+  const uint64_t from = header->from_position;
+  const uint64_t to = header->to_position;
+  if (digest.position >= from && digest.position <= to) return std::nullopt;
+  const std::string covered = to >= from ? fmt::format("covers positions {}..{}", from, to)
+                                         : fmt::format("holds no events (from {})", from);
+  return fmt::format("the export {}, the digest is of position {}; export {} position {}", covered,
+                     digest.position, digest.position > to ? "up to" : "from", digest.position);
+}
+
 int AuditVerifyImpl(const Options& options, const std::vector<std::string>& args, bool remote) {
   int code = 0;
   auto arguments = Arguments::Parse("verify", args, {"--file", "--digest", "--public-key"}, code);
@@ -523,9 +557,11 @@ int AuditVerifyImpl(const Options& options, const std::vector<std::string>& args
     }
     std::ifstream input(*file, std::ios::binary);
     if (!input) return Fail(kExitData, "cannot read " + *file);
+    const std::optional<std::string> cannot_check =
+        digest ? DigestOutsideExport(*file, digest->digest) : std::nullopt;
     const auto report = eventstore::VerifyExport(
-        input, digest ? std::optional<Digest>(digest->digest) : std::nullopt);
-    return PrintExportReport(options, *file, report, note.empty() ? "" : "; " + note);
+        input, digest && !cannot_check ? std::optional<Digest>(digest->digest) : std::nullopt);
+    return PrintExportReport(options, *file, report, note.empty() ? "" : "; " + note, cannot_check);
   }
   if (!digest) return Fail(kExitUsage, "verify: needs --file or --digest");
   if (remote) return VerifyRemoteDigest(options, *digest, *pinned, note);
@@ -914,9 +950,18 @@ int Replay(const Options& options, const std::vector<std::string>& args) {
   auto ledger = OpenLedger(options, false, code);
   if (!ledger) return code;
   uint64_t to = 0;
+  // As status --as-of: a position the log has not reached, or a time to come, has no fixed answer
+  // yet; folding up to the head instead would answer a question that was not asked.
   if (auto position = ParseDecimal(*to_text)) {
-    to = std::min(*position, ledger->store->HeadPosition());
+    if (const uint64_t head = ledger->store->HeadPosition(); *position > head) {
+      return Fail(kExitUsage,
+                  fmt::format("replay: --to {} is past the log's head ({})", *position, head));
+    }
+    to = *position;
   } else if (auto time = ParseRfc3339(*to_text)) {
+    if (*time > NowUs()) {
+      return Fail(kExitUsage, fmt::format("replay: --to {} is in the future", *to_text));
+    }
     auto found = projections::PositionAtTime(*ledger->store, *time);
     if (!found) return DataError(found.error());
     to = *found;
@@ -1020,7 +1065,9 @@ std::vector<Command> AuditCommands() {
        "[--event-hash H]",
        &VerifyProof, nullptr},
       {"replay", "replay --to P|TIME [--out FILE]",
-       "every order's state at a position or time (--json: JSON Lines)", &Replay, nullptr},
+       "every order's state at a position or time (--json: JSON Lines); not past the log's "
+       "head or in the future (exit 2)",
+       &Replay, nullptr},
   };
 }
 

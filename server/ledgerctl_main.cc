@@ -56,7 +56,8 @@ std::string Usage(const std::vector<Command>& commands) {
       "  --json           machine-readable output\n"
       "  --help           this help\n\n"
       "Exit codes: 0 ok; 1 the answer is no (broken chain, differences, unknown order);\n"
-      "2 bad usage; 3 the data could not be read or the server could not be reached.\n";
+      "2 bad usage; 3 the data could not be read, the server could not be reached, or the\n"
+      "data given cannot answer; 4 recorded but not carried out yet (revoke: pending).\n";
   return text;
 }
 

@@ -259,12 +259,14 @@ int Status(const Options& options, const std::vector<std::string>& args) {
   if (options.json) {
     std::vector<std::string> lines;
     for (const auto& line : state.lines) {
-      lines.push_back(fmt::format(
-          "{{\"line_id\":{},\"product_type\":{},\"status\":{},\"attempts\":{},"
-          "\"last_error\":{},\"next_retry_at_us\":{},\"revocation_requested\":{}}}",
-          JsonString(line.line.line_id), JsonString(line.line.product_type),
-          JsonString(domain::LineStatusName(line.status)), line.attempts,
-          JsonString(line.last_error_message), line.next_retry_at_us, line.revocation_requested));
+      lines.push_back(
+          fmt::format("{{\"line_id\":{},\"product_type\":{},\"status\":{},\"attempts\":{},"
+                      "\"last_error\":{},\"next_retry_at_us\":{},\"revocation_requested\":{},"
+                      "\"revocation_failures\":{}}}",
+                      JsonString(line.line.line_id), JsonString(line.line.product_type),
+                      JsonString(domain::LineStatusName(line.status)), line.attempts,
+                      JsonString(line.last_error_message), line.next_retry_at_us,
+                      line.revocation_requested, line.revocation_failures));
     }
     fmt::print(
         "{{\"order_number\":{},\"placed\":{},\"status\":{},\"position\":{},"
@@ -284,8 +286,10 @@ int Status(const Options& options, const std::vector<std::string>& args) {
                FormatAmount(state.amounts.captured_minor, state.placement->currency),
                FormatAmount(state.amounts.refunded_minor, state.placement->currency));
   }
-  fmt::print("  {:<8} {:<20} {:<34} {:>8}  {}\n", "LINE", "PRODUCT", "STATUS", "ATTEMPTS",
-             "LAST ERROR");
+  // As the remote status: ATTEMPTS counts fulfillment attempts, a revocation's failures have a
+  // column of their own, and NEXT RETRY is the next automatic fulfillment or revocation.
+  fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:>18}  {:<27}  {}\n", "LINE", "PRODUCT", "STATUS",
+             "ATTEMPTS", "FAILED REVOCATIONS", "NEXT RETRY", "LAST ERROR");
   for (const auto& line : state.lines) {
     std::string status(domain::LineStatusName(line.status));
     if (line.revocation_requested) status += ", revoking";
@@ -295,8 +299,11 @@ int Status(const Options& options, const std::vector<std::string>& args) {
     const std::string error = line.last_error_message.empty() || failing
                                   ? line.last_error_message
                                   : "(earlier) " + line.last_error_message;
-    fmt::print("  {:<8} {:<20} {:<34} {:>8}  {}\n", line.line.line_id, line.line.product_type,
-               status, line.attempts, error);
+    const std::string next_retry =
+        line.next_retry_at_us <= 0 ? "" : FormatRfc3339(line.next_retry_at_us);
+    fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:>18}  {:<27}  {}\n", line.line.line_id,
+               line.line.product_type, status, line.attempts, line.revocation_failures, next_retry,
+               error);
   }
   return 0;
 }
@@ -337,8 +344,9 @@ std::vector<Command> OfflineCommands() {
   return {
       {"verify", "verify [--from P] [--to P]",
        "walk the hash chain, with progress; names the first bad position. --file EXPORT "
-       "[--digest D] [--public-key K]: check an export, no data directory needed; --digest D "
-       "alone: the ledger against a signed digest",
+       "[--digest D] [--public-key K]: check an export, no data directory needed (exit 3 when "
+       "it does not hold the digest's position: it cannot answer); --digest D alone: the ledger "
+       "against a signed digest",
        &Verify, nullptr},
       {"projections", "projections", "each projection's generation, checkpoint and lag",
        &ListProjections, nullptr},

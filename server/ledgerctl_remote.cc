@@ -60,6 +60,14 @@ const json::array& Array(const json::value& value, std::string_view key) {
   return field != nullptr && field->is_array() ? field->as_array() : kEmpty;
 }
 
+// "3 failed revocations" from a line's revocation_failures; empty when there were none (or the
+// server does not count them).
+std::string RevocationFailures(const json::value& line) {
+  const uint64_t failures = Unsigned(line, "revocation_failures").value_or(0);
+  if (failures == 0) return "";
+  return fmt::format("{} failed revocation{}", failures, failures == 1 ? "" : "s");
+}
+
 // Sends the request; prints and maps any failure. Every answer of the API is a JSON object: a
 // 2xx answer that is not one is a failure too. On success with --json, prints the body.
 std::optional<RemoteAnswer> Call(const Options& options, std::string_view method,
@@ -109,8 +117,10 @@ int RemoteStatus(const Options& options, const std::vector<std::string>& args) {
                Text(user, "username"), Text(user, "id"), Text(amounts, "total"), currency,
                Text(amounts, "captured"), currency, Text(amounts, "refunded"), currency);
   }
-  fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:<27}  {}\n", "LINE", "PRODUCT", "STATUS", "ATTEMPTS",
-             "NEXT RETRY", "LAST ERROR");
+  // ATTEMPTS counts fulfillment attempts; a revocation's failures have a column of their own,
+  // and NEXT RETRY is the next automatic fulfillment or revocation, whichever the line awaits.
+  fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:>18}  {:<27}  {}\n", "LINE", "PRODUCT", "STATUS",
+             "ATTEMPTS", "FAILED REVOCATIONS", "NEXT RETRY", "LAST ERROR");
   for (const json::value& line : Array(order, "lines")) {
     std::string error;
     std::string status = Text(line, "status");
@@ -123,9 +133,10 @@ int RemoteStatus(const Options& options, const std::vector<std::string>& args) {
         pending.is_bool() && pending.get_bool()) {
       status += ", revoking";
     }
-    fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:<27}  {}\n", Text(line, "line_id"),
+    fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:>18}  {:<27}  {}\n", Text(line, "line_id"),
                Text(line, "product_type"), status, Text(line, "attempts"),
-               Text(line, "next_retry_at"), error);
+               Unsigned(line, "revocation_failures").value_or(0), Text(line, "next_retry_at"),
+               error);
   }
   return 0;
 }
@@ -166,6 +177,34 @@ int RemoteRetry(const Options& options, const std::vector<std::string>& args) {
   return 0;
 }
 
+// What the revoke answer says of the line, and the exit code it makes: 0 Revoked; kExitPending
+// while the revocation is recorded but not carried out (202); kExitNo for a line that is not
+// revoked, Revocation Error above all (the LMS refused, or failed and a retry may follow).
+int RevokeOutcome(const RemoteAnswer& answer, std::string& outcome) {
+  const json::value& line = Field(answer.body, "line");
+  if (const json::value& pending = Field(line, "revocation_requested");
+      answer.status == 202 || (pending.is_bool() && pending.get_bool())) {
+    outcome =
+        "revocation requested, not carried out yet (the process manager finishes it; see "
+        "status)";
+    return kExitPending;
+  }
+  outcome = Text(line, "status");
+  // A Revoked line's last error is a failure before this success (status shows it as
+  // "(earlier)"); printed here, it would read as the outcome.
+  if (outcome == "Revoked") return 0;
+  if (const json::value& error = Field(line, "last_error"); error.is_object()) {
+    outcome += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
+  }
+  if (const std::string failures = RevocationFailures(line); !failures.empty()) {
+    outcome += ", " + failures;
+  }
+  if (const std::string retry = Text(line, "next_retry_at"); !retry.empty()) {
+    outcome += ", next automatic retry " + retry;
+  }
+  return kExitNo;
+}
+
 int RemoteRevoke(const Options& options, const std::vector<std::string>& args) {
   json::object body;
   if (args.size() == 4 && args[2] == "--refund-reference") {
@@ -180,25 +219,17 @@ int RemoteRevoke(const Options& options, const std::vector<std::string>& args) {
            "/v1/orders/" + UrlEncode(args[0]) + "/lines/" + UrlEncode(args[1]) + "/revoke",
            exit_code, json::serialize(body));
   if (!answer) return exit_code;
+  if (!Field(answer->body, "line").is_object()) {
+    return UnexpectedAnswer("the revoke answer has no \"line\" object: " + Excerpt(answer->text));
+  }
+  // The exit code says how the revocation ended with --json too: scripts read it either way.
+  std::string outcome;
+  const int ended = RevokeOutcome(*answer, outcome);
   if (!options.json) {
-    const json::value& line = Field(answer->body, "line");
-    if (!line.is_object()) {
-      return UnexpectedAnswer("the revoke answer has no \"line\" object: " + Excerpt(answer->text));
-    }
-    std::string outcome = Text(line, "status");
-    if (const json::value& pending = Field(line, "revocation_requested");
-        pending.is_bool() && pending.get_bool()) {
-      // 202: recorded, not carried out yet.
-      outcome =
-          "revocation requested, not carried out yet (the process manager finishes it; "
-          "see status)";
-    } else if (const json::value& error = Field(line, "last_error"); error.is_object()) {
-      outcome += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
-    }
     fmt::print("line {} of order {}: {}; order {}\n", args[1], args[0], outcome,
                Text(answer->body, "order_status"));
   }
-  return 0;
+  return ended;
 }
 
 int RemoteProjections(const Options& options, const std::vector<std::string>& args) {
@@ -235,6 +266,9 @@ std::string LineProblems(const json::value& order) {
     std::string problem = Text(line, "line_id") + ": " + status;
     if (const json::value& error = Field(line, "last_error"); error.is_object()) {
       problem += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
+    }
+    if (const std::string failures = RevocationFailures(line); !failures.empty()) {
+      problem += ", " + failures;
     }
     if (const std::string retry = Text(line, "next_retry_at"); !retry.empty()) {
       problem += ", next automatic retry " + retry;
@@ -584,7 +618,9 @@ std::vector<Command> RemoteCommands() {
        "--line-status revocation_error); newest first, or oldest in the status first",
        nullptr, &RemoteOrders},
       {"retry", "retry ORDER", "retry the order's failed lines (ops role)", nullptr, &RemoteRetry},
-      {"revoke", "revoke ORDER LINE [--refund-reference R]", "revoke a line, e.g. on refund (ops)",
+      {"revoke", "revoke ORDER LINE [--refund-reference R]",
+       "revoke a line, e.g. on refund (ops); exit 1 when the line ends in Revocation Error, 4 "
+       "while the revocation is still pending (recorded; see status)",
        nullptr, &RemoteRevoke},
   };
 }

@@ -229,6 +229,44 @@ TEST_CASE("ledgerctl: digests against an export and the data directory", "[ledge
   CHECK(data.Ctl(fmt::format("verify --digest '{}'", digest)).exit_code == 0);
 }
 
+TEST_CASE("ledgerctl: an export without the digest's position cannot answer, it is not BROKEN",
+          "[ledgerctl]") {
+  DataDir data;
+  const std::string digest = data.File("digest.json");
+  const std::string early = data.File("early.json");
+  const std::string exported = data.File("export.jsonl");
+  REQUIRE(data.Ctl(fmt::format("digest --out '{}'", digest)).exit_code == 0);
+  REQUIRE(data.Ctl(fmt::format("digest --position 5 --out '{}'", early)).exit_code == 0);
+  const uint64_t half = data.head() / 2;
+
+  // Intact, but it ends before the digest's position: exit 3, with what to export instead.
+  REQUIRE(data.Ctl(fmt::format("export --to {} --out '{}'", half, exported)).exit_code == 0);
+  Run run = data.Offline(fmt::format("verify --file '{}' --digest '{}'", exported, digest));
+  CHECK(run.exit_code == 3);
+  CHECK(run.out.find(fmt::format("cannot check: the export covers positions 1..{}, the digest is "
+                                 "of position {}; export up to position {}",
+                                 half, data.head(), data.head())) == 0);
+  CHECK(run.out.find("BROKEN") == std::string::npos);
+  run = data.Offline(fmt::format("--json verify --file '{}' --digest '{}'", exported, digest));
+  CHECK(run.exit_code == 3);
+  CHECK(run.out.find("\"ok\":false") != std::string::npos);
+  CHECK(run.out.find("\"cannot_check\":\"the export covers positions 1..") != std::string::npos);
+  // It starts after the digest's position.
+  REQUIRE(data.Ctl(fmt::format("export --from 10 --out '{}'", exported)).exit_code == 0);
+  run = data.Offline(fmt::format("verify --file '{}' --digest '{}'", exported, early));
+  CHECK(run.exit_code == 3);
+  CHECK(run.out.find("; export from position 5") != std::string::npos);
+
+  // Broken as well: that is the answer (exit 1), whatever the digest.
+  REQUIRE(data.Ctl(fmt::format("export --to {} --out '{}'", half, exported)).exit_code == 0);
+  std::vector<std::string> lines = SplitLines(ReadFile(exported));
+  std::swap(lines[3], lines[4]);
+  WriteFile(exported, JoinLines(lines));
+  run = data.Offline(fmt::format("verify --file '{}' --digest '{}'", exported, digest));
+  CHECK(run.exit_code == 1);
+  CHECK(run.out.find("BROKEN at line 4 (position 3)") == 0);
+}
+
 TEST_CASE("ledgerctl: prove and verify-proof, inclusion and consistency", "[ledgerctl]") {
   DataDir data;
   const std::string old_digest = data.File("old.json");
@@ -293,6 +331,20 @@ TEST_CASE("ledgerctl: replay folds every order up to a position", "[ledgerctl]")
   CHECK(run.exit_code == 0);
   CHECK(run.out.find("0 orders as of position 0") == 0);
   CHECK(data.Ctl("replay --to yesterday").exit_code == 2);
+  // As status --as-of: past the head, or in the future, has no fixed answer yet (not the head's).
+  for (const char* json : {"", "--json "}) {
+    run = data.Ctl(fmt::format("{}replay --to {}", json, data.head() + 1));
+    CHECK(run.exit_code == 2);
+    CHECK(run.out.empty());
+    CHECK(ReadFile(data.File("stderr"))
+              .find(fmt::format("--to {} is past the log's head ({})", data.head() + 1,
+                                data.head())) != std::string::npos);
+    run = data.Ctl(fmt::format("{}replay --to 2999-01-01T00:00:00Z", json));
+    CHECK(run.exit_code == 2);
+    CHECK(run.out.empty());
+    CHECK(ReadFile(data.File("stderr")).find("--to 2999-01-01T00:00:00Z is in the future") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("ledgerctl status shows a revocation that is asked for and not carried out yet",

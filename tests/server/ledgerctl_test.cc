@@ -20,6 +20,7 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -359,8 +360,9 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
                     .connect_timeout_ms = 2'000,
                     .timeout_ms = 5'000}));
   Run unrevoked = Ledgerctl({"--url", url, "revoke", "EDX-3", "1"}, token);
-  CHECK(unrevoked.exit_code == 0);
-  CHECK(unrevoked.out.find("Revocation Error") != std::string::npos);
+  CHECK(unrevoked.exit_code == 1);  // Not revoked: the ledger's answer is no.
+  CHECK(unrevoked.out.find("Revocation Error (server: ") != std::string::npos);
+  CHECK(unrevoked.out.find(", 1 failed revocation") != std::string::npos);
   bool queued = false;
   for (int i = 0; i < 100 && !queued; ++i) {
     Run revocations =
@@ -370,6 +372,10 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
     if (!queued) std::this_thread::sleep_for(100ms);
   }
   CHECK(queued);
+  // Asked again, it succeeds: the refusal before is history, not the outcome.
+  Run revoked_after = Ledgerctl({"--url", url, "revoke", "EDX-3", "1"}, token);
+  CHECK(revoked_after.exit_code == 0);
+  CHECK(revoked_after.out == "line 1 of order EDX-3: Revoked; order Refunded\n");
 
   Run rebuild = Ledgerctl({"--url", url, "rebuild", "order_status"}, token);
   CHECK(rebuild.exit_code == 0);
@@ -423,6 +429,108 @@ TEST_CASE("ledgerctl against a running ledgerd: status, events, tail, retry, rev
   CHECK(future.err.find("--as-of 2999-01-01T00:00:00Z is in the future") != std::string::npos);
   CHECK(Ledgerctl({"--data-dir", dir, "check"}).exit_code == 0);
   CHECK(Ledgerctl({"--data-dir", dir, "tail"}).exit_code == 2);  // Needs --url.
+  std::filesystem::remove_all(data_dir);
+}
+
+// Sets the LMS stand-in's faults (POST /control/faults with `body`).
+void SetLmsFaults(const Child& child, const std::string& body) {
+  ledger::fulfillment::HttpClient lms;
+  auto set = lms.Send({.method = "POST",
+                       .url = child.standin_url + "/control/faults",
+                       .headers = {},
+                       .body = body,
+                       .connect_timeout_ms = 2'000,
+                       .timeout_ms = 5'000});
+  REQUIRE(set);
+  REQUIRE(set->status == 200);
+}
+
+// `ledgerctl --json status` of `number` once `ready` holds for its first line, or the last
+// answer after 200 tries 100 ms apart.
+boost::json::value WaitForLine(const std::string& url, const std::string& token,
+                               const std::string& number,
+                               const std::function<bool(const boost::json::object&)>& ready) {
+  boost::json::value order;
+  for (int i = 0; i < 200; ++i) {
+    Run status = Ledgerctl({"--url", url, "--json", "status", number}, token);
+    REQUIRE(status.exit_code == 0);
+    order = boost::json::parse(status.out);
+    if (ready(order.at("lines").at(0).as_object())) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  return order;
+}
+
+TEST_CASE(
+    "ledgerctl revoke: the exit code says how it ended, and status counts failed revocations") {
+  const std::filesystem::path data_dir = FreshDataDir("ledgerctl-revoke");
+  const std::filesystem::path config = data_dir / "ledgerd.toml";
+  std::filesystem::create_directories(data_dir);
+  {
+    // A revoke waits 2 s for its outcome. Failed revocations are retried after 200 ms, then
+    // 3.2 s, then 51.2 s: three failures come within seconds, and then the line waits.
+    std::ofstream file(config);
+    file << "[fulfillment]\nsync_timeout_ms = 2000\n"
+            "[fulfillment.retry]\nfirst_delay_ms = 200\nmultiplier = 16\nretries_max = 3\n";
+  }
+  const Child child = StartLedgerd((data_dir / "data").string(), config.string());
+  const std::string token = ReadDevToken(data_dir / "data");
+  const std::string url = "http://127.0.0.1:" + std::to_string(child.port);
+  auto complete = [](const boost::json::object& line) {
+    return line.at("status").as_string() == "Complete";
+  };
+  for (const char* number : {"EDX-1", "EDX-2"}) {
+    PlaceOrder(child, token, number);
+    REQUIRE(WaitForLine(url, token, number, complete).at("status").as_string() == "Complete");
+  }
+
+  // The LMS answers the unenrollment after the revoke stopped waiting: 202, pending (exit 4).
+  SetLmsFaults(child, R"({"delay_next": 1, "delay_ms": 4000})");
+  Run pending = Ledgerctl({"--url", url, "--json", "revoke", "EDX-2", "1"}, token);
+  CHECK(pending.exit_code == 4);
+  CHECK(boost::json::parse(pending.out).at("line").at("revocation_requested").as_bool());
+  auto revoked = [](const boost::json::object& line) {
+    return line.at("status").as_string() == "Revoked";
+  };
+  CHECK(WaitForLine(url, token, "EDX-2", revoked).at("lines").at(0).at("status").as_string() ==
+        "Revoked");
+
+  // The LMS fails every unenrollment: Revocation Error (exit 1), with the retry to come.
+  SetLmsFaults(child, R"({"fail_next": 1000, "status": 500})");
+  Run failed = Ledgerctl({"--url", url, "revoke", "EDX-1", "1"}, token);
+  CHECK(failed.exit_code == 1);
+  CHECK(failed.out.find("line 1 of order EDX-1: Revocation Error (server: ") == 0);
+  // Usually the first failure; a loaded machine may have recorded a retry's before the answer.
+  CHECK(std::regex_search(failed.out,
+                          std::regex(", [1-3] failed revocations?, next automatic retry 20")));
+  auto failed_thrice = [](const boost::json::object& line) {
+    return line.at("revocation_failures").to_number<uint64_t>() == 3;
+  };
+  const boost::json::value order = WaitForLine(url, token, "EDX-1", failed_thrice);
+  REQUIRE(order.at("lines").at(0).at("revocation_failures").to_number<uint64_t>() == 3);
+  // ATTEMPTS stays the fulfillment attempts.
+  CHECK(order.at("lines").at(0).at("attempts").to_number<uint64_t>() == 1);
+  // The table shows them next to the fulfillment attempts, with the next automatic retry.
+  const std::regex row(R"(\n  1 +Seat +Revocation Error +1 +3  20\d\d-\d\d-\d\dT[^ ]+Z  )");
+  Run status = Ledgerctl({"--url", url, "status", "EDX-1"}, token);
+  CHECK(status.exit_code == 0);
+  CHECK(status.out.find("FAILED REVOCATIONS") != std::string::npos);
+  CHECK(std::regex_search(status.out, row));
+  Run queue = Ledgerctl({"--url", url, "orders", "--line-status", "revocation_error"}, token);
+  CHECK(queue.out.find(", 3 failed revocations, next automatic retry ") != std::string::npos);
+
+  // Offline, the same from the log.
+  CHECK(StopAndWait(child) == 0);
+  const std::string dir = (data_dir / "data").string();
+  Run offline = Ledgerctl({"--data-dir", dir, "status", "EDX-1"});
+  CHECK(offline.exit_code == 0);
+  CHECK(offline.out.find("FAILED REVOCATIONS") != std::string::npos);
+  CHECK(std::regex_search(offline.out, row));
+  Run offline_json = Ledgerctl({"--data-dir", dir, "--json", "status", "EDX-1"});
+  CHECK(offline_json.exit_code == 0);
+  const boost::json::value line = boost::json::parse(offline_json.out).at("lines").at(0);
+  CHECK(line.at("revocation_failures").to_number<uint64_t>() == 3);
+  CHECK(line.at("next_retry_at_us").to_number<int64_t>() > 0);
   std::filesystem::remove_all(data_dir);
 }
 
