@@ -68,6 +68,22 @@ std::string RevocationFailures(const json::value& line) {
   return fmt::format("{} failed revocation{}", failures, failures == 1 ? "" : "s");
 }
 
+// What follows a line's status when it failed: " (KIND: MESSAGE)", its failed revocations and
+// its next automatic retry, each when there is one.
+std::string FailureDetail(const json::value& line) {
+  std::string detail;
+  if (const json::value& error = Field(line, "last_error"); error.is_object()) {
+    detail += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
+  }
+  if (const std::string failures = RevocationFailures(line); !failures.empty()) {
+    detail += ", " + failures;
+  }
+  if (const std::string retry = Text(line, "next_retry_at"); !retry.empty()) {
+    detail += ", next automatic retry " + retry;
+  }
+  return detail;
+}
+
 // Sends the request; prints and maps any failure. Every answer of the API is a JSON object: a
 // 2xx answer that is not one is a failure too. On success with --json, prints the body.
 std::optional<RemoteAnswer> Call(const Options& options, std::string_view method,
@@ -193,15 +209,7 @@ int RevokeOutcome(const RemoteAnswer& answer, std::string& outcome) {
   // A Revoked line's last error is a failure before this success (status shows it as
   // "(earlier)"); printed here, it would read as the outcome.
   if (outcome == "Revoked") return 0;
-  if (const json::value& error = Field(line, "last_error"); error.is_object()) {
-    outcome += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
-  }
-  if (const std::string failures = RevocationFailures(line); !failures.empty()) {
-    outcome += ", " + failures;
-  }
-  if (const std::string retry = Text(line, "next_retry_at"); !retry.empty()) {
-    outcome += ", next automatic retry " + retry;
-  }
+  outcome += FailureDetail(line);
   return kExitNo;
 }
 
@@ -263,17 +271,7 @@ std::string LineProblems(const json::value& order) {
     const bool revoking = pending.is_bool() && pending.get_bool();
     if ((status == "Complete" || status == "Revoked") && !revoking) continue;
     if (revoking) status += ", revoking";
-    std::string problem = Text(line, "line_id") + ": " + status;
-    if (const json::value& error = Field(line, "last_error"); error.is_object()) {
-      problem += " (" + Text(error, "kind") + ": " + Text(error, "message") + ")";
-    }
-    if (const std::string failures = RevocationFailures(line); !failures.empty()) {
-      problem += ", " + failures;
-    }
-    if (const std::string retry = Text(line, "next_retry_at"); !retry.empty()) {
-      problem += ", next automatic retry " + retry;
-    }
-    problems.push_back(std::move(problem));
+    problems.push_back(Text(line, "line_id") + ": " + status + FailureDetail(line));
   }
   return problems.empty() ? "-" : fmt::format("{}", fmt::join(problems, "; "));
 }
