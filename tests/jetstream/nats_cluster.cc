@@ -7,12 +7,14 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
@@ -27,6 +29,27 @@ namespace ledger::jetstream_testing {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Claims `port` for this process's lifetime among the test processes of this machine: an
+// exclusive flock on a file named after it, never released before exit. Test processes run side
+// by side (ctest -j) and pick ports at random from one range, and two clusters drew the same
+// port (a node of one died with "address already in use" on 127.0.0.1:24313).
+bool ClaimPort(uint16_t port) {
+  static const std::filesystem::path dir = [] {
+    std::filesystem::path path = std::filesystem::temp_directory_path() / "orderledger-test-ports";
+    std::error_code ignored;
+    std::filesystem::create_directories(path, ignored);
+    return path;
+  }();
+  const std::string file = (dir / fmt::format("{}", port)).string();
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return true;  // No claims possible here: the bind check alone decides.
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return false;
+  }
+  return true;  // The descriptor stays open, and the claim with it.
+}
 
 // Debian installs it in /usr/sbin, which is not on every user's PATH.
 std::string NatsServerPath() {
@@ -61,7 +84,11 @@ uint16_t FreePort() {
     address.sin_port = htons(static_cast<uint16_t>(pick(random)));
     const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
     ::close(fd);
-    if (bound && handed_out.insert(ntohs(address.sin_port)).second) return ntohs(address.sin_port);
+    const uint16_t port = ntohs(address.sin_port);
+    if (bound && !handed_out.contains(port) && ClaimPort(port)) {
+      handed_out.insert(port);
+      return port;
+    }
   }
   FAIL("no free port in 20000-32000 after 200 tries");
   return 0;
