@@ -320,6 +320,10 @@ struct RocksDbOptions {
   size_t block_cache_bytes = 256ull << 20;
   // The clock for recorded_at (microseconds since the Unix epoch); the system clock when empty.
   std::function<int64_t()> clock_us;
+  // Called on the writing thread just before each group commit's write, for tests of what the
+  // appends queued behind a write see (one held up; one that fails). Returning false fails the
+  // write as an I/O error would. Empty in the ledger.
+  std::function<bool()> before_write;
 };
 
 // Opens (or creates) the store in directory `path`. Fails with kIoError when the directory

@@ -593,7 +593,10 @@ void RocksDbEventStore::CommitGroup(const std::vector<Writer*>& group) {
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
   const auto write_started = std::chrono::steady_clock::now();
-  rocksdb::Status status = db_->Write(write_options, &state.batch);
+  rocksdb::Status status =
+      options_.before_write && !options_.before_write()
+          ? rocksdb::Status::IOError("the write was refused by RocksDbOptions::before_write")
+          : db_->Write(write_options, &state.batch);
   write_seconds_.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - write_started).count());
   if (!status.ok()) {
