@@ -53,3 +53,12 @@ set_tests_properties(
 set_tests_properties(
   [=[server_tests:ledgerctl offline: check reports a projection behind the log, ranges, merkle]=]
   PROPERTIES COST 10)
+set_tests_properties(
+  [=[server_tests:ledgerctl revoke: the exit code says how it ended, and status counts failed revocations]=]
+  PROPERTIES COST 13)
+set_tests_properties(
+  [=[audit_tests:ledgerctl: digests against an export and the data directory]=]
+  PROPERTIES COST 8)
+set_tests_properties(
+  [=[audit_tests:ledgerctl: prove and verify-proof, inclusion and consistency]=]
+  PROPERTIES COST 8)
