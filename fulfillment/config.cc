@@ -8,6 +8,7 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
+#include "base/assert.h"
 #include "base/text.h"
 
 namespace ledger::fulfillment {
@@ -103,10 +104,15 @@ Problem CheckLmsUrl(const toml::node& node, std::string_view path, std::string_v
   }
   if (view.has_port()) {
     // Found out now rather than as a network error on every line, retried for nothing.
-    const std::optional<uint64_t> port = ParseDecimal(view.port());
+    // Boost.URL 1.81 reads "h:+80" as an empty port and a path "+80", and "h:80x" as port 80 and
+    // path "x": a path that does not start with "/" is the rest of the port's text.
+    std::string port_text(view.port());
+    const std::string_view rest = view.encoded_path();
+    if (!rest.empty() && rest.front() != '/') port_text.append(rest.substr(0, rest.find('/')));
+    const std::optional<uint64_t> port = ParseDecimal(port_text);
     if (!port || *port == 0 || *port > 65535) {
       return ErrorAt(path, node,
-                     fmt::format("\"{}\" has port \"{}\"; a port is 1 to 65535", url, view.port()));
+                     fmt::format("\"{}\" has port \"{}\"; a port is 1 to 65535", url, port_text));
     }
   }
   const bool plain = (view.encoded_path().empty() || view.encoded_path() == "/") &&
@@ -201,6 +207,7 @@ Problem ReadFulfillment(const toml::table& fulfillment, FulfillmentConfig& confi
   std::vector<std::string> names;
   for (const ModuleConfig& module : config.modules) names.push_back(module.name);
   LmsSettings lms_defaults;
+  const toml::table* retry_table = nullptr;
   std::vector<std::pair<std::string, const toml::table*>> overrides;
   for (const auto& [key, node] : fulfillment) {
     const std::string key_path = fmt::format("fulfillment.{}", key.str());
@@ -230,6 +237,7 @@ Problem ReadFulfillment(const toml::table& fulfillment, FulfillmentConfig& confi
         problem = ReadLmsSettings(*table, key_path, lms_defaults);
       } else if (key == "retry") {
         problem = ReadRetry(*table, config.retry);
+        retry_table = table;
       } else if (!IsLmsModule(key.str()) && !table->empty()) {
         problem = ErrorAt(key_path, node, fmt::format("module {} takes no settings", key.str()));
       } else {
@@ -245,7 +253,13 @@ Problem ReadFulfillment(const toml::table& fulfillment, FulfillmentConfig& confi
     if (problem) return problem;
   }
   if (config.retry.delay_ms_max < config.retry.first_delay_ms) {
-    return ConfigError{"fulfillment.retry: delay_ms_max must be at least first_delay_ms"};
+    // Only [fulfillment.retry] can make them disagree (the defaults agree). Named at the key
+    // it sets: delay_ms_max when it is there, else first_delay_ms.
+    LEDGER_ASSERT(retry_table != nullptr, "the default retry delays disagree");
+    const char* key = retry_table->contains("delay_ms_max") ? "delay_ms_max" : "first_delay_ms";
+    return ErrorAt(fmt::format("fulfillment.retry.{}", key), *retry_table->get(key),
+                   fmt::format("delay_ms_max ({}) must be at least first_delay_ms ({})",
+                               config.retry.delay_ms_max, config.retry.first_delay_ms));
   }
   // Settings for a module that does not run are a typo or a leftover: said, not ignored.
   for (const auto& [override_name, table] : overrides) {

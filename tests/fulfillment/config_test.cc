@@ -130,6 +130,13 @@ TEST_CASE("config: mistakes are errors naming the key and its line", "[config]")
                Contains("a port is 1 to 65535"));
   }
   CHECK(ParseFulfillmentConfig("[fulfillment.lms]\nlms_url = \"http://127.0.0.1:65535\"\n"));
+  // The port's own text, whatever the URL parser makes of it.
+  CHECK_THAT(ErrorOf("[fulfillment.lms]\nlms_url = \"http://127.0.0.1:+80\"\n"),
+             Contains("has port \"+80\"; a port is 1 to 65535"));
+  CHECK_THAT(ErrorOf("[fulfillment.lms]\nlms_url = \"http://127.0.0.1:80x/\"\n"),
+             Contains("has port \"80x\""));
+  CHECK_THAT(ErrorOf("[fulfillment.lms]\nlms_url = \"http://127.0.0.1:\"\n"),
+             Contains("has port \"\""));
   // Settings for a module that is not listed: a typo or a leftover.
   CHECK_THAT(ErrorOf("[fulfillment]\nmodules = [\"donation\"]\n[fulfillment.enrollment]\n"
                      "lms_url = \"http://127.0.0.1:1\"\n"),
@@ -150,8 +157,12 @@ TEST_CASE("config: mistakes are errors naming the key and its line", "[config]")
              Contains("module coupon takes no settings"));
   CHECK_THAT(ErrorOf("[fulfillment.retry]\nmultiplier = 2.5\n"),
              Contains("must be an integer, not a floating-point number"));
+  // Named at the key that sets the bound, with its line.
   CHECK_THAT(ErrorOf("[fulfillment.retry]\nfirst_delay_ms = 10\ndelay_ms_max = 5\n"),
-             Contains("delay_ms_max must be at least first_delay_ms"));
+             Contains("fulfillment.retry.delay_ms_max (line 3): delay_ms_max (5) must be at least "
+                      "first_delay_ms (10)"));
+  CHECK_THAT(ErrorOf("[fulfillment.retry]\nfirst_delay_ms = 7200000\n"),
+             Contains("fulfillment.retry.first_delay_ms (line 2): delay_ms_max"));
   CHECK_THAT(ErrorOf("[fulfillment.enrollment]\napi_key = \"a\\nb\"\n"), Contains("line breaks"));
   CHECK_THAT(ErrorOf("[fulfillment\nmode = 1\n"), Contains("TOML syntax error (line 1"));
   CHECK_THAT(ErrorOf("\xff\xfe garbage = = ="), Contains("TOML syntax error"));
