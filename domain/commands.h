@@ -61,8 +61,9 @@ struct RecordLineFulfilled {
 };
 
 // When automatic retries of a failed fulfillment happen: the wait before automatic retry n (from
-// 1, after attempt n) is first_delay_us x multiplier^(n-1), at most delay_max_us; there is none
-// after retries_max. The default is the original's: 2^(n-1) seconds, 11 retries (about 34 min).
+// 1; after attempt n when nobody retried by hand) is first_delay_us x multiplier^(n-1), at most
+// delay_max_us; there is none after retries_max. Manual retries neither use up nor advance it. The
+// default is the original's: 2^(n-1) seconds, 11 retries (about 34 min).
 struct RetrySchedule {
   int64_t first_delay_us = kFirstRetryDelayUs;
   int64_t multiplier = 2;

@@ -342,15 +342,15 @@ std::optional<Rejection> CheckCodes(const std::vector<std::string>& codes) {
 
 }  // namespace
 
-int64_t NextRetryAtUs(uint32_t attempt, bool retryable, int64_t failed_at_us,
+int64_t NextRetryAtUs(uint32_t retry, bool retryable, int64_t failed_at_us,
                       const RetrySchedule& schedule) {
-  if (!retryable || attempt == 0 || attempt > schedule.retries_max) return 0;
+  if (!retryable || retry == 0 || retry > schedule.retries_max) return 0;
   // Grow the delay step by step, stopping at the cap: no power is ever computed that could
   // overflow, whatever the schedule says.
   const int64_t cap = std::max<int64_t>(schedule.delay_max_us, 0);
   int64_t delay = std::clamp<int64_t>(schedule.first_delay_us, 0, cap);
   const int64_t multiplier = std::max<int64_t>(schedule.multiplier, 1);
-  for (uint32_t step = 1; step < attempt && delay < cap; ++step) {
+  for (uint32_t step = 1; step < retry && delay < cap; ++step) {
     delay = delay > cap / multiplier ? cap : delay * multiplier;
   }
   return std::min(CheckedAdd(failed_at_us, delay).value_or(kTimeUsMax), kTimeUsMax);
@@ -497,8 +497,9 @@ Decision Decide(const OrderState& state, const RecordFulfillmentFailed& command)
       .kind = command.kind,
       .message = command.message,
       .retryable = command.retryable,
-      .next_retry_at_us =
-          NextRetryAtUs(attempt, command.retryable, command.failed_at_us, command.retry),
+      // The next automatic retry's number: manual retries in between do not count.
+      .next_retry_at_us = NextRetryAtUs(line.automatic_retries + 1, command.retryable,
+                                        command.failed_at_us, command.retry),
       .failed_at_us = command.failed_at_us,
   }};
 }

@@ -57,10 +57,11 @@ Decision Decide(const OrderState& state, const RecordLineRevoked& command);
 Decision Decide(const OrderState& state, const RecordRevocationFailed& command);
 Decision Decide(const OrderState& state, const RequestRevocation& command);
 
-// When the automatic retry after a failed `attempt` (from 1) is due: failed_at_us + 2^(attempt-1)
-// seconds, for the first kAutomaticRetriesMax attempts; 0 (none) after that or when the failure
-// is not retryable.
-int64_t NextRetryAtUs(uint32_t attempt, bool retryable, int64_t failed_at_us,
+// When automatic retry number `retry` (from 1) after a failure at failed_at_us is due: by
+// default failed_at_us + 2^(retry-1) seconds for the first kAutomaticRetriesMax retries; 0 (none)
+// after that or when the failure is not retryable. A failed fulfillment passes the line's
+// automatic retries so far + 1 (manual retries do not count); a failed revocation, its attempt.
+int64_t NextRetryAtUs(uint32_t retry, bool retryable, int64_t failed_at_us,
                       const RetrySchedule& schedule = {});
 
 }  // namespace ledger::domain

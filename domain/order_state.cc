@@ -171,6 +171,7 @@ Problem Apply(OrderState& state, const FulfillmentRetryRequested& e) {
     if (!IsFulfillable(line.status)) return LineDetail(line) + ", not fulfillable";
     line.retry_requested = true;
     line.next_retry_at_us = 0;  // The scheduled retry, if any, is this one.
+    if (e.automatic) ++line.automatic_retries;
   }
   ++state.retry_requests;
   return std::nullopt;

@@ -44,6 +44,9 @@ struct LineState {
   LineStatus status = LineStatus::kOpen;
   // Fulfillment attempts recorded (fulfilled or failed); the next attempt is attempts + 1.
   uint32_t attempts = 0;
+  // Automatic retries requested (FulfillmentRetryRequested with `automatic`): the retry budget
+  // (RetrySchedule::retries_max) counts these, so that manual retries never use it up.
+  uint32_t automatic_retries = 0;
   // The module that last reported on the line.
   std::string module{};
   // The last failure, fulfillment or revocation; kept after a later success, for support.

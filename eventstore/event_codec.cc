@@ -401,6 +401,7 @@ void Fill(schema::LineStateSnapshot::Builder out, const domain::LineState& line)
   out.setRefundReference(Text(line.refund_reference));
   out.setRevocationRequested(line.revocation_requested);
   out.setRevocationFailures(line.revocation_failures);
+  out.setAutomaticRetries(line.automatic_retries);
 }
 
 domain::LineState Read(schema::LineStateSnapshot::Reader in) {
@@ -418,6 +419,7 @@ domain::LineState Read(schema::LineStateSnapshot::Reader in) {
   line.refund_reference = String(in.getRefundReference());
   line.revocation_requested = in.getRevocationRequested();
   line.revocation_failures = in.getRevocationFailures();
+  line.automatic_retries = in.getAutomaticRetries();
   return line;
 }
 

@@ -159,6 +159,7 @@ json::object LineStateJson(const domain::LineState& line, std::string_view curre
   json::object object = LineJson(line.line, currency);
   object["status"] = domain::LineStatusName(line.status);
   object["attempts"] = line.attempts;
+  object["automatic_retries"] = line.automatic_retries;
   object["module"] = line.module;
   if (line.last_error_kind) {
     object["last_error"] = json::object{{"kind", domain::FailureKindName(*line.last_error_kind)},

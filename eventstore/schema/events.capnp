@@ -162,6 +162,7 @@ struct LineStateSnapshot {
   refundReference @11 :Text;
   revocationRequested @12 :Bool;  # A RevocationRequested with no outcome recorded yet.
   revocationFailures @13 :UInt32;
+  automaticRetries @14 :UInt32;   # FulfillmentRetryRequested events with `automatic` set.
 }
 
 struct OrderStateSnapshot {

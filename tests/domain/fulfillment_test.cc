@@ -123,6 +123,7 @@ SCENARIO("retryable failures schedule automatic retries with the original's back
     WHEN("a line fails retryably, again and again") {
       THEN("retry n waits 2^(n-1) seconds, 11 times, then a human must retry") {
         for (uint32_t attempt = 1; attempt <= kAutomaticRetriesMax + 2; ++attempt) {
+          if (attempt > 1) REQUIRE(history.When(testing::AutomaticRetry({"1"})).has_value());
           RecordFulfillmentFailed command = Failed("1", FailureKind::kTimeout);
           command.failed_at_us = testing::kT0Us + attempt * 10'000 * kSecondUs;
           Decision decision = history.When(command);
@@ -171,6 +172,50 @@ TEST_CASE("a configured retry schedule sets the retry times, capped and never ov
   const RetrySchedule nonsense{
       .first_delay_us = -7, .multiplier = -2, .retries_max = 3, .delay_max_us = -1};
   CHECK(NextRetryAtUs(2, true, 10, nonsense) == 10);
+}
+
+SCENARIO("manual retries neither use up nor advance the automatic retry budget", "[fulfillment]") {
+  GIVEN("a line that failed once, with a budget of two automatic retries") {
+    const RetrySchedule budget{.first_delay_us = kSecondUs,
+                               .multiplier = 2,
+                               .retries_max = 2,
+                               .delay_max_us = 60 * kSecondUs};
+    auto fail = [&budget] {
+      RecordFulfillmentFailed command = Failed("1", FailureKind::kServer);
+      command.retry = budget;
+      return command;
+    };
+    History history = PlacedHistory();
+    REQUIRE(history.When(fail()).has_value());
+    REQUIRE(history.line("1").next_retry_at_us == kT0Us + 3 * kSecondUs);
+    WHEN("ops retry it by hand three times and each attempt fails") {
+      for (int i = 0; i < 3; ++i) {
+        REQUIRE(history.When(Retry({"1"})).has_value());
+        REQUIRE(history.When(fail()).has_value());
+      }
+      THEN("the first automatic retry is still scheduled, after the first delay") {
+        CHECK(history.line("1").attempts == 4);
+        CHECK(history.line("1").automatic_retries == 0);
+        CHECK(history.line("1").next_retry_at_us == kT0Us + 3 * kSecondUs);
+      }
+      AND_WHEN("the automatic retries run and fail") {
+        REQUIRE(history.When(testing::AutomaticRetry({"1"})).has_value());
+        REQUIRE(history.When(fail()).has_value());
+        THEN("the second waits twice as long") {
+          CHECK(history.line("1").automatic_retries == 1);
+          CHECK(history.line("1").next_retry_at_us == kT0Us + 4 * kSecondUs);
+        }
+        REQUIRE(history.When(testing::AutomaticRetry({"1"})).has_value());
+        Decision last = history.When(fail());
+        THEN("after the second, the line waits for a human, and a manual retry does not renew it") {
+          CHECK(Only<FulfillmentFailed>(last).attempt == 6);
+          CHECK(history.line("1").next_retry_at_us == 0);
+          REQUIRE(history.When(Retry({"1"})).has_value());
+          CHECK(Only<FulfillmentFailed>(history.When(fail())).next_retry_at_us == 0);
+        }
+      }
+    }
+  }
 }
 
 SCENARIO("lines due for retry are the failed ones whose time has come", "[fulfillment]") {

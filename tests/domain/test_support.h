@@ -93,6 +93,15 @@ inline RequestFulfillmentRetry Retry(std::vector<std::string> line_ids = {}) {
   return command;
 }
 
+// The retry the process manager asks for when a failed line's backoff is over.
+inline RequestFulfillmentRetry AutomaticRetry(std::vector<std::string> line_ids) {
+  RequestFulfillmentRetry command = Retry(std::move(line_ids));
+  command.requested_by = "process-manager";
+  command.reason = "automatic retry after a retryable failure";
+  command.automatic = true;
+  return command;
+}
+
 inline RecordLineRevoked Revoked(std::string line_id) {
   RecordLineRevoked command;
   command.order_number = kOrderNumber;

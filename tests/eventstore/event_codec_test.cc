@@ -230,15 +230,17 @@ TEST_CASE("an order's folded state survives the snapshot codec unchanged", "[eve
   REQUIRE(decoded.has_value());
   CHECK(*decoded == state);
   CHECK(*DecodeOrderState(EncodeOrderState(domain::OrderState{})) == domain::OrderState{});
-  // A pending revocation (snapshot field 12) after failed ones (field 13), set directly: the
-  // codec's concern, not the fold's.
+  // A pending revocation (snapshot field 12) after failed ones (field 13), and automatic retries
+  // (field 14), set directly: the codec's concern, not the fold's.
   domain::OrderState pending = state;
   pending.lines.at(0).revocation_requested = true;
   pending.lines.at(0).revocation_failures = 7;
+  pending.lines.at(0).automatic_retries = 5;
   auto decoded_pending = DecodeOrderState(EncodeOrderState(pending));
   REQUIRE(decoded_pending.has_value());
   CHECK(decoded_pending->lines.at(0).revocation_requested);
   CHECK(decoded_pending->lines.at(0).revocation_failures == 7);
+  CHECK(decoded_pending->lines.at(0).automatic_retries == 5);
   CHECK(*decoded_pending == pending);
 }
 
