@@ -19,6 +19,7 @@
 #include "projections/merkle_projection.h"
 #include "projections/projection_runner.h"
 #include "projections/registry.h"
+#include "server/api_json.h"
 #include "server/ledgerctl.h"
 
 namespace ledger::ctl {
@@ -257,23 +258,12 @@ int Status(const Options& options, const std::vector<std::string>& args) {
   if (!loaded->stream_version) return Fail(kExitNo, fmt::format("no order {}", args[0]));
   const domain::OrderState& state = loaded->state;
   if (options.json) {
-    std::vector<std::string> lines;
-    for (const auto& line : state.lines) {
-      lines.push_back(
-          fmt::format("{{\"line_id\":{},\"product_type\":{},\"status\":{},\"attempts\":{},"
-                      "\"last_error\":{},\"next_retry_at_us\":{},\"revocation_requested\":{},"
-                      "\"revocation_failures\":{}}}",
-                      JsonString(line.line.line_id), JsonString(line.line.product_type),
-                      JsonString(domain::LineStatusName(line.status)), line.attempts,
-                      JsonString(line.last_error_message), line.next_retry_at_us,
-                      line.revocation_requested, line.revocation_failures));
-    }
-    fmt::print(
-        "{{\"order_number\":{},\"placed\":{},\"status\":{},\"position\":{},"
-        "\"stream_version\":{},\"lines\":[{}]}}\n",
-        JsonString(args[0]), state.placed(),
-        JsonString(state.placed() ? domain::OrderStatusName(state.status) : "Not placed"),
-        loaded->position, *loaded->stream_version, fmt::join(lines, ","));
+    // The server's answer to GET /v1/orders/{number}?as_of=: one schema for scripts, online or
+    // offline.
+    boost::json::object answer = server::OrderJson(state, loaded->position);
+    answer["stream_version"] = *loaded->stream_version;
+    answer["as_of_position"] = position;
+    fmt::print("{}\n", boost::json::serialize(answer));
     return 0;
   }
   fmt::print("order {}: {} (as of position {}, stream version {})\n", args[0],
@@ -296,9 +286,13 @@ int Status(const Options& options, const std::vector<std::string>& args) {
     // A Complete or Revoked line's last failure is history, not its state.
     const bool failing = domain::IsFulfillmentError(line.status) ||
                          line.status == domain::LineStatus::kRevocationError;
-    const std::string error = line.last_error_message.empty() || failing
-                                  ? line.last_error_message
-                                  : "(earlier) " + line.last_error_message;
+    // "kind: message", as the remote status prints it.
+    std::string error;
+    if (line.last_error_kind) {
+      error = fmt::format("{}: {}", domain::FailureKindName(*line.last_error_kind),
+                          line.last_error_message);
+      if (!failing) error = "(earlier) " + error;
+    }
     const std::string next_retry =
         line.next_retry_at_us <= 0 ? "" : FormatRfc3339(line.next_retry_at_us);
     fmt::print("  {:<8} {:<20} {:<34} {:>8}  {:>18}  {:<27}  {}\n", line.line.line_id,

@@ -526,11 +526,22 @@ TEST_CASE(
   CHECK(offline.exit_code == 0);
   CHECK(offline.out.find("FAILED REVOCATIONS") != std::string::npos);
   CHECK(std::regex_search(offline.out, row));
+  // The failure's kind, as the remote status shows it.
+  CHECK(offline.out.find("  server: ") != std::string::npos);
   Run offline_json = Ledgerctl({"--data-dir", dir, "--json", "status", "EDX-1"});
   CHECK(offline_json.exit_code == 0);
-  const boost::json::value line = boost::json::parse(offline_json.out).at("lines").at(0);
-  CHECK(line.at("revocation_failures").to_number<uint64_t>() == 3);
-  CHECK(line.at("next_retry_at_us").to_number<int64_t>() > 0);
+  // The server's JSON: a line has the same fields online and offline.
+  const boost::json::object line =
+      boost::json::parse(offline_json.out).at("lines").at(0).as_object();
+  CHECK(line.at("revocation_failures").to_number<uint64_t>() >= 3);
+  CHECK(line.at("last_error").at("kind").as_string() == "server");
+  CHECK(line.at("next_retry_at").as_string().starts_with("20"));
+  std::vector<std::string> offline_keys, online_keys;
+  for (const auto& field : line) offline_keys.emplace_back(field.key());
+  for (const auto& field : order.at("lines").at(0).as_object()) {
+    online_keys.emplace_back(field.key());
+  }
+  CHECK(offline_keys == online_keys);
   std::filesystem::remove_all(data_dir);
 }
 
