@@ -333,13 +333,31 @@ int Fail(const std::string& message, int code = 1) {
 
 // With no [auth] tokens configured, a development token with every role, kept in
 // <data-dir>/dev-token (mode 0600) so that it survives restarts.
-// A random secret kept in `path` (mode 0600): read when the file holds one, else created. For
-// the development token and the key of the enrollment codes.
-Result<std::string, std::string> KeptSecret(const std::filesystem::path& path) {
-  if (std::ifstream existing(path); existing) {
+// What KeptSecret does with a file that holds no secret (empty, cut short, unreadable).
+enum class DamagedSecret {
+  kReplace,  // The development token: a new one is as good.
+  kRefuse,   // The enrollment codes' key: a new one would change the codes of lines not yet
+             // fulfilled, so only ops may decide that (by removing the file).
+};
+
+// A random secret kept in `path` (mode 0600): read when the file holds one, created when there
+// is no file. For the development token and the key of the enrollment codes.
+Result<std::string, std::string> KeptSecret(const std::filesystem::path& path,
+                                            DamagedSecret damaged) {
+  std::error_code status_error;
+  const bool exists = std::filesystem::symlink_status(path, status_error).type() !=
+                      std::filesystem::file_type::not_found;
+  if (exists) {
     std::string token;
-    std::getline(existing, token);
+    if (std::ifstream existing(path); existing) std::getline(existing, token);
     if (token.size() >= server::kTokenBytesMin) return token;
+    if (damaged == DamagedSecret::kRefuse) {
+      return Unexpected(fmt::format(
+          "{} holds no key ({} bytes on its first line, at least {} needed, or it cannot be "
+          "read); it is left as it is. Restore it from a backup of this data directory, or remove "
+          "it to make a new key (lines fulfilled from then on get codes of the new key)",
+          path.string(), token.size(), server::kTokenBytesMin));
+    }
   }
   const std::string token = server::NewToken();
   const std::string temporary = path.string() + ".tmp";
@@ -355,7 +373,7 @@ Result<std::string, std::string> KeptSecret(const std::filesystem::path& path) {
 }
 
 Result<std::string, std::string> DevelopmentToken(const std::string& data_dir) {
-  return KeptSecret(std::filesystem::path(data_dir) / "dev-token");
+  return KeptSecret(std::filesystem::path(data_dir) / "dev-token", DamagedSecret::kReplace);
 }
 
 int Run(const Flags& flags) {
@@ -485,7 +503,8 @@ int Run(const Flags& flags) {
   }
 
   // The enrollment codes' key: without it, codes would follow from the order number alone.
-  auto code_secret = KeptSecret(std::filesystem::path(settings.data_dir) / "enrollment-codes.key");
+  auto code_secret = KeptSecret(std::filesystem::path(settings.data_dir) / "enrollment-codes.key",
+                                DamagedSecret::kRefuse);
   if (!code_secret) return Fail("enrollment codes: " + code_secret.error());
   settings.fulfillment.enrollment_code_secret = *code_secret;
   const fulfillment::FulfillmentConfig& config = settings.fulfillment;

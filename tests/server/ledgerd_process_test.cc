@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -273,6 +274,32 @@ TEST_CASE("a missing signing key with digests signed by it stops ledgerd; a new 
   CHECK(started.out.find("listening on") != std::string::npos);
   CHECK(started.err.find("created a new signing key") != std::string::npos);
   CHECK(std::filesystem::exists(key));
+  std::filesystem::remove_all(data_dir);
+}
+
+TEST_CASE("a damaged enrollment-codes key stops ledgerd and is never replaced") {
+  const std::filesystem::path data_dir = FreshDataDir("ledgerd-code-key");
+  CHECK(StopAndWait(StartLedgerd(data_dir.string())) == 0);
+  const std::filesystem::path key = data_dir / "enrollment-codes.key";
+  REQUIRE(std::filesystem::exists(key));
+  const std::vector<std::string> arguments = {"--data-dir", data_dir.string(), "--listen",
+                                              "127.0.0.1:0"};
+  for (const std::string damaged : {"", "zz\n"}) {
+    std::ofstream(key, std::ios::trunc) << damaged;
+    const ProgramRun refused = RunProgram(LEDGER_LEDGERD, arguments);
+    INFO(refused.err);
+    CHECK(refused.exit_code == 1);
+    CHECK(refused.err.find("enrollment codes: " + key.string() + " holds no key") !=
+          std::string::npos);
+    std::ostringstream kept;
+    kept << std::ifstream(key).rdbuf();
+    CHECK(kept.str() == damaged);  // Left as it was: no new key behind ops' back.
+  }
+  // Removed by ops: a new key is made.
+  std::filesystem::remove(key);
+  const Child restarted = StartLedgerd(data_dir.string());
+  CHECK(std::filesystem::file_size(key) > 32);
+  CHECK(StopAndWait(restarted) == 0);
   std::filesystem::remove_all(data_dir);
 }
 
