@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "base/bytes.h"
+#include "base/text.h"
 #include "domain/limits.h"
 #include "domain/money.h"
 
@@ -635,7 +636,20 @@ Decision Decide(const OrderState& state, const RequestRevocation& command) {
     return std::vector<Event>{};  // Revoked, or on its way: asked once.
   }
   if (!IsRevocable(line.status)) {
-    return Reject(RejectionCode::kLineNotFulfilled, LineDetail(line));
+    // A refund of a line not fulfilled yet is refused; the line may still be fulfilled (by an
+    // attempt in flight or a retry to come), so the answer says when and what to do.
+    std::string detail = LineDetail(line);
+    if (line.status == LineStatus::kOpen && !state.post_checkout_requested) {
+      detail += "; its fulfillment has not been asked for (no post_checkout)";
+    } else if (line.retry_requested || line.status == LineStatus::kOpen) {
+      detail += "; an attempt is on its way, and the line may be fulfilled by it";
+    } else if (line.next_retry_at_us > 0) {
+      detail +=
+          "; its automatic retry at " + FormatRfc3339(line.next_retry_at_us) + " may fulfill it";
+    } else {
+      detail += "; no retry is scheduled, so it stays unfulfilled unless retried";
+    }
+    return Reject(RejectionCode::kLineNotFulfilled, detail + ": revoke it once it is Complete");
   }
   // Asking again for a line whose revocation failed, without a reference, is the same refund
   // asked again: it keeps the one it failed with (an empty one would unlink the refund). Another

@@ -234,6 +234,20 @@ SCENARIO("a line that was never fulfilled cannot be revoked", "[revocation]") {
       CHECK(history.Rejected(RevocationFailedCommand("2")).code ==
             RejectionCode::kLineNotFulfilled);
     }
+    THEN("a refund's refusal says whether the line may still be fulfilled, and when") {
+      CHECK_THAT(history.Rejected(testing::RevocationRequest("1")).detail,
+                 Catch::Contains("an attempt is on its way") &&
+                     Catch::Contains("revoke it once it is Complete"));
+      CHECK_THAT(history.Rejected(testing::RevocationRequest("2")).detail,
+                 Catch::Contains("its automatic retry at 2023-11-14T22:13:23"));
+    }
+    AND_WHEN("line 2 fails for good") {
+      REQUIRE(history.When(Failed("2", FailureKind::kConfiguration, false)).has_value());
+      THEN("its refusal says no retry is scheduled") {
+        CHECK_THAT(history.Rejected(testing::RevocationRequest("2")).detail,
+                   Catch::Contains("no retry is scheduled"));
+      }
+    }
   }
 }
 
