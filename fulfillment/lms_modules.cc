@@ -1,7 +1,9 @@
 // The modules that call the LMS: enrollment (Seat) and course entitlement.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 
 #include "domain/status.h"
 #include "fulfillment/lms_call.h"
@@ -22,18 +24,37 @@ Failure ConfigurationFailure(std::string message) {
                  .retryable = false};
 }
 
-// The settings, username and attribute every LMS call needs; a configuration failure names the
-// first one missing.
+bool IsBlank(std::string_view text) {
+  return text.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+// A course mode's slug ("verified", "no-id-professional", ...): what the LMS takes as a mode.
+bool IsModeSlug(std::string_view mode) {
+  return !mode.empty() && mode.size() <= 100 && std::all_of(mode.begin(), mode.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+  });
+}
+
+// The settings, username, attribute and mode every LMS fulfillment needs; a configuration
+// failure names the first one missing or unusable. Found here rather than as the partner's 400,
+// which names nothing the order holds.
 std::optional<Failure> CheckInputs(const LmsSettings& settings, std::string_view module,
                                    const domain::OrderCreated& order, const domain::Line& line,
                                    std::string_view attribute) {
   if (auto failure = CheckSettings(settings, module)) return failure;
-  if (order.user.username.empty()) {
+  if (IsBlank(order.user.username)) {
     return ConfigurationFailure(fmt::format("order {} has no username", order.order_number));
   }
-  if (FindAttribute(line, attribute).empty()) {
+  if (IsBlank(FindAttribute(line, attribute))) {
     return ConfigurationFailure(fmt::format("line {} ({}) has no {} attribute", line.line_id,
                                             line.product_type, attribute));
+  }
+  if (const std::string_view mode = ModeForLine(line); !IsModeSlug(mode)) {
+    return ConfigurationFailure(fmt::format(
+        "line {} ({}) asks for mode \"{}\" (its {}); a mode is letters, digits, '-' "
+        "and '_'",
+        line.line_id, line.product_type, mode,
+        FindAttribute(line, "certificate_type").empty() ? "seat_type" : "certificate_type"));
   }
   return std::nullopt;
 }

@@ -69,6 +69,27 @@ TEST_CASE("enrollment: mode is certificate_type, else seat_type, else audit", "[
   CHECK(f.standin->Enrollments().at(0).mode == "audit");
 }
 
+TEST_CASE("enrollment: a blank course key or a mode that is no slug is a configuration error",
+          "[lms]") {
+  Fixture f;
+  auto module = f.Enrollment();
+  domain::Line blank_mode = LineOfType("1", "Seat");
+  blank_mode.attributes.push_back({"course_key", kCourse});
+  blank_mode.attributes.push_back({"certificate_type", "  "});
+  const LineOutcome outcome = FulfillOne(*module, Order("EDX-100003", {blank_mode}));
+  const Failure& blank = FailureOf(outcome);
+  CHECK(blank.kind == domain::FailureKind::kConfiguration);
+  CHECK_FALSE(blank.retryable);
+  CHECK(blank.message ==
+        "line 1 (Seat) asks for mode \"  \" (its certificate_type); a mode is letters, digits, "
+        "'-' and '_'");
+  domain::Line blank_course = LineOfType("1", "Seat");
+  blank_course.attributes.push_back({"course_key", " \t"});
+  const LineOutcome no_course = FulfillOne(*module, Order("EDX-100004", {blank_course}));
+  CHECK(FailureOf(no_course).message == "line 1 (Seat) has no course_key attribute");
+  CHECK(f.standin->Stats().requests == 0);  // Nothing reached the LMS.
+}
+
 TEST_CASE("enrollment: several lines, one outcome each, in order", "[lms]") {
   Fixture f;
   auto module = f.Enrollment();
