@@ -331,8 +331,6 @@ int Fail(const std::string& message, int code = 1) {
   return code;
 }
 
-// With no [auth] tokens configured, a development token with every role, kept in
-// <data-dir>/dev-token (mode 0600) so that it survives restarts.
 // What KeptSecret does with a file that holds no secret (empty, cut short, unreadable).
 enum class DamagedSecret {
   kReplace,  // The development token: a new one is as good.
@@ -372,6 +370,8 @@ Result<std::string, std::string> KeptSecret(const std::filesystem::path& path,
   return token;
 }
 
+// With no [auth] tokens configured, a development token with every role, kept in
+// <data-dir>/dev-token (mode 0600) so that it survives restarts.
 Result<std::string, std::string> DevelopmentToken(const std::string& data_dir) {
   return KeptSecret(std::filesystem::path(data_dir) / "dev-token", DamagedSecret::kReplace);
 }
