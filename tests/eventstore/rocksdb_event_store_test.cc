@@ -156,6 +156,18 @@ class HeldWrite {
   bool released_ = false;
 };
 
+// A fresh store whose first write is held up until held.Release() (see HeldWrite).
+struct HeldStore {
+  HeldStore(std::string_view label, bool first_ok) : dir(label), held(first_ok) {
+    RocksDbOptions options;
+    options.before_write = held.Hook();
+    store = MustOpenRocksDb(dir.Child("store"), options);
+  }
+  TempDir dir;
+  HeldWrite held;
+  std::unique_ptr<EventStore> store;  // Declared last: closed before the hook's HeldWrite ends.
+};
+
 // Appends on a thread of its own; done() says whether it has returned.
 class PendingAppend {
  public:
@@ -183,11 +195,9 @@ class PendingAppend {
 
 TEST_CASE("appends queued behind a write are answered after it, on top of what it wrote",
           "[rocksdb][group]") {
-  TempDir dir("pipeline");
-  HeldWrite held(/*first_ok=*/true);
-  RocksDbOptions options;
-  options.before_write = held.Hook();
-  auto store = MustOpenRocksDb(dir.Child("store"), options);
+  HeldStore fixture("pipeline", /*first_ok=*/true);
+  HeldWrite& held = fixture.held;
+  std::unique_ptr<EventStore>& store = fixture.store;
   const std::vector<NewEvent> first = MakeEvents("pipeline/first", 2);
 
   PendingAppend writing(*store, "p", ExpectedVersion::NoStream(), first);
@@ -233,11 +243,9 @@ TEST_CASE("appends queued behind a write are answered after it, on top of what i
 
 TEST_CASE("a failed write fails the appends queued behind it, and nothing of them is stored",
           "[rocksdb][group]") {
-  TempDir dir("pipeline-failure");
-  HeldWrite held(/*first_ok=*/false);
-  RocksDbOptions options;
-  options.before_write = held.Hook();
-  auto store = MustOpenRocksDb(dir.Child("store"), options);
+  HeldStore fixture("pipeline-failure", /*first_ok=*/false);
+  HeldWrite& held = fixture.held;
+  std::unique_ptr<EventStore>& store = fixture.store;
   const std::vector<NewEvent> first = MakeEvents("failure/first", 1);
 
   PendingAppend failing(*store, "p", ExpectedVersion::NoStream(), first);
@@ -256,7 +264,7 @@ TEST_CASE("a failed write fails the appends queued behind it, and nothing of the
   CHECK(later.error().code == ErrorCode::kIoError);
   CHECK(store->HeadPosition() == 0);
   store.reset();
-  store = MustOpenRocksDb(dir.Child("store"));
+  store = MustOpenRocksDb(fixture.dir.Child("store"));
   CHECK(store->HeadPosition() == 0);
   CHECK(MustAppend(*store, "p", ExpectedVersion::NoStream(), first).first_position == 1);
   CheckLogInvariants(*store);
