@@ -127,6 +127,7 @@ struct RequestRevocation {
   std::string refund_reference{};
   std::string requested_by{};
   int64_t requested_at_us = 0;
+  bool automatic = false;  // The process manager's retry of a failed revocation.
 };
 
 using Command = std::variant<CapturePayment, PlaceOrder, RecordLineFulfilled,

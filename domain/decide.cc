@@ -608,8 +608,9 @@ Decision Decide(const OrderState& state, const RecordRevocationFailed& command) 
       .failed_at_us = command.failed_at_us,
       .attempt = attempt,
       .retryable = command.retryable,
-      .next_retry_at_us =
-          NextRetryAtUs(attempt, command.retryable, command.failed_at_us, command.retry),
+      // As for fulfillment: the next automatic retry's number, ops' requests not counted.
+      .next_retry_at_us = NextRetryAtUs(line.automatic_revocation_retries + 1, command.retryable,
+                                        command.failed_at_us, command.retry),
   }};
 }
 
@@ -664,6 +665,7 @@ Decision Decide(const OrderState& state, const RequestRevocation& command) {
       .refund_reference = refund_reference,
       .requested_by = command.requested_by,
       .requested_at_us = command.requested_at_us,
+      .automatic = command.automatic,
   }};
 }
 

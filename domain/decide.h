@@ -59,8 +59,8 @@ Decision Decide(const OrderState& state, const RequestRevocation& command);
 
 // When automatic retry number `retry` (from 1) after a failure at failed_at_us is due: by
 // default failed_at_us + 2^(retry-1) seconds for the first kAutomaticRetriesMax retries; 0 (none)
-// after that or when the failure is not retryable. A failed fulfillment passes the line's
-// automatic retries so far + 1 (manual retries do not count); a failed revocation, its attempt.
+// after that or when the failure is not retryable. A failure passes the line's automatic retries
+// so far + 1, of its fulfillment or of its revocation (what ops ask for by hand does not count).
 int64_t NextRetryAtUs(uint32_t retry, bool retryable, int64_t failed_at_us,
                       const RetrySchedule& schedule = {});
 

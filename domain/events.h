@@ -194,6 +194,7 @@ struct RevocationRequested {
   std::string refund_reference{};
   std::string requested_by{};
   int64_t requested_at_us = 0;
+  bool automatic = false;  // True when the process manager's backoff asked for it.
 
   friend bool operator==(const RevocationRequested&, const RevocationRequested&) = default;
 };

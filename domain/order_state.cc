@@ -215,6 +215,7 @@ Problem Apply(OrderState& state, const RevocationRequested& e) {
   line.revocation_requested = true;
   line.refund_reference = e.refund_reference;
   line.next_retry_at_us = 0;  // The scheduled retry, if any, is this one.
+  if (e.automatic) ++line.automatic_revocation_retries;
   return std::nullopt;
 }
 

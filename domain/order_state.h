@@ -62,6 +62,9 @@ struct LineState {
   bool revocation_requested = false;
   // Revocation attempts recorded as failed (RevocationFailed); the next one's number is this + 1.
   uint32_t revocation_failures = 0;
+  // Automatic revocation retries requested (RevocationRequested with `automatic`): the budget
+  // and the growing delay of a failed revocation count these, as automatic_retries does above.
+  uint32_t automatic_revocation_retries = 0;
   std::string external_reference{};
   std::vector<std::string> codes{};
   std::string refund_reference{};

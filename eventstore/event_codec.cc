@@ -159,6 +159,7 @@ void Fill(schema::RevocationRequested::Builder out, const domain::RevocationRequ
   out.setRefundReference(Text(event.refund_reference));
   out.setRequestedBy(Text(event.requested_by));
   out.setRequestedAtUs(event.requested_at_us);
+  out.setAutomatic(event.automatic);
 }
 
 // --- Decoding: Cap'n Proto reader -> domain struct --------------------------------------------
@@ -298,7 +299,8 @@ domain::RevocationRequested Read(schema::RevocationRequested::Reader in) {
                                      .line_id = String(in.getLineId()),
                                      .refund_reference = String(in.getRefundReference()),
                                      .requested_by = String(in.getRequestedBy()),
-                                     .requested_at_us = in.getRequestedAtUs()};
+                                     .requested_at_us = in.getRequestedAtUs(),
+                                     .automatic = in.getAutomatic()};
 }
 
 // What every event must satisfy, checked before encoding and after decoding.
@@ -402,6 +404,7 @@ void Fill(schema::LineStateSnapshot::Builder out, const domain::LineState& line)
   out.setRevocationRequested(line.revocation_requested);
   out.setRevocationFailures(line.revocation_failures);
   out.setAutomaticRetries(line.automatic_retries);
+  out.setAutomaticRevocationRetries(line.automatic_revocation_retries);
 }
 
 domain::LineState Read(schema::LineStateSnapshot::Reader in) {
@@ -420,6 +423,7 @@ domain::LineState Read(schema::LineStateSnapshot::Reader in) {
   line.revocation_requested = in.getRevocationRequested();
   line.revocation_failures = in.getRevocationFailures();
   line.automatic_retries = in.getAutomaticRetries();
+  line.automatic_revocation_retries = in.getAutomaticRevocationRetries();
   return line;
 }
 

@@ -419,7 +419,8 @@ void ProcessManager::IssueRevocationRetry(const Due& due, std::string_view refun
                                           .refund_reference = std::string(refund_reference),
                                           .requested_by = options_.actor,
                                           // As above: a repeat carries the same event id.
-                                          .requested_at_us = due.due_us};
+                                          .requested_at_us = due.due_us,
+                                          .automatic = true};
   auto result =
       service_.Handle(request, {.correlation_id = {}, .causation_id = {}, .actor = options_.actor});
   std::lock_guard lock(mutex_);

@@ -149,6 +149,7 @@ json::object EventJson(const domain::Event& event) {
           data["refund_reference"] = e.refund_reference;
           data["requested_by"] = e.requested_by;
           data["requested_at"] = TimeValue(e.requested_at_us);
+          data["automatic"] = e.automatic;
         }
         return data;
       },
@@ -160,6 +161,7 @@ json::object LineStateJson(const domain::LineState& line, std::string_view curre
   object["status"] = domain::LineStatusName(line.status);
   object["attempts"] = line.attempts;
   object["automatic_retries"] = line.automatic_retries;
+  object["automatic_revocation_retries"] = line.automatic_revocation_retries;
   object["module"] = line.module;
   if (line.last_error_kind) {
     object["last_error"] = json::object{{"kind", domain::FailureKindName(*line.last_error_kind)},
@@ -641,6 +643,8 @@ void WriteEvent(JsonWriter& writer, const domain::Event& event) {
           writer.String(e.requested_by);
           writer.Key("requested_at");
           writer.Time(e.requested_at_us);
+          writer.Key("automatic");
+          writer.Bool(e.automatic);
         }
       },
       event);

@@ -142,6 +142,7 @@ struct RevocationRequested {
   refundReference @2 :Text;
   requestedBy @3 :Text;
   requestedAtUs @4 :Int64;
+  automatic @5 :Bool;  # The process manager's backoff asked for it (ops' requests: false).
 }
 
 # --- Snapshots: an order's folded state (domain::OrderState), stored by projections ---------
@@ -163,6 +164,7 @@ struct LineStateSnapshot {
   revocationRequested @12 :Bool;  # A RevocationRequested with no outcome recorded yet.
   revocationFailures @13 :UInt32;
   automaticRetries @14 :UInt32;   # FulfillmentRetryRequested events with `automatic` set.
+  automaticRevocationRetries @15 :UInt32;  # RevocationRequested events with `automatic` set.
 }
 
 struct OrderStateSnapshot {

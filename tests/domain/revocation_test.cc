@@ -14,6 +14,8 @@ using testing::Only;
 using testing::RevocationFailedCommand;
 using testing::Revoked;
 
+constexpr int64_t kSecondUs = 1'000'000;
+
 History CompleteHistory() {
   return History::Given({testing::Capture("txn-1", 14900), testing::StandardPlacement(),
                          Fulfilled("1"), Fulfilled("2")});
@@ -154,7 +156,7 @@ SCENARIO("a revocation that may succeed later is retried automatically, with bac
         CHECK_FALSE(history.line("1").revocation_requested);
       }
       AND_WHEN("the retry is asked for, and fails again") {
-        REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+        REQUIRE(history.When(testing::AutomaticRevocationRequest("1")).has_value());
         CHECK(history.line("1").next_retry_at_us == 0);  // The scheduled retry is this one.
         failure.failed_at_us += 5'000'000;
         Decision again = history.When(failure);
@@ -165,7 +167,7 @@ SCENARIO("a revocation that may succeed later is retried automatically, with bac
           CHECK(history.line("1").revocation_failures == 2);
         }
         AND_WHEN("the next one succeeds") {
-          REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+          REQUIRE(history.When(testing::AutomaticRevocationRequest("1")).has_value());
           REQUIRE(history.When(Revoked("1")).has_value());
           THEN("nothing is scheduled any more") {
             CHECK(history.line("1").status == LineStatus::kRevoked);
@@ -185,12 +187,62 @@ SCENARIO("a revocation that may succeed later is retried automatically, with bac
     WHEN("the schedule's retries are used up") {
       failure.retry.retries_max = 1;
       REQUIRE(history.When(failure).has_value());
-      REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+      REQUIRE(history.When(testing::AutomaticRevocationRequest("1")).has_value());
       Decision last = history.When(failure);
       THEN("the failure stays until ops ask again") {
         CHECK(Only<RevocationFailed>(last).attempt == 2);
         CHECK(Only<RevocationFailed>(last).next_retry_at_us == 0);
         CHECK(history.line("1").status == LineStatus::kRevocationError);
+      }
+    }
+  }
+}
+
+SCENARIO(
+    "ops asking again for a failed revocation neither use up nor advance its automatic retries",
+    "[revocation][retry]") {
+  GIVEN("a line whose revocation failed once, with a budget of two automatic retries") {
+    History history = CompleteHistory();
+    REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+    RecordRevocationFailed failure = RevocationFailedCommand("1");
+    failure.retryable = true;
+    failure.retry = RetrySchedule{.first_delay_us = kSecondUs,
+                                  .multiplier = 2,
+                                  .retries_max = 2,
+                                  .delay_max_us = 60 * kSecondUs};
+    // Each call fails a minute after the one before.
+    auto fail = [&history, &failure] {
+      failure.failed_at_us += 60 * kSecondUs;
+      return history.When(failure);
+    };
+    REQUIRE(fail().has_value());
+    REQUIRE(history.line("1").next_retry_at_us == failure.failed_at_us + kSecondUs);
+    WHEN("ops ask again three times and each call fails") {
+      for (int i = 0; i < 3; ++i) {
+        REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+        REQUIRE(fail().has_value());
+      }
+      THEN("the first automatic retry is still scheduled, after the first delay") {
+        CHECK(history.line("1").revocation_failures == 4);
+        CHECK(history.line("1").automatic_revocation_retries == 0);
+        CHECK(history.line("1").next_retry_at_us == failure.failed_at_us + kSecondUs);
+      }
+      AND_WHEN("the automatic retries run and fail") {
+        REQUIRE(history.When(testing::AutomaticRevocationRequest("1")).has_value());
+        REQUIRE(fail().has_value());
+        THEN("the second waits twice as long") {
+          CHECK(history.line("1").automatic_revocation_retries == 1);
+          CHECK(history.line("1").next_retry_at_us == failure.failed_at_us + 2 * kSecondUs);
+        }
+        REQUIRE(history.When(testing::AutomaticRevocationRequest("1")).has_value());
+        Decision last = fail();
+        THEN("after the second, the line waits for ops, and their request does not renew it") {
+          CHECK(Only<RevocationFailed>(last).attempt == 6);
+          CHECK(history.line("1").next_retry_at_us == 0);
+          CHECK(history.line("1").status == LineStatus::kRevocationError);
+          REQUIRE(history.When(testing::RevocationRequest("1")).has_value());
+          CHECK(Only<RevocationFailed>(fail()).next_retry_at_us == 0);
+        }
       }
     }
   }

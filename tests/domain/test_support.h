@@ -134,6 +134,14 @@ inline RequestRevocation RevocationRequest(std::string line_id) {
   return command;
 }
 
+// The request the process manager writes when a failed revocation's backoff is over.
+inline RequestRevocation AutomaticRevocationRequest(std::string line_id) {
+  RequestRevocation command = RevocationRequest(std::move(line_id));
+  command.requested_by = "process-manager";
+  command.automatic = true;
+  return command;
+}
+
 // An order's life so far: the events of its stream and their fold. Given builds it; When runs a
 // command against it and, when accepted, appends the events as the command service would.
 class History {

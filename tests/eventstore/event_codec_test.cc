@@ -86,8 +86,9 @@ std::vector<domain::Event> OneOfEach() {
       domain::RevocationRequested{.order_number = "EDX-100042",
                                   .line_id = "2",
                                   .refund_reference = "refund-9",
-                                  .requested_by = "ops:grace",
-                                  .requested_at_us = 10},
+                                  .requested_by = "process-manager",
+                                  .requested_at_us = 10,
+                                  .automatic = true},
   };
 }
 
@@ -231,16 +232,19 @@ TEST_CASE("an order's folded state survives the snapshot codec unchanged", "[eve
   CHECK(*decoded == state);
   CHECK(*DecodeOrderState(EncodeOrderState(domain::OrderState{})) == domain::OrderState{});
   // A pending revocation (snapshot field 12) after failed ones (field 13), and automatic retries
-  // (field 14), set directly: the codec's concern, not the fold's.
+  // of fulfillment (field 14) and revocation (field 15), set directly: the codec's concern, not
+  // the fold's.
   domain::OrderState pending = state;
   pending.lines.at(0).revocation_requested = true;
   pending.lines.at(0).revocation_failures = 7;
   pending.lines.at(0).automatic_retries = 5;
+  pending.lines.at(0).automatic_revocation_retries = 3;
   auto decoded_pending = DecodeOrderState(EncodeOrderState(pending));
   REQUIRE(decoded_pending.has_value());
   CHECK(decoded_pending->lines.at(0).revocation_requested);
   CHECK(decoded_pending->lines.at(0).revocation_failures == 7);
   CHECK(decoded_pending->lines.at(0).automatic_retries == 5);
+  CHECK(decoded_pending->lines.at(0).automatic_revocation_retries == 3);
   CHECK(*decoded_pending == pending);
 }
 

@@ -536,10 +536,13 @@ TEST_CASE(
   const auto requests = RevocationRequests(*ledger.store, "EDX-5401");
   REQUIRE(requests.size() == 3);
   CHECK(requests[0].requested_by == "ops:grace");
+  CHECK_FALSE(requests[0].automatic);
   for (size_t i = 1; i < requests.size(); ++i) {
     CHECK(requests[i].requested_by == "process-manager");
     CHECK(requests[i].refund_reference == "refund-54");
+    CHECK(requests[i].automatic);  // What the budget and the delay count.
   }
+  CHECK(line().automatic_revocation_retries == 2);
   CHECK(requests[1].requested_at_us == kT0 + 1'000'000);  // The due time: a repeat is the same.
   const auto counts = EventCounts(*ledger.store, "EDX-5401");
   CHECK(counts.at("RevocationFailed") == 2);
