@@ -363,6 +363,10 @@ OrdersResult RunOrders(const Settings& settings, Workload workload, const std::s
   const double cpu_seconds = ProcessCpuSeconds() - cpu_start;
   manager->Stop();
   const fulfillment::ProcessManagerStats stats = manager->stats();
+  // The store's group commits over the whole case: how many appends one synced write carried
+  // and how long the write took, which says whether the run waited on the disk or on the CPU.
+  const eventstore::StoreStats store_stats = store->stats();
+  const double commits = static_cast<double>(std::max<uint64_t>(store_stats.group_commits, 1));
 
   std::vector<int64_t> latencies_us(orders);
   for (uint64_t i = 0; i < orders; ++i) {
@@ -383,13 +387,17 @@ OrdersResult RunOrders(const Settings& settings, Workload workload, const std::s
           "\"lines_fulfilled\":{},\"lms_effects\":{},\"head_position\":{},"
           "\"cpu_seconds\":{:.3f},\"cpu_us_per_order\":{:.1f},\"sync\":{},"
           "\"pm_orders_from_cache\":{},\"pm_orders_loaded\":{},"
-          "\"pm_recording_appends\":{}",
+          "\"pm_recording_appends\":{},\"store_commits\":{},\"appends_per_commit\":{:.2f},"
+          "\"events_per_commit\":{:.2f},\"write_us_mean\":{:.0f}",
           label, orders, settings.placers, settings.workers, seconds, orders_per_second,
           static_cast<double>(orders) / placement_seconds, Percentile(latencies_us, 0.50),
           Percentile(latencies_us, 0.99), latencies_us.back(), failures.load(),
           stats.lines_fulfilled, effects, store->HeadPosition(), cpu_seconds,
           cpu_seconds * 1e6 / static_cast<double>(orders), settings.sync, stats.orders_from_cache,
-          stats.orders_loaded, stats.recording_appends),
+          stats.orders_loaded, stats.recording_appends, store_stats.group_commits,
+          static_cast<double>(store_stats.appends) / commits,
+          static_cast<double>(store_stats.events_appended) / commits,
+          1e6 * store_stats.write_seconds.sum / commits),
       .orders_per_second = orders_per_second};
   fmt::print(stderr, "{}}}\n", result.json_fields);
   manager.reset();
