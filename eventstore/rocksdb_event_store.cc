@@ -11,7 +11,9 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/syscall.h>
@@ -319,8 +321,17 @@ class RocksDbEventStore final : public EventStore {
   std::vector<std::pair<uint64_t, std::function<void(uint64_t)>>> listeners_;
 };
 
+// How a family is read, which decides its filters and its memtable.
+enum class FamilyUse {
+  kScans,         // log, stream_index: ranges in key order.
+  kPointLookups,  // default: a few keys, read by Get.
+  // event_ids, stream_heads: a key or more per event, in no order, only ever read by Get.
+  kHashedLookups,
+};
+
 rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache,
-                                           bool point_lookups, size_t block_bytes) {
+                                           FamilyUse use, size_t block_bytes) {
+  const bool point_lookups = use != FamilyUse::kScans;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.block_size = block_bytes;
@@ -338,6 +349,16 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
     family.memtable_prefix_bloom_size_ratio = 0.05;
     family.memtable_whole_key_filtering = true;
   }
+  if (use == FamilyUse::kHashedLookups) {
+    // A memtable of hash buckets instead of one skip list: the group's leader inserts these
+    // random keys one after the other while every appender of the group waits, and a skip list
+    // of a million entries costs a dozen cache misses per insert, a hash bucket one or two. The
+    // bucket array (8 MiB) comes out of the memtable's budget. Such a memtable needs a prefix
+    // extractor; the whole key is the prefix, so Get and the bloom filters work as before (no
+    // iterator ever reads these families). Sorting happens once, when the memtable is flushed.
+    family.prefix_extractor.reset(rocksdb::NewNoopTransform());
+    family.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(1 << 20));
+  }
   return family;
 }
 
@@ -348,6 +369,9 @@ StoreResult<std::unique_ptr<EventStore>> RocksDbEventStore::Open(const std::stri
   db_options.create_missing_column_families = options.create_if_missing;
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
+  // Required by the hashed memtables; RocksDB writes one batch at a time here anyway (the group
+  // commit hands it one batch per group).
+  db_options.allow_concurrent_memtable_write = false;
   // A record cut short at the end of a write-ahead log file (the process died inside the write)
   // was never acknowledged, and is dropped. Any other damage to the log refuses the open, with
   // the files left as they are: point-in-time recovery would stop at the damaged record and drop
@@ -356,11 +380,11 @@ StoreResult<std::unique_ptr<EventStore>> RocksDbEventStore::Open(const std::stri
 
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, FamilyOptions(cache, true, 4096)},
-      {kLogFamily, FamilyOptions(cache, false, 32 * 1024)},
-      {kStreamIndexFamily, FamilyOptions(cache, false, 8192)},
-      {kStreamHeadFamily, FamilyOptions(cache, true, 4096)},
-      {kEventIdFamily, FamilyOptions(cache, true, 4096)},
+      {rocksdb::kDefaultColumnFamilyName, FamilyOptions(cache, FamilyUse::kPointLookups, 4096)},
+      {kLogFamily, FamilyOptions(cache, FamilyUse::kScans, 32 * 1024)},
+      {kStreamIndexFamily, FamilyOptions(cache, FamilyUse::kScans, 8192)},
+      {kStreamHeadFamily, FamilyOptions(cache, FamilyUse::kHashedLookups, 4096)},
+      {kEventIdFamily, FamilyOptions(cache, FamilyUse::kHashedLookups, 4096)},
   };
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
