@@ -43,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/allocator.h"
 #include "base/event_id.h"
 #include "benchmarks/bench_support.h"
 #include "eventstore/event_store.h"
@@ -411,6 +412,7 @@ Settings ParseFlags(int argc, char** argv) {
 }
 
 int Main(int argc, char** argv) {
+  TuneAllocator();
   const Settings settings = ParseFlags(argc, argv);
   namespace fs = std::filesystem;
   fs::path root;

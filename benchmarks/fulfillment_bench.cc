@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/allocator.h"
 #include "benchmarks/bench_support.h"
 #include "domain/decide.h"
 #include "domain/order_state.h"
@@ -428,6 +429,7 @@ std::vector<std::string> SplitCommas(std::string_view text) {
 }
 
 int Main(int argc, char** argv) {
+  TuneAllocator();
   Settings settings;
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];

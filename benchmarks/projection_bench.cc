@@ -53,6 +53,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/allocator.h"
 #include "benchmarks/bench_support.h"
 #include "domain/events.h"
 #include "domain/order_state.h"
@@ -416,6 +417,7 @@ Settings ParseFlags(int argc, char** argv) {
 }
 
 int Main(int argc, char** argv) {
+  TuneAllocator();
   const Settings settings = ParseFlags(argc, argv);
   fs::path root;
   if (settings.dir.empty()) {

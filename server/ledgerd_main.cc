@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/allocator.h"
 #include "base/bytes.h"
 #include "eventstore/digest.h"
 #include "eventstore/event_store.h"
@@ -648,6 +649,7 @@ int Run(const Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ledger::TuneAllocator();
   Flags flags;
   std::vector<std::string_view> seen;
   for (int i = 1; i < argc; ++i) {
