@@ -354,7 +354,7 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
     // random keys one after the other while every appender of the group waits, and a search
     // from the top of a skip list of a million entries costs a dozen cache misses per key, a
     // bucket one or two. The sorting moves to the flush, which builds a skip list of the whole
-    // memtable on a background thread; a small memtable (16 MiB, about 250,000 entries) keeps
+    // memtable on a background thread; a small memtable (16 MiB, about 200,000 entries) keeps
     // that list in the caches, where the default 64 MiB made each flush take seconds of CPU and
     // slowed 1000-event appends by a third. The bucket array (2 MiB) comes out of the
     // memtable's budget. Such a memtable needs a prefix extractor: the whole key is the prefix,
